@@ -1,0 +1,242 @@
+//! The backend boundary: an operation-submission (proactor) interface.
+//!
+//! The loop hands a backend an [`Op`] under an [`OpId`]; the backend either
+//! completes it at once (`Poll::Ready`) or reports a [`Completion`] for that id
+//! from a later [`Driver::wait`]. A completion backend (io_uring) turns each
+//! `Op` into a submission-queue entry; readiness backends (epoll through mio
+//! or polling) emulate completion with the shared [`crate::readiness`] module:
+//! try the syscall, and on `WouldBlock` wait for readiness and retry.
+//!
+//! Timers never reach the backend: the loop keeps its own timer heap and
+//! passes the time to the earliest deadline as the `timeout` of `wait`.
+
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use socket2::SockAddr;
+
+/// Identifies one submitted operation until its completion is reported.
+pub type OpId = usize;
+
+/// One I/O operation, as the loop hands it to a backend.
+///
+/// Buffers travel as raw pointers: the loop keeps the memory they point to
+/// alive until the backend reports the operation's completion, or until
+/// [`Driver::cancel`] answers [`Cancel::Done`] (see the contract on
+/// [`Driver::submit`]). File descriptors stay open for the same span.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Op {
+    /// `accept4(fd)`: the output's `res` is the new, non-blocking,
+    /// close-on-exec descriptor and `addr` the peer's address.
+    Accept {
+        /// The listening socket.
+        fd: RawFd,
+    },
+    /// `connect(fd, addr)`, completing once the connection is established or has failed.
+    Connect {
+        /// The socket to connect.
+        fd: RawFd,
+        /// Where to connect.
+        addr: SockAddr,
+    },
+    /// `recv(fd, buf, len)`: `res` is the byte count, 0 at end of stream.
+    Recv {
+        /// The socket.
+        fd: RawFd,
+        /// Start of writable memory.
+        buf: *mut u8,
+        /// Bytes available at `buf`.
+        len: usize,
+    },
+    /// `send(fd, buf, len, MSG_NOSIGNAL)`: `res` is the byte count sent.
+    Send {
+        /// The socket.
+        fd: RawFd,
+        /// Start of readable memory.
+        buf: *const u8,
+        /// Bytes at `buf`.
+        len: usize,
+    },
+    /// `read(fd, buf, len)`, for pipes, ttys and other non-socket descriptors.
+    Read {
+        /// The descriptor.
+        fd: RawFd,
+        /// Start of writable memory.
+        buf: *mut u8,
+        /// Bytes available at `buf`.
+        len: usize,
+    },
+    /// `write(fd, buf, len)`, for pipes, ttys and other non-socket descriptors.
+    Write {
+        /// The descriptor.
+        fd: RawFd,
+        /// Start of readable memory.
+        buf: *const u8,
+        /// Bytes at `buf`.
+        len: usize,
+    },
+    /// `recvfrom(fd, buf, len)`: `res` is the byte count, `addr` the sender.
+    RecvFrom {
+        /// The socket.
+        fd: RawFd,
+        /// Start of writable memory.
+        buf: *mut u8,
+        /// Bytes available at `buf`.
+        len: usize,
+    },
+    /// `sendto(fd, buf, len, addr)`: `res` is the byte count sent.
+    SendTo {
+        /// The socket.
+        fd: RawFd,
+        /// Start of readable memory.
+        buf: *const u8,
+        /// Bytes at `buf`.
+        len: usize,
+        /// The destination.
+        addr: SockAddr,
+    },
+    /// Completes (with `res` 0) once `fd` is readable (or has an error or hang-up).
+    PollReadable {
+        /// The descriptor to watch.
+        fd: RawFd,
+    },
+    /// Completes (with `res` 0) once `fd` is writable (or has an error or hang-up).
+    PollWritable {
+        /// The descriptor to watch.
+        fd: RawFd,
+    },
+    /// Forgets every registration for `fd` and closes it.
+    Close {
+        /// The descriptor to close; the backend owns it from submission on.
+        fd: RawFd,
+    },
+}
+
+impl Op {
+    /// The descriptor the operation works on.
+    pub fn fd(&self) -> RawFd {
+        match *self {
+            Op::Accept { fd }
+            | Op::Connect { fd, .. }
+            | Op::Recv { fd, .. }
+            | Op::Send { fd, .. }
+            | Op::Read { fd, .. }
+            | Op::Write { fd, .. }
+            | Op::RecvFrom { fd, .. }
+            | Op::SendTo { fd, .. }
+            | Op::PollReadable { fd }
+            | Op::PollWritable { fd }
+            | Op::Close { fd } => fd,
+        }
+    }
+
+    /// `true` if the operation waits for the descriptor to become readable
+    /// (as opposed to writable) when a readiness backend emulates it.
+    pub fn wants_read(&self) -> bool {
+        matches!(
+            self,
+            Op::Accept { .. }
+                | Op::Recv { .. }
+                | Op::Read { .. }
+                | Op::RecvFrom { .. }
+                | Op::PollReadable { .. }
+        )
+    }
+}
+
+/// What a completed operation produced.
+#[derive(Debug)]
+pub struct OpOutput {
+    /// The syscall's non-negative result: a byte count, or a new descriptor for `Accept`.
+    pub res: usize,
+    /// The peer's address, for `Accept` and `RecvFrom`.
+    pub addr: Option<SockAddr>,
+}
+
+impl OpOutput {
+    /// An output with no address.
+    pub fn new(res: usize) -> Self {
+        OpOutput { res, addr: None }
+    }
+}
+
+/// A finished operation, reported by [`Driver::wait`].
+#[derive(Debug)]
+pub struct Completion {
+    /// The id the operation was submitted under.
+    pub id: OpId,
+    /// Its result; a cancelled operation reports `ErrorKind::Interrupted` or
+    /// whatever the kernel said (it may also have completed after all).
+    pub result: io::Result<OpOutput>,
+}
+
+/// The answer of [`Driver::cancel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// The backend has forgotten the operation: no completion will be reported
+    /// and its memory is no longer referenced.
+    Done,
+    /// The kernel may still be using the operation's memory; a [`Completion`]
+    /// for the id will arrive from a later `wait`, and only then may the loop
+    /// free the memory.
+    Pending,
+}
+
+/// Wakes a backend blocked in [`Driver::wait`] from any thread.
+pub trait Notify: Send + Sync {
+    /// Make the current or next `wait` return promptly.
+    fn notify(&self);
+}
+
+/// A backend: performs operations and blocks the loop thread until something happens.
+///
+/// One driver belongs to one loop and is used only from the loop's thread.
+/// Dropping it must release every descriptor it created (epoll fd, eventfd,
+/// ring fd), and must not return while the kernel may still write into the
+/// memory of an operation that was submitted and not yet completed.
+pub trait Driver {
+    /// The backend's name, as `EVLOOP_BACKEND` spells it (`"mio"`, `"polling"`, `"uring"`).
+    fn name(&self) -> &'static str;
+
+    /// Starts `op` under `id`.
+    ///
+    /// Returns `Poll::Ready` when the operation finished immediately (the
+    /// backend then keeps nothing of it), or `Poll::Pending`, after which a
+    /// [`Completion`] for `id` is reported by a later [`Driver::wait`] unless
+    /// [`Driver::cancel`] answers [`Cancel::Done`].
+    ///
+    /// # Safety
+    /// Every pointer in `op` must stay valid (and, for receive buffers, not be
+    /// read or written by anyone else) until the completion for `id` has been
+    /// returned by `wait`, or until `cancel(id)` has returned `Cancel::Done`.
+    /// The descriptor must stay open for the same span. `id` must not be in
+    /// use by another pending operation.
+    unsafe fn submit(&mut self, id: OpId, op: Op) -> Poll<io::Result<OpOutput>>;
+
+    /// Asks the backend to abandon a pending operation.
+    fn cancel(&mut self, id: OpId) -> Cancel;
+
+    /// The loop stops using `fd` (it is about to be closed or handed back to
+    /// the user): forget any readiness registration for it. Must be called
+    /// only when no operation on `fd` is pending.
+    fn release_fd(&mut self, fd: RawFd);
+
+    /// Flushes submitted work, then blocks until at least one completion is
+    /// available, the notifier fires, or `timeout` passes (`None`: no limit;
+    /// zero: do not block). Completions are appended to `done`.
+    fn wait(&mut self, timeout: Option<Duration>, done: &mut Vec<Completion>) -> io::Result<()>;
+
+    /// A handle that wakes this driver's `wait` from any thread.
+    fn notifier(&self) -> Arc<dyn Notify>;
+}
+
+impl fmt::Debug for dyn Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver").field("name", &self.name()).finish()
+    }
+}

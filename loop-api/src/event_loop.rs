@@ -1,0 +1,720 @@
+//! The event loop: ready queue, timers, the run/stop/close lifecycle, and the
+//! bridge to the backend's [`Driver`].
+//!
+//! One iteration (`run_once`) follows asyncio's `_run_once`:
+//! 1. compute the poll timeout (0 if work is ready or a stop is pending,
+//!    else the time to the earliest live timer, capped at 24 h, else block);
+//! 2. wait in the driver; collect its completions and cross-thread work;
+//! 3. move due timers to the ready queue;
+//! 4. run exactly as many ready items as the queue held at that moment:
+//!    work scheduled by this batch runs in the next one.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use async_task::Runnable;
+use concurrent_queue::{ConcurrentQueue, PushError};
+use slab::Slab;
+
+use crate::driver::{Completion, Driver, Notify, OpId, OpOutput};
+use crate::error::{panic_message, Error, Result};
+use crate::exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
+use crate::handle::{Callback, CallbackCell, Handle, TimerCell, TimerHandle};
+use crate::task::{Task, TaskRegistry};
+use crate::timers::Timers;
+
+/// The longest a single wait may block (asyncio's `MAXIMUM_SELECT_TIMEOUT`).
+const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How far in the future a "huge" delay lands (deadlines that overflow `Instant`).
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One unit of ready work.
+pub(crate) enum Ready {
+    /// A `call_soon`/`call_later` callback.
+    Callback(Rc<dyn Callback>),
+    /// A callback that came from another thread.
+    Boxed(Box<dyn FnOnce()>),
+    /// A task step.
+    Task(Runnable),
+}
+
+/// Work sent from another thread.
+enum Remote {
+    Callback(Box<dyn FnOnce() + Send>),
+    Task(Runnable),
+    Stop,
+}
+
+/// The part of a loop other threads may touch.
+pub(crate) struct Shared {
+    id: u64,
+    remote: ConcurrentQueue<Remote>,
+    notifier: Arc<dyn Notify>,
+    /// Set when a wake-up is already on its way, so a burst of remote calls
+    /// costs one notification.
+    notified: AtomicBool,
+}
+
+impl Shared {
+    fn push_remote(&self, item: Remote) -> std::result::Result<(), Remote> {
+        match self.remote.push(item) {
+            Ok(()) => {
+                if !self.notified.swap(true, Ordering::SeqCst) {
+                    self.notifier.notify();
+                }
+                Ok(())
+            }
+            Err(PushError::Closed(item) | PushError::Full(item)) => Err(item),
+        }
+    }
+
+    /// The task scheduler: runs on whatever thread wakes the task.
+    pub(crate) fn schedule(&self, runnable: Runnable) {
+        let mut slot = Some(runnable);
+        if with_local_loop(self.id, |inner| {
+            if let Some(r) = slot.take() {
+                inner.schedule_local(r)
+            }
+        })
+        .is_some()
+        {
+            return;
+        }
+        let Some(runnable) = slot else { return };
+        if let Err(Remote::Task(runnable)) = self.push_remote(Remote::Task(runnable)) {
+            // The loop is closed and we are not on its thread: dropping the
+            // runnable here would drop a `!Send` future on the wrong thread,
+            // so the task's memory is leaked instead.
+            std::mem::forget(runnable);
+        }
+    }
+}
+
+thread_local! {
+    /// Every loop created on this thread, so a task woken on the loop's own
+    /// thread goes straight to the ready queue.
+    static LOCAL_LOOPS: RefCell<Vec<(u64, Weak<LoopInner>)>> = const { RefCell::new(Vec::new()) };
+    /// The loop running on this thread, if any.
+    static RUNNING: RefCell<Option<EventLoop>> = const { RefCell::new(None) };
+}
+
+fn with_local_loop<R>(id: u64, f: impl FnOnce(&LoopInner) -> R) -> Option<R> {
+    let inner = LOCAL_LOOPS
+        .try_with(|loops| {
+            loops
+                .borrow()
+                .iter()
+                .find(|(lid, _)| *lid == id)
+                .and_then(|(_, weak)| weak.upgrade())
+        })
+        .ok()
+        .flatten()?;
+    Some(f(&inner))
+}
+
+/// A slot in the table of in-flight operations.
+pub(crate) enum OpSlot {
+    /// A future waits for the result.
+    Waiting(Option<Waker>),
+    /// The result arrived; the future has not collected it yet.
+    Done(io::Result<OpOutput>),
+    /// The future was dropped while the kernel still owned the operation:
+    /// keep its memory until the completion arrives.
+    Orphan {
+        keepalive: Option<Box<dyn Any>>,
+        /// The result is a new descriptor that nobody will own: close it.
+        closes_fd: bool,
+    },
+    /// A callback consumes the result (readiness watchers, internal readers).
+    Callback(Box<dyn FnOnce(io::Result<OpOutput>)>),
+}
+
+pub(crate) struct LoopInner {
+    pub(crate) shared: Arc<Shared>,
+    ready: RefCell<VecDeque<Ready>>,
+    timers: RefCell<Timers>,
+    /// The backend; `None` once the loop is closed.
+    pub(crate) driver: RefCell<Option<Box<dyn Driver>>>,
+    backend: &'static str,
+    pub(crate) ops: RefCell<Slab<OpSlot>>,
+    completions: RefCell<Vec<Completion>>,
+    pub(crate) tasks: TaskRegistry,
+    running: Cell<bool>,
+    stopping: Cell<bool>,
+    closed: Cell<bool>,
+    exception_handler: RefCell<Option<ExceptionHandler>>,
+}
+
+impl LoopInner {
+    fn schedule_local(&self, runnable: Runnable) {
+        if self.closed.get() {
+            drop(runnable);
+        } else {
+            self.ready.borrow_mut().push_back(Ready::Task(runnable));
+        }
+    }
+
+    fn drain_remote(&self) -> bool {
+        let mut stop = false;
+        let mut ready = self.ready.borrow_mut();
+        while let Ok(item) = self.shared.remote.pop() {
+            match item {
+                Remote::Callback(f) => ready.push_back(Ready::Boxed(f)),
+                Remote::Task(r) => ready.push_back(Ready::Task(r)),
+                Remote::Stop => stop = true,
+            }
+        }
+        stop
+    }
+
+    fn deliver(&self, completion: Completion) {
+        let mut ops = self.ops.borrow_mut();
+        let Some(slot) = ops.get_mut(completion.id) else {
+            return;
+        };
+        match slot {
+            OpSlot::Waiting(waker) => {
+                let waker = waker.take();
+                *slot = OpSlot::Done(completion.result);
+                drop(ops);
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+            OpSlot::Done(_) => {}
+            OpSlot::Orphan { .. } => {
+                let OpSlot::Orphan { keepalive, closes_fd } = ops.remove(completion.id) else {
+                    unreachable!("slot kind checked above")
+                };
+                drop(ops);
+                if let (true, Ok(out)) = (closes_fd, &completion.result) {
+                    crate::fd::close_raw(out.res as i32);
+                }
+                drop(keepalive);
+            }
+            OpSlot::Callback(_) => {
+                let OpSlot::Callback(cb) = ops.remove(completion.id) else {
+                    unreachable!("slot kind checked above")
+                };
+                drop(ops);
+                let result = completion.result;
+                let cell = CallbackCell::new(move || cb(result));
+                self.ready
+                    .borrow_mut()
+                    .push_back(Ready::Callback(Rc::new(cell)));
+            }
+        }
+    }
+}
+
+impl Drop for LoopInner {
+    fn drop(&mut self) {
+        let _ = LOCAL_LOOPS.try_with(|loops| {
+            if let Ok(mut loops) = loops.try_borrow_mut() {
+                loops.retain(|(id, _)| *id != self.shared.id);
+            }
+        });
+    }
+}
+
+/// An asyncio-style event loop running on one thread.
+///
+/// `EventLoop` is a cheap, clonable reference (`Rc`): it is not `Send`, like
+/// the futures it runs. Other threads use [`EventLoop::handle`].
+#[derive(Clone)]
+pub struct EventLoop {
+    pub(crate) inner: Rc<LoopInner>,
+}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("backend", &self.inner.backend)
+            .field("running", &self.is_running())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl EventLoop {
+    /// Builds a loop on top of a backend. Backends call this from their own
+    /// `new_event_loop()`; users normally go through a policy.
+    pub fn from_driver(driver: Box<dyn Driver>) -> EventLoop {
+        let backend = driver.name();
+        let shared = Arc::new(Shared {
+            id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
+            remote: ConcurrentQueue::unbounded(),
+            notifier: driver.notifier(),
+            notified: AtomicBool::new(false),
+        });
+        let inner = Rc::new(LoopInner {
+            shared,
+            ready: RefCell::new(VecDeque::with_capacity(64)),
+            timers: RefCell::new(Timers::new()),
+            driver: RefCell::new(Some(driver)),
+            backend,
+            ops: RefCell::new(Slab::new()),
+            completions: RefCell::new(Vec::new()),
+            tasks: TaskRegistry::default(),
+            running: Cell::new(false),
+            stopping: Cell::new(false),
+            closed: Cell::new(false),
+            exception_handler: RefCell::new(None),
+        });
+        LOCAL_LOOPS.with(|loops| {
+            loops
+                .borrow_mut()
+                .push((inner.shared.id, Rc::downgrade(&inner)))
+        });
+        EventLoop { inner }
+    }
+
+    /// The backend's name (`"mio"`, `"polling"`, `"uring"`, ...).
+    pub fn backend_name(&self) -> &'static str {
+        self.inner.backend
+    }
+
+    /// The loop's monotonic clock. Deadlines for [`call_at`](Self::call_at) use it.
+    pub fn time(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.get() {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Schedules `f` to run on the next iteration, after everything already
+    /// scheduled (FIFO).
+    pub fn call_soon<F: FnOnce() + 'static>(&self, f: F) -> Result<Handle> {
+        self.check_open()?;
+        let cb: Rc<dyn Callback> = Rc::new(CallbackCell::new(f));
+        self.inner
+            .ready
+            .borrow_mut()
+            .push_back(Ready::Callback(cb.clone()));
+        Ok(Handle(cb))
+    }
+
+    /// asyncio's `call_soon_threadsafe` called on the loop's own thread: the
+    /// same FIFO as [`call_soon`](Self::call_soon). From other threads use
+    /// [`LoopHandle::call_soon_threadsafe`].
+    pub fn call_soon_threadsafe<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<Handle> {
+        self.call_soon(f)
+    }
+
+    /// Schedules `f` to run once `delay` has elapsed on [`time`](Self::time).
+    /// It never runs early; a delay too large for the clock lands a century away.
+    pub fn call_later<F: FnOnce() + 'static>(&self, delay: Duration, f: F) -> Result<TimerHandle> {
+        let now = Instant::now();
+        let when = now
+            .checked_add(delay)
+            .or_else(|| now.checked_add(FAR_FUTURE))
+            .unwrap_or(now);
+        self.call_at(when, f)
+    }
+
+    /// Schedules `f` to run at `when` (a deadline in the past runs next
+    /// iteration). Timers with equal deadlines run in scheduling order.
+    pub fn call_at<F: FnOnce() + 'static>(&self, when: Instant, f: F) -> Result<TimerHandle> {
+        self.check_open()?;
+        let mut timers = self.inner.timers.borrow_mut();
+        let cb: Rc<dyn Callback> = Rc::new(TimerCell::new(f, timers.cancel_counter()));
+        timers.push(when, cb.clone());
+        Ok(TimerHandle { cb, when })
+    }
+
+    /// Wraps `fut` in a task scheduled on this loop. The future's first step
+    /// runs on a later iteration, never inside this call. Dropping the
+    /// returned [`Task`] detaches it; it keeps running.
+    pub fn create_task<F>(&self, fut: F) -> Result<Task<F::Output>>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.check_open()?;
+        Ok(crate::task::spawn(self, fut))
+    }
+
+    /// `true` while `run_forever` or `run_until_complete` is running.
+    pub fn is_running(&self) -> bool {
+        self.inner.running.get()
+    }
+
+    /// `true` once [`close`](Self::close) has been called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+
+    /// A `Send + Sync` handle for other threads.
+    pub fn handle(&self) -> LoopHandle {
+        LoopHandle {
+            shared: self.inner.shared.clone(),
+        }
+    }
+
+    /// Stops the loop after the current batch of callbacks. Called before
+    /// `run_forever`, it makes that run do exactly one iteration.
+    pub fn stop(&self) {
+        self.inner.stopping.set(true);
+    }
+
+    /// Runs until [`stop`](Self::stop) is called.
+    pub fn run_forever(&self) -> Result<()> {
+        let _running = self.enter()?;
+        loop {
+            self.run_once()?;
+            if self.inner.stopping.get() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs `fut` as a task until it completes and returns its output.
+    ///
+    /// If the loop is stopped first, returns [`Error::StoppedBeforeComplete`];
+    /// the task stays scheduled and a later run continues it. A panic in the
+    /// future is reported to the exception handler and returned as
+    /// [`Error::Panicked`].
+    pub fn run_until_complete<F>(&self, fut: F) -> Result<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.check_open()?;
+        self.check_can_run()?;
+        let mut task = self.create_task(fut)?;
+        let _running = self.enter()?;
+        loop {
+            self.run_once()?;
+            if task.is_finished() {
+                let waker = Waker::noop();
+                let mut cx = Context::from_waker(waker);
+                return match Pin::new(&mut task).poll(&mut cx) {
+                    Poll::Ready(result) => result,
+                    Poll::Pending => Err(Error::Cancelled),
+                };
+            }
+            if self.inner.stopping.get() {
+                return Err(Error::StoppedBeforeComplete);
+            }
+        }
+    }
+
+    fn check_can_run(&self) -> Result<()> {
+        if self.inner.running.get() {
+            return Err(Error::AlreadyRunning);
+        }
+        if RUNNING.with(|r| r.borrow().is_some()) {
+            return Err(Error::AnotherLoopRunning);
+        }
+        Ok(())
+    }
+
+    /// Marks the loop running on this thread until the guard drops.
+    fn enter(&self) -> Result<RunningGuard> {
+        self.check_open()?;
+        self.check_can_run()?;
+        self.inner.running.set(true);
+        RUNNING.with(|r| *r.borrow_mut() = Some(self.clone()));
+        Ok(RunningGuard { lp: self.clone() })
+    }
+
+    fn run_once(&self) -> Result<()> {
+        let inner = &*self.inner;
+        if inner.drain_remote() {
+            inner.stopping.set(true);
+        }
+
+        let mut timeout = if !inner.ready.borrow().is_empty() || inner.stopping.get() {
+            Some(Duration::ZERO)
+        } else {
+            inner
+                .timers
+                .borrow_mut()
+                .next_deadline()
+                .map(|when| when.saturating_duration_since(Instant::now()).min(MAX_WAIT))
+        };
+
+        // Announce that we may block; a remote push after this line notifies.
+        inner.shared.notified.store(false, Ordering::SeqCst);
+        if !inner.shared.remote.is_empty() {
+            timeout = Some(Duration::ZERO);
+        }
+
+        let mut completions = std::mem::take(&mut *inner.completions.borrow_mut());
+        {
+            let mut driver = inner.driver.borrow_mut();
+            let driver = driver.as_mut().ok_or(Error::Closed)?;
+            driver.wait(timeout, &mut completions)?;
+        }
+        inner.shared.notified.store(true, Ordering::SeqCst);
+
+        if inner.drain_remote() {
+            inner.stopping.set(true);
+        }
+        for completion in completions.drain(..) {
+            inner.deliver(completion);
+        }
+        *inner.completions.borrow_mut() = completions;
+
+        let now = Instant::now();
+        {
+            let mut timers = inner.timers.borrow_mut();
+            let mut ready = inner.ready.borrow_mut();
+            timers.pop_due(now, &mut |cb| ready.push_back(Ready::Callback(cb)));
+        }
+
+        let batch = inner.ready.borrow().len();
+        for _ in 0..batch {
+            let item = inner.ready.borrow_mut().pop_front();
+            match item {
+                Some(Ready::Task(runnable)) => {
+                    // Panics inside the task's future are caught by the task wrapper.
+                    runnable.run();
+                }
+                Some(Ready::Callback(cb)) => {
+                    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cb.run())) {
+                        self.report_panic("Exception in callback", payload, Some(Handle(cb)));
+                    }
+                }
+                Some(Ready::Boxed(f)) => {
+                    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+                        self.report_panic("Exception in callback", payload, None);
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn report_panic(&self, message: &str, payload: Box<dyn Any + Send>, handle: Option<Handle>) {
+        self.call_exception_handler(ExceptionContext {
+            message: message.to_owned(),
+            payload: Some(panic_message(&*payload)),
+            handle,
+            ..ExceptionContext::default()
+        });
+    }
+
+    /// Closes the loop: drops pending callbacks, timers and tasks without
+    /// running them, and releases the backend (its descriptors are closed).
+    /// Idempotent; an error on a running loop.
+    pub fn close(&self) -> Result<()> {
+        if self.inner.running.get() {
+            return Err(Error::CloseWhileRunning);
+        }
+        if self.inner.closed.replace(true) {
+            return Ok(());
+        }
+        let inner = &*self.inner;
+        inner.shared.remote.close();
+        // Dropping callbacks and task steps can wake more tasks (whose
+        // runnables are then dropped at once, the loop being closed) and
+        // cancel operations; keep going until nothing is left. No RefCell is
+        // borrowed while anything is dropped.
+        loop {
+            let ready = std::mem::take(&mut *inner.ready.borrow_mut());
+            let timers = inner.timers.borrow_mut().take_all();
+            let mut remote = Vec::new();
+            while let Ok(item) = inner.shared.remote.pop() {
+                remote.push(item);
+            }
+            let wakers: Vec<_> = inner
+                .ops
+                .borrow_mut()
+                .iter_mut()
+                .filter_map(|(_, slot)| match slot {
+                    OpSlot::Waiting(w) => w.take(),
+                    _ => None,
+                })
+                .collect();
+            let callbacks: Vec<_> = {
+                let mut ops = inner.ops.borrow_mut();
+                let keys: Vec<OpId> = ops
+                    .iter()
+                    .filter(|(_, s)| matches!(s, OpSlot::Callback(_)))
+                    .map(|(k, _)| k)
+                    .collect();
+                keys.into_iter().map(|k| ops.remove(k)).collect()
+            };
+            let released_wakers = inner.tasks.release_wakers();
+            let empty = !released_wakers
+                && ready.is_empty()
+                && timers.is_empty()
+                && remote.is_empty()
+                && wakers.is_empty()
+                && callbacks.is_empty();
+            drop(ready);
+            drop(timers);
+            drop(remote);
+            drop(wakers);
+            drop(callbacks);
+            if empty {
+                break;
+            }
+        }
+        // Drop order matters: the driver goes first, because its Drop waits
+        // until the kernel no longer references any in-flight operation;
+        // only then is the memory kept for orphaned operations freed.
+        let driver = inner.driver.borrow_mut().take();
+        drop(driver);
+        let orphans = std::mem::take(&mut *inner.ops.borrow_mut());
+        drop(orphans);
+        Ok(())
+    }
+
+    /// Installs `handler` as the exception handler (`None` restores the default).
+    pub fn set_exception_handler(&self, handler: Option<ExceptionHandler>) {
+        *self.inner.exception_handler.borrow_mut() = handler;
+    }
+
+    /// The custom exception handler, if one is installed.
+    pub fn get_exception_handler(&self) -> Option<ExceptionHandler> {
+        self.inner.exception_handler.borrow().clone()
+    }
+
+    /// Reports `context` to the exception handler. If a custom handler
+    /// panics, the default handler reports that, with the original context.
+    pub fn call_exception_handler(&self, context: ExceptionContext) {
+        let handler = self.inner.exception_handler.borrow().clone();
+        match handler {
+            None => default_exception_handler(&context),
+            Some(handler) => {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handler(self, &context))) {
+                    default_exception_handler(&ExceptionContext {
+                        message: "Unhandled error in exception handler".to_owned(),
+                        payload: Some(panic_message(&*payload)),
+                        context: Some(Box::new(context)),
+                        ..ExceptionContext::default()
+                    });
+                }
+            }
+        }
+    }
+
+    /// Number of timers in the heap, cancelled ones included (for diagnostics and tests).
+    pub fn timer_count(&self) -> usize {
+        self.inner.timers.borrow().len()
+    }
+
+    pub(crate) fn downgrade(&self) -> Weak<LoopInner> {
+        Rc::downgrade(&self.inner)
+    }
+}
+
+struct RunningGuard {
+    lp: EventLoop,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.lp.inner.running.set(false);
+        self.lp.inner.stopping.set(false);
+        let _ = RUNNING.try_with(|r| r.borrow_mut().take());
+    }
+}
+
+/// The loop running on this thread, or [`Error::NoRunningLoop`].
+pub fn get_running_loop() -> Result<EventLoop> {
+    RUNNING
+        .try_with(|r| r.borrow().clone())
+        .ok()
+        .flatten()
+        .ok_or(Error::NoRunningLoop)
+}
+
+/// A `Send + Sync` reference to a loop, for other threads.
+#[derive(Clone)]
+pub struct LoopHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for LoopHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopHandle")
+            .field("id", &self.shared.id)
+            .finish()
+    }
+}
+
+impl LoopHandle {
+    /// Schedules `f` on the loop from any thread and wakes the loop if it is
+    /// blocked. On the loop's own thread it joins the same FIFO as `call_soon`.
+    /// Fails with [`Error::Closed`] once the loop is closed.
+    pub fn call_soon_threadsafe<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<()> {
+        let mut f = Some(f);
+        if let Some(result) = with_local_loop(self.shared.id, |inner| {
+            if inner.closed.get() {
+                return Err(Error::Closed);
+            }
+            let f = f.take().expect("closure present");
+            inner.ready.borrow_mut().push_back(Ready::Boxed(Box::new(f)));
+            Ok(())
+        }) {
+            return result;
+        }
+        let f = f.take().expect("closure present");
+        self.shared
+            .push_remote(Remote::Callback(Box::new(f)))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Stops the loop from any thread, waking it if it is blocked.
+    pub fn stop(&self) -> Result<()> {
+        self.shared
+            .push_remote(Remote::Stop)
+            .map_err(|_| Error::Closed)
+    }
+
+    /// `true` once the loop is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.remote.is_closed()
+    }
+}
+
+impl EventLoop {
+    /// Number of tasks on this loop that have not finished.
+    pub fn task_count(&self) -> usize {
+        self.inner.tasks.len()
+    }
+
+    /// Requests cancellation of every unfinished task; returns how many.
+    pub fn cancel_all_tasks(&self) -> usize {
+        self.inner.tasks.cancel_all()
+    }
+
+    /// Cancels every unfinished task and runs the loop until they have all
+    /// ended (what `run()` does before closing the loop).
+    pub fn shutdown_tasks(&self) -> Result<()> {
+        if self.is_closed() || self.inner.tasks.len() == 0 {
+            return Ok(());
+        }
+        self.cancel_all_tasks();
+        let _running = self.enter()?;
+        while self.inner.tasks.len() > 0 {
+            self.run_once()?;
+            // Tasks spawned while shutting down are cancelled too.
+            self.cancel_all_tasks();
+        }
+        Ok(())
+    }
+}

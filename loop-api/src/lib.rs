@@ -1,0 +1,37 @@
+//! # loop-api
+//!
+//! The backend-independent core of evloop: an event loop with the shape of
+//! Python's asyncio (`call_soon`, `call_later`, `create_task`,
+//! `run_until_complete`, `run_forever`, `stop`, `close`, ...), the scheduler
+//! behind it, and the [`driver::Driver`] boundary that backends implement.
+//!
+//! Users normally depend on the `evloop` crate, which re-exports this API and
+//! picks a backend. Backend authors implement [`driver::Driver`] (a
+//! completion-style interface) or, for a readiness mechanism, only a
+//! [`readiness::Selector`], and run the `conformance-tests` suite.
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+pub mod driver;
+mod error;
+mod event_loop;
+mod exception;
+mod fd;
+mod futures;
+mod handle;
+mod op;
+mod policy;
+pub mod readiness;
+mod task;
+mod timers;
+
+pub use error::{Error, Result};
+pub use event_loop::{get_running_loop, EventLoop, LoopHandle};
+pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
+pub use futures::{gather, sleep, wait_for, yield_now, Gather, Sleep, WaitFor, YieldNow};
+pub use handle::{Handle, TimerHandle};
+pub use op::{CallbackOp, OpFuture};
+pub use policy::{
+    get_event_loop, get_event_loop_policy, install_default_policy, new_event_loop, run, run_with,
+    set_event_loop, set_event_loop_policy, EventLoopPolicy, FactoryPolicy,
+};
+pub use task::Task;

@@ -1,0 +1,227 @@
+//! Awaiting one backend operation: [`OpFuture`].
+//!
+//! The future owns whatever memory the operation points into (`keep`). If it
+//! is dropped while the backend still owns the operation, it asks the
+//! backend to cancel; when the backend answers [`Cancel::Pending`] (io_uring)
+//! the memory moves into the loop's slot table and is freed only when the
+//! final completion arrives. An accept that completes after its future was
+//! dropped has its new descriptor closed there.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::driver::{Cancel, Op, OpId, OpOutput};
+use crate::event_loop::{EventLoop, OpSlot};
+
+/// An in-flight (or not yet submitted) operation, with the memory it uses.
+pub struct OpFuture<K: 'static> {
+    lp: EventLoop,
+    op: Option<Op>,
+    id: Option<OpId>,
+    keep: Option<K>,
+    closes_fd: bool,
+}
+
+impl<K: 'static> std::fmt::Debug for OpFuture<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpFuture")
+            .field("op", &self.op)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl<K: 'static> Unpin for OpFuture<K> {}
+
+impl<K: 'static> OpFuture<K> {
+    /// Prepares `op`, which points only into memory owned by `keep` (or into
+    /// no memory at all), for submission on `lp` when first polled.
+    ///
+    /// # Safety
+    /// Every pointer inside `op` must point into heap memory owned by `keep`
+    /// that stays valid and in place while `keep` is alive, whether or not
+    /// `keep` itself is moved (a `Vec`'s buffer, a `Box`), and nothing else
+    /// may access that memory while the operation runs. The descriptor in
+    /// `op` must stay open until the future completes or is dropped.
+    pub unsafe fn new(lp: &EventLoop, op: Op, keep: K) -> Self {
+        let closes_fd = matches!(op, Op::Accept { .. });
+        OpFuture {
+            lp: lp.clone(),
+            op: Some(op),
+            id: None,
+            keep: Some(keep),
+            closes_fd,
+        }
+    }
+}
+
+fn closed_error() -> io::Error {
+    io::Error::other(crate::Error::Closed)
+}
+
+impl<K: 'static> Future for OpFuture<K> {
+    type Output = (io::Result<OpOutput>, K);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let inner = &this.lp.inner;
+        if let Some(op) = this.op.take() {
+            let mut driver = inner.driver.borrow_mut();
+            let Some(driver) = driver.as_mut() else {
+                return Poll::Ready((Err(closed_error()), this.keep.take().expect("kept")));
+            };
+            let id = inner.ops.borrow_mut().insert(OpSlot::Waiting(None));
+            // SAFETY: `OpFuture::new`'s contract makes every pointer in `op`
+            // refer to memory owned by `self.keep`; that memory is freed only
+            // after a completion (here or via `deliver`) or after
+            // `cancel` answered `Done` (see Drop), or it is moved into an
+            // orphan slot that lives until the completion arrives. `id` was
+            // just allocated, so no other pending operation uses it.
+            match unsafe { driver.submit(id, op) } {
+                Poll::Ready(result) => {
+                    inner.ops.borrow_mut().remove(id);
+                    return Poll::Ready((result, this.keep.take().expect("kept")));
+                }
+                Poll::Pending => this.id = Some(id),
+            }
+        }
+        let Some(id) = this.id else {
+            return Poll::Ready((Err(closed_error()), this.keep.take().expect("kept")));
+        };
+        let mut ops = inner.ops.borrow_mut();
+        match ops.get_mut(id) {
+            Some(OpSlot::Waiting(waker)) => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            Some(OpSlot::Done(_)) => {
+                let OpSlot::Done(result) = ops.remove(id) else {
+                    unreachable!("slot kind checked above")
+                };
+                this.id = None;
+                Poll::Ready((result, this.keep.take().expect("kept")))
+            }
+            _ => {
+                // The loop was closed under us: the slot table is gone.
+                this.id = None;
+                Poll::Ready((Err(closed_error()), this.keep.take().expect("kept")))
+            }
+        }
+    }
+}
+
+impl<K: 'static> Drop for OpFuture<K> {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let inner = &self.lp.inner;
+        let outcome = match inner.driver.borrow_mut().as_mut() {
+            Some(driver) => driver.cancel(id),
+            // The driver is gone: its Drop waited for the kernel to let go.
+            None => Cancel::Done,
+        };
+        let mut ops = inner.ops.borrow_mut();
+        match (outcome, ops.get(id)) {
+            (_, Some(OpSlot::Done(_))) => {
+                // Completed but never collected: release what it produced.
+                if let OpSlot::Done(Ok(out)) = ops.remove(id) {
+                    if self.closes_fd {
+                        crate::fd::close_raw(out.res as i32);
+                    }
+                }
+            }
+            (Cancel::Done, Some(_)) => {
+                ops.remove(id);
+            }
+            (Cancel::Pending, Some(_)) => {
+                ops[id] = OpSlot::Orphan {
+                    keepalive: self.keep.take().map(|k| Box::new(k) as Box<dyn std::any::Any>),
+                    closes_fd: self.closes_fd,
+                };
+            }
+            (_, None) => {}
+        }
+    }
+}
+
+/// A callback-driven operation started with [`EventLoop::submit_with_callback`].
+#[derive(Debug)]
+pub enum CallbackOp {
+    /// Still in the backend.
+    Pending(OpId),
+    /// Finished at submission; its callback is queued to run.
+    Queued(crate::Handle),
+}
+
+impl EventLoop {
+    /// Starts `op` and arranges for `callback` to receive its result on a
+    /// later iteration (never inline). Used for readiness watchers and the
+    /// loop's internal readers; [`EventLoop::cancel_op`] undoes it.
+    ///
+    /// # Safety
+    /// `op` must not point into any memory (readiness polls and closes only),
+    /// and its descriptor must stay open until the callback ran or
+    /// `cancel_op` returned.
+    pub unsafe fn submit_with_callback(
+        &self,
+        op: Op,
+        callback: Box<dyn FnOnce(io::Result<OpOutput>)>,
+    ) -> crate::Result<CallbackOp> {
+        let inner = &self.inner;
+        let mut guard = inner.driver.borrow_mut();
+        let driver = guard.as_mut().ok_or(crate::Error::Closed)?;
+        let id = inner.ops.borrow_mut().insert(OpSlot::Waiting(None));
+        // SAFETY: the caller guarantees `op` holds no pointers and its
+        // descriptor stays open; `id` is fresh.
+        let submitted = unsafe { driver.submit(id, op) };
+        drop(guard);
+        match submitted {
+            Poll::Ready(result) => {
+                inner.ops.borrow_mut().remove(id);
+                let handle = self.call_soon(move || callback(result))?;
+                Ok(CallbackOp::Queued(handle))
+            }
+            Poll::Pending => {
+                inner.ops.borrow_mut()[id] = OpSlot::Callback(callback);
+                Ok(CallbackOp::Pending(id))
+            }
+        }
+    }
+
+    /// Cancels an operation started with [`submit_with_callback`](Self::submit_with_callback);
+    /// its callback will not run. Returns `true` if it had not run yet.
+    pub fn cancel_op(&self, op: &CallbackOp) -> bool {
+        let id = match op {
+            CallbackOp::Queued(handle) => {
+                let pending = !handle.cancelled() && !handle.has_run();
+                handle.cancel();
+                return pending;
+            }
+            CallbackOp::Pending(id) => *id,
+        };
+        let inner = &self.inner;
+        if !matches!(inner.ops.borrow().get(id), Some(OpSlot::Callback(_))) {
+            return false;
+        }
+        let outcome = match inner.driver.borrow_mut().as_mut() {
+            Some(driver) => driver.cancel(id),
+            None => Cancel::Done,
+        };
+        let slot = if outcome == Cancel::Pending {
+            // Keep the id reserved until the kernel reports the final completion.
+            let orphan = OpSlot::Orphan {
+                keepalive: None,
+                closes_fd: false,
+            };
+            std::mem::replace(&mut inner.ops.borrow_mut()[id], orphan)
+        } else {
+            inner.ops.borrow_mut().remove(id)
+        };
+        drop(slot);
+        true
+    }
+}

@@ -1,0 +1,249 @@
+//! Completion emulated on readiness: the one implementation that
+//! backend-mio and backend-polling share.
+//!
+//! For each operation: try the syscall at once; on `WouldBlock`, park the
+//! operation on its descriptor, ask the [`Selector`] for readiness, and retry
+//! when the descriptor is reported ready. The backends differ only in the
+//! selector they plug in: mio is edge-triggered (register once, every edge
+//! reported), polling is oneshot (re-arm after each event).
+
+mod syscalls;
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use crate::driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
+
+/// A readiness event for one descriptor.
+#[derive(Debug, Clone, Copy)]
+pub struct Event {
+    /// The descriptor.
+    pub fd: RawFd,
+    /// Readable, or an error or hang-up that a read would report.
+    pub readable: bool,
+    /// Writable, or an error or hang-up that a write would report.
+    pub writable: bool,
+}
+
+/// The OS readiness mechanism a readiness backend plugs into [`ReadinessDriver`].
+pub trait Selector {
+    /// The backend's name (`EVLOOP_BACKEND` spelling).
+    fn name(&self) -> &'static str;
+
+    /// Asks for events when `fd` becomes readable (`read`) or writable
+    /// (`write`). `registered` says whether `fd` was armed before and not
+    /// disarmed since. An edge-triggered selector may register for both
+    /// directions once and ignore later calls; a oneshot selector must re-arm.
+    fn arm(&mut self, fd: RawFd, read: bool, write: bool, registered: bool) -> io::Result<()>;
+
+    /// Forgets `fd` (it is about to be closed or handed back to its owner).
+    fn disarm(&mut self, fd: RawFd);
+
+    /// Blocks for at most `timeout` (`None`: no limit) until a descriptor is
+    /// ready or the notifier fires, appending the ready descriptors to `events`.
+    fn select(&mut self, timeout: Option<Duration>, events: &mut Vec<Event>) -> io::Result<()>;
+
+    /// Wakes `select` from another thread.
+    fn notifier(&self) -> Arc<dyn Notify>;
+}
+
+#[derive(Default)]
+struct FdState {
+    registered: bool,
+    readers: VecDeque<OpId>,
+    writers: VecDeque<OpId>,
+}
+
+struct Parked {
+    op: Op,
+    /// A connect that got `EINPROGRESS`: on writability, read its outcome
+    /// instead of calling connect again.
+    connecting: bool,
+}
+
+/// A [`Driver`] that emulates completion on top of a readiness [`Selector`].
+pub struct ReadinessDriver<S: Selector> {
+    selector: S,
+    fds: Vec<FdState>,
+    parked: HashMap<OpId, Parked>,
+    events: Vec<Event>,
+}
+
+impl<S: Selector> std::fmt::Debug for ReadinessDriver<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadinessDriver")
+            .field("selector", &self.selector.name())
+            .field("parked", &self.parked.len())
+            .finish()
+    }
+}
+
+impl<S: Selector> ReadinessDriver<S> {
+    /// Wraps a selector.
+    pub fn new(selector: S) -> Self {
+        ReadinessDriver {
+            selector,
+            fds: Vec::new(),
+            parked: HashMap::new(),
+            events: Vec::with_capacity(256),
+        }
+    }
+
+    fn fd_state(&mut self, fd: RawFd) -> &mut FdState {
+        let idx = fd as usize;
+        if idx >= self.fds.len() {
+            self.fds.resize_with(idx + 1, FdState::default);
+        }
+        &mut self.fds[idx]
+    }
+
+    /// Parks `op` until its descriptor is ready; an error if the selector
+    /// refuses the descriptor (closed, or a regular file).
+    fn park(&mut self, id: OpId, op: Op, connecting: bool) -> io::Result<()> {
+        let fd = op.fd();
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        let wants_read = op.wants_read();
+        let state = self.fd_state(fd);
+        if wants_read {
+            state.readers.push_back(id);
+        } else {
+            state.writers.push_back(id);
+        }
+        let (read, write, registered) =
+            (!state.readers.is_empty(), !state.writers.is_empty(), state.registered);
+        if let Err(e) = self.selector.arm(fd, read, write, registered) {
+            let state = self.fd_state(fd);
+            state.readers.retain(|x| *x != id);
+            state.writers.retain(|x| *x != id);
+            return Err(e);
+        }
+        self.fd_state(fd).registered = true;
+        self.parked.insert(id, Parked { op, connecting });
+        Ok(())
+    }
+
+    /// Retries the parked operations of one direction, in order, until one
+    /// would block.
+    fn retry(&mut self, fd: RawFd, read: bool, done: &mut Vec<Completion>) {
+        loop {
+            let state = &mut self.fds[fd as usize];
+            let queue = if read { &mut state.readers } else { &mut state.writers };
+            let Some(&id) = queue.front() else { return };
+            let Some(parked) = self.parked.get(&id) else {
+                queue.pop_front();
+                continue;
+            };
+            let result = if parked.connecting {
+                syscalls::connect_result(fd)
+            } else {
+                syscalls::attempt(&parked.op)
+            };
+            match result {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                result => {
+                    queue.pop_front();
+                    self.parked.remove(&id);
+                    done.push(Completion { id, result });
+                }
+            }
+        }
+    }
+}
+
+impl<S: Selector> Driver for ReadinessDriver<S> {
+    fn name(&self) -> &'static str {
+        self.selector.name()
+    }
+
+    unsafe fn submit(&mut self, id: OpId, op: Op) -> Poll<io::Result<OpOutput>> {
+        if let Op::Close { fd } = op {
+            self.release_fd(fd);
+            crate::fd::close_raw(fd);
+            return Poll::Ready(Ok(OpOutput::new(0)));
+        }
+        let connecting = matches!(op, Op::Connect { .. });
+        match syscalls::attempt(&op) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match self.park(id, op, connecting) {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e)),
+            },
+            result => Poll::Ready(result),
+        }
+    }
+
+    fn cancel(&mut self, id: OpId) -> Cancel {
+        if let Some(parked) = self.parked.remove(&id) {
+            let fd = parked.op.fd();
+            if let Some(state) = self.fds.get_mut(fd as usize) {
+                state.readers.retain(|x| *x != id);
+                state.writers.retain(|x| *x != id);
+            }
+        }
+        Cancel::Done
+    }
+
+    fn release_fd(&mut self, fd: RawFd) {
+        if fd < 0 {
+            return;
+        }
+        if let Some(state) = self.fds.get_mut(fd as usize) {
+            if state.registered {
+                state.registered = false;
+                self.selector.disarm(fd);
+            }
+            let stale: Vec<OpId> = state.readers.drain(..).chain(state.writers.drain(..)).collect();
+            for id in stale {
+                self.parked.remove(&id);
+            }
+        }
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>, done: &mut Vec<Completion>) -> io::Result<()> {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        let result = self.selector.select(timeout, &mut events);
+        for ev in &events {
+            let fd = ev.fd;
+            if fd < 0 || fd as usize >= self.fds.len() || !self.fds[fd as usize].registered {
+                continue;
+            }
+            if ev.readable {
+                self.retry(fd, true, done);
+            }
+            if ev.writable {
+                self.retry(fd, false, done);
+            }
+            let state = &self.fds[fd as usize];
+            let (read, write) = (!state.readers.is_empty(), !state.writers.is_empty());
+            if read || write {
+                if let Err(e) = self.selector.arm(fd, read, write, true) {
+                    // The descriptor went bad under us: fail its waiters.
+                    let state = &mut self.fds[fd as usize];
+                    let ids: Vec<OpId> = state.readers.drain(..).chain(state.writers.drain(..)).collect();
+                    for id in ids {
+                        self.parked.remove(&id);
+                        done.push(Completion {
+                            id,
+                            result: Err(io::Error::new(e.kind(), e.to_string())),
+                        });
+                    }
+                }
+            }
+        }
+        self.events = events;
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            other => other,
+        }
+    }
+
+    fn notifier(&self) -> Arc<dyn Notify> {
+        self.selector.notifier()
+    }
+}

@@ -1,0 +1,199 @@
+//! The non-blocking syscalls behind each [`Op`], tried directly by the
+//! readiness emulation. Each returns `WouldBlock` when the descriptor is not
+//! ready; the caller then waits for readiness and tries again.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use socket2::SockAddr;
+
+use crate::driver::{Op, OpOutput};
+
+/// Converts a libc return value, retrying on `EINTR` is the caller's job.
+fn cvt(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Runs `f` again while it fails with `EINTR`.
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Attempts `op` once. Must not be called for `Op::Close` (handled by the driver)
+/// or for a `Connect` that is already in progress (see [`connect_result`]).
+pub(crate) fn attempt(op: &Op) -> io::Result<OpOutput> {
+    retry(|| match *op {
+        Op::Accept { fd } => accept(fd),
+        Op::Connect { fd, ref addr } => connect(fd, addr).map(|()| OpOutput::new(0)),
+        Op::Recv { fd, buf, len } => {
+            // SAFETY: the submitter guarantees `buf..buf+len` is writable memory
+            // reserved for this operation (Driver::submit's contract).
+            cvt(unsafe { libc::recv(fd, buf.cast(), len, 0) }).map(OpOutput::new)
+        }
+        Op::Send { fd, buf, len } => {
+            // SAFETY: as above, `buf..buf+len` is readable for the operation's life.
+            cvt(unsafe { libc::send(fd, buf.cast(), len, libc::MSG_NOSIGNAL) }).map(OpOutput::new)
+        }
+        Op::Read { fd, buf, len } => {
+            // SAFETY: as for Recv.
+            cvt(unsafe { libc::read(fd, buf.cast(), len) }).map(OpOutput::new)
+        }
+        Op::Write { fd, buf, len } => {
+            // SAFETY: as for Send.
+            cvt(unsafe { libc::write(fd, buf.cast(), len) }).map(OpOutput::new)
+        }
+        Op::RecvFrom { fd, buf, len } => recv_from(fd, buf, len),
+        Op::SendTo {
+            fd,
+            buf,
+            len,
+            ref addr,
+        } => {
+            // SAFETY: `buf..buf+len` is readable (submit contract); `addr`
+            // is a valid socket address of `addr.len()` bytes.
+            cvt(unsafe {
+                libc::sendto(
+                    fd,
+                    buf.cast(),
+                    len,
+                    libc::MSG_NOSIGNAL,
+                    addr.as_ptr().cast(),
+                    addr.len(),
+                )
+            })
+            .map(OpOutput::new)
+        }
+        Op::PollReadable { fd } => poll_now(fd, libc::POLLIN),
+        Op::PollWritable { fd } => poll_now(fd, libc::POLLOUT),
+        Op::Close { .. } => Err(io::Error::from(io::ErrorKind::InvalidInput)),
+    })
+}
+
+fn accept(fd: RawFd) -> io::Result<OpOutput> {
+    // SAFETY: `try_init` hands us zeroed storage and its length to fill;
+    // accept4 writes at most `*len` bytes there.
+    let (newfd, addr) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            let ret = libc::accept4(
+                fd,
+                storage.cast(),
+                len,
+                libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            );
+            if ret < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(ret)
+            }
+        })
+    }?;
+    Ok(OpOutput {
+        res: newfd as usize,
+        addr: Some(addr),
+    })
+}
+
+fn connect(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
+    // SAFETY: `addr` is a valid socket address of `addr.len()` bytes.
+    let ret = unsafe { libc::connect(fd, addr.as_ptr().cast(), addr.len()) };
+    if ret == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        // Not an error: the connection is on its way; wait for writability.
+        Some(libc::EINPROGRESS) | Some(libc::EALREADY) => {
+            Err(io::Error::from(io::ErrorKind::WouldBlock))
+        }
+        Some(libc::EISCONN) => Ok(()),
+        _ => Err(err),
+    }
+}
+
+/// The outcome of a connect that went `EINPROGRESS`, once the socket is writable.
+pub(crate) fn connect_result(fd: RawFd) -> io::Result<OpOutput> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are valid for writes of the sizes passed.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if err != 0 {
+        return Err(io::Error::from_raw_os_error(err));
+    }
+    // Writable with no error can still mean "not yet" after a spurious
+    // wake-up; only a connected socket has a peer.
+    match peer_connected(fd) {
+        true => Ok(OpOutput::new(0)),
+        false => Err(io::Error::from(io::ErrorKind::WouldBlock)),
+    }
+}
+
+fn peer_connected(fd: RawFd) -> bool {
+    // SAFETY: `try_init` provides storage of the size it reports.
+    let res = unsafe {
+        SockAddr::try_init(|storage, len| {
+            if libc::getpeername(fd, storage.cast(), len) < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        })
+    };
+    res.is_ok()
+}
+
+fn recv_from(fd: RawFd, buf: *mut u8, len: usize) -> io::Result<OpOutput> {
+    // SAFETY: `buf..buf+len` is writable (submit contract); the storage
+    // and its length come from `try_init`.
+    let (n, addr) = unsafe {
+        SockAddr::try_init(|storage, addrlen| {
+            cvt(libc::recvfrom(fd, buf.cast(), len, 0, storage.cast(), addrlen))
+        })
+    }?;
+    Ok(OpOutput {
+        res: n,
+        addr: Some(addr),
+    })
+}
+
+/// Reports readiness without blocking: `Ok` if any of `events` (or an
+/// error or hang-up) is pending now, `WouldBlock` otherwise.
+fn poll_now(fd: RawFd, events: libc::c_short) -> io::Result<OpOutput> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let ret = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pfd.revents & libc::POLLNVAL != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    if pfd.revents & (events | libc::POLLERR | libc::POLLHUP) != 0 {
+        Ok(OpOutput::new(0))
+    } else {
+        Err(io::Error::from(io::ErrorKind::WouldBlock))
+    }
+}
