@@ -11,6 +11,7 @@
 //! [`readiness::Selector`], and run the `conformance-tests` suite.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod buf;
 pub mod driver;
 mod error;
 mod event_loop;

@@ -1,0 +1,82 @@
+//! # conformance-tests
+//!
+//! The behaviours every evloop backend must show (see `CONFORMANCE.md` in
+//! the design notes), written only against the public loop API.
+//!
+//! A backend runs the whole suite with one macro call in an integration
+//! test, giving it a name and a loop factory:
+//!
+//! ```ignore
+//! // my-backend/tests/conformance.rs
+//! conformance_tests::conformance_suite!(mine, my_backend::new_event_loop);
+//! ```
+//!
+//! The test names carry the backend and the section: `mine::timers::call_later_never_early`.
+//! A capability the backend lacks shows up as failing tests, never as skipped ones.
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+use loop_api::{EventLoop, Result};
+
+pub mod exceptions;
+pub mod lifecycle;
+pub mod policy;
+pub mod resources;
+pub mod scheduling;
+pub mod support;
+pub mod tasks;
+pub mod threads;
+pub mod timers;
+
+/// What the suite needs from a backend: a way to make a fresh loop.
+pub trait Factory: Fn() -> Result<EventLoop> + Copy + Send + Sync + 'static {}
+impl<F: Fn() -> Result<EventLoop> + Copy + Send + Sync + 'static> Factory for F {}
+
+/// Instantiates every conformance test for one backend.
+///
+/// `$name` becomes the top-level module of the generated tests (and so the
+/// first part of every test name); `$factory` is a `Fn() -> Result<EventLoop>`
+/// (usually the backend's `new_event_loop`).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($name:ident, $factory:expr) => {
+        #[allow(non_snake_case)]
+        mod $name {
+            $crate::__scheduling_tests!($factory);
+            $crate::__timers_tests!($factory);
+            $crate::__tasks_tests!($factory);
+            $crate::__lifecycle_tests!($factory);
+            $crate::__threads_tests!($factory);
+            $crate::__exceptions_tests!($factory);
+            $crate::__policy_tests!($factory);
+            $crate::__resources_tests!($factory);
+        }
+    };
+}
+
+/// Generates one `#[test]` per listed function of a section module.
+///
+/// Tests listed under `exclusive` touch process-wide state (signals, child
+/// processes, the descriptor count, the global policy) and run alone; the
+/// others run in parallel with each other.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __section {
+    ($factory:expr, $module:ident : [$($test:ident),* $(,)?] $(exclusive [$($xtest:ident),* $(,)?])?) => {
+        mod $module {
+            $(
+                #[test]
+                fn $test() {
+                    let _shared = $crate::support::shared();
+                    $crate::$module::$test($factory);
+                }
+            )*
+            $($(
+                #[test]
+                fn $xtest() {
+                    let _exclusive = $crate::support::exclusive();
+                    $crate::$module::$xtest($factory);
+                }
+            )*)?
+        }
+    };
+}
