@@ -556,7 +556,7 @@ impl EventLoop {
                     .collect();
                 keys.into_iter().map(|k| ops.remove(k)).collect()
             };
-            let released_wakers = inner.tasks.release_wakers();
+            let released_wakers = inner.tasks.wake_all_for_close();
             let empty = !released_wakers
                 && ready.is_empty()
                 && timers.is_empty()
