@@ -110,7 +110,7 @@ pub fn cancel_reaches_inner_future(factory: impl Factory) {
                 inner: Box::pin(sleep(Duration::from_secs(3600))),
                 dropped: d,
             };
-            let task = l.create_task(async move { inner.await }).unwrap();
+            let task = l.create_task(inner).unwrap();
             sleep(Duration::from_millis(5)).await;
             assert!(task.cancel());
             task.await
@@ -118,7 +118,11 @@ pub fn cancel_reaches_inner_future(factory: impl Factory) {
         .unwrap();
     assert!(matches!(result, Err(Error::Cancelled)));
     assert!(dropped.get(), "the awaited inner future was dropped");
-    assert_eq!(lp.timer_count(), 0, "the sleep's timer was cancelled and purged");
+    assert_eq!(
+        lp.timer_count(),
+        0,
+        "the sleep's timer was cancelled and purged"
+    );
     lp.close().unwrap();
 }
 
@@ -212,7 +216,8 @@ pub fn detached_task_keeps_running(factory: impl Factory) {
     })
     .unwrap()
     .detach();
-    lp.run_until_complete(sleep(Duration::from_millis(30))).unwrap();
+    lp.run_until_complete(sleep(Duration::from_millis(30)))
+        .unwrap();
     assert!(done.get());
     lp.close().unwrap();
 }
@@ -229,7 +234,8 @@ pub fn dropped_task_handle_keeps_running(factory: impl Factory) {
         })
         .unwrap(),
     );
-    lp.run_until_complete(sleep(Duration::from_millis(10))).unwrap();
+    lp.run_until_complete(sleep(Duration::from_millis(10)))
+        .unwrap();
     assert!(done.get());
     lp.close().unwrap();
 }
@@ -258,7 +264,11 @@ pub fn panicking_task_reports_and_errors(factory: impl Factory) {
     let reports = reports.get();
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].task, Some(id));
-    assert!(reports[0].payload.as_deref().unwrap().contains("boom in task"));
+    assert!(reports[0]
+        .payload
+        .as_deref()
+        .unwrap()
+        .contains("boom in task"));
     // The loop still works.
     assert_eq!(lp.run_until_complete(async { 1 }).unwrap(), 1);
     lp.close().unwrap();
@@ -339,7 +349,10 @@ pub fn gather_joins_in_order(factory: impl Factory) {
         .unwrap();
     let out: Vec<u64> = out.into_iter().map(|r| r.unwrap()).collect();
     assert_eq!(out, vec![0, 1, 2, 3, 4]);
-    assert!(start.elapsed() < Duration::from_millis(1000), "ran concurrently");
+    assert!(
+        start.elapsed() < Duration::from_millis(1000),
+        "ran concurrently"
+    );
     lp.close().unwrap();
 }
 
@@ -408,13 +421,16 @@ pub fn pending_task_destroyed_at_close_is_reported(factory: impl Factory) {
     })
     .unwrap()
     .detach();
-    lp.run_until_complete(sleep(Duration::from_millis(5))).unwrap();
+    lp.run_until_complete(sleep(Duration::from_millis(5)))
+        .unwrap();
     assert_eq!(lp.task_count(), 1);
     lp.close().unwrap();
     assert!(dropped.get(), "close() released the pending task's future");
     let reports = reports.get();
     assert!(
-        reports.iter().any(|c| c.message.contains("destroyed but it is pending")),
+        reports
+            .iter()
+            .any(|c| c.message.contains("destroyed but it is pending")),
         "{reports:?}"
     );
 }

@@ -51,8 +51,14 @@ pub fn call_later_never_early(factory: impl Factory) {
     lp.run_forever().unwrap();
     let at = fired.get().expect("timer fired");
     let elapsed = at - start;
-    assert!(elapsed >= Duration::from_millis(50), "fired early: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(2), "fired far too late: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(50),
+        "fired early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "fired far too late: {elapsed:?}"
+    );
     assert!(h.when() >= start + Duration::from_millis(50));
     lp.close().unwrap();
 }
@@ -107,9 +113,15 @@ pub fn sub_millisecond_delay_is_honoured(factory: impl Factory) {
     }
     run_for(&lp, Duration::from_millis(20));
     let got = log.get();
-    assert_eq!(got.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    assert_eq!(
+        got.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
     for (i, at) in got {
-        assert!(at - start >= Duration::from_micros(300 + 100 * i), "timer {i} early");
+        assert!(
+            at - start >= Duration::from_micros(300 + 100 * i),
+            "timer {i} early"
+        );
     }
     lp.close().unwrap();
 }
@@ -120,9 +132,11 @@ pub fn past_deadlines_fire_earliest_first(factory: impl Factory) {
     let log = Log::new();
     let now = lp.time();
     let l = log.clone();
-    lp.call_at(now - Duration::from_secs(1), move || l.push("a")).unwrap();
+    lp.call_at(now - Duration::from_secs(1), move || l.push("a"))
+        .unwrap();
     let l = log.clone();
-    lp.call_at(now - Duration::from_secs(2), move || l.push("b")).unwrap();
+    lp.call_at(now - Duration::from_secs(2), move || l.push("b"))
+        .unwrap();
     let l = log.clone();
     lp.call_later(Duration::ZERO, move || l.push("c")).unwrap();
     lp.stop();
@@ -150,9 +164,11 @@ pub fn pending_far_timer_does_not_block_stop(factory: impl Factory) {
     let lp = new_loop(factory);
     let fired = Rc::new(Cell::new(false));
     let f = fired.clone();
-    lp.call_later(Duration::from_secs(1000), move || f.set(true)).unwrap();
+    lp.call_later(Duration::from_secs(1000), move || f.set(true))
+        .unwrap();
     let l = lp.clone();
-    lp.call_later(Duration::from_millis(5), move || l.stop()).unwrap();
+    lp.call_later(Duration::from_millis(5), move || l.stop())
+        .unwrap();
     let start = Instant::now();
     lp.run_forever().unwrap();
     assert!(start.elapsed() < Duration::from_secs(5));
@@ -204,7 +220,10 @@ pub fn huge_delay_does_not_panic(factory: impl Factory) {
     let h = lp.call_later(Duration::MAX, move || f.set(true)).unwrap();
     assert!(h.when() > lp.time() + Duration::from_secs(365 * 24 * 3600));
     let out = lp
-        .run_until_complete(loop_api::wait_for(sleep(Duration::MAX), Duration::from_millis(10)))
+        .run_until_complete(loop_api::wait_for(
+            sleep(Duration::MAX),
+            Duration::from_millis(10),
+        ))
         .unwrap();
     assert!(matches!(out, Err(loop_api::Error::TimedOut)));
     assert!(!fired.get());
@@ -219,11 +238,15 @@ pub fn poll_timeout_follows_earliest_live_timer(factory: impl Factory) {
     early.cancel();
     let l = lp.clone();
     let start = Instant::now();
-    lp.call_later(Duration::from_millis(150), move || l.stop()).unwrap();
+    lp.call_later(Duration::from_millis(150), move || l.stop())
+        .unwrap();
     let _far = lp.call_later(Duration::from_secs(5), || {}).unwrap();
     lp.run_forever().unwrap();
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(150) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(150) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     lp.close().unwrap();
 }
 
@@ -231,7 +254,9 @@ pub fn poll_timeout_follows_earliest_live_timer(factory: impl Factory) {
 pub fn many_cancelled_timers_are_purged(factory: impl Factory) {
     let lp = new_loop(factory);
     for _ in 0..1000 {
-        lp.call_later(Duration::from_secs(3600), || {}).unwrap().cancel();
+        lp.call_later(Duration::from_secs(3600), || {})
+            .unwrap()
+            .cancel();
     }
     lp.stop();
     lp.run_forever().unwrap();

@@ -19,7 +19,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -63,7 +63,10 @@ enum Remote {
 pub(crate) struct Shared {
     id: u64,
     remote: ConcurrentQueue<Remote>,
-    notifier: Arc<dyn Notify>,
+    /// The backend's waker; taken out at `close()` so its descriptor is
+    /// released with the backend even while `LoopHandle`s live on. Locked
+    /// only when a wake-up is actually sent (a syscall anyway).
+    notifier: Mutex<Option<Arc<dyn Notify>>>,
     /// Set when a wake-up is already on its way, so a burst of remote calls
     /// costs one notification.
     notified: AtomicBool,
@@ -74,7 +77,10 @@ impl Shared {
         match self.remote.push(item) {
             Ok(()) => {
                 if !self.notified.swap(true, Ordering::SeqCst) {
-                    self.notifier.notify();
+                    let notifier = self.notifier.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(notifier) = notifier.as_ref() {
+                        notifier.notify();
+                    }
                 }
                 Ok(())
             }
@@ -197,7 +203,11 @@ impl LoopInner {
             }
             OpSlot::Done(_) => {}
             OpSlot::Orphan { .. } => {
-                let OpSlot::Orphan { keepalive, closes_fd } = ops.remove(completion.id) else {
+                let OpSlot::Orphan {
+                    keepalive,
+                    closes_fd,
+                } = ops.remove(completion.id)
+                else {
                     unreachable!("slot kind checked above")
                 };
                 drop(ops);
@@ -258,7 +268,7 @@ impl EventLoop {
         let shared = Arc::new(Shared {
             id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
             remote: ConcurrentQueue::unbounded(),
-            notifier: driver.notifier(),
+            notifier: Mutex::new(Some(driver.notifier())),
             notified: AtomicBool::new(false),
         });
         let inner = Rc::new(LoopInner {
@@ -577,6 +587,13 @@ impl EventLoop {
         // only then is the memory kept for orphaned operations freed.
         let driver = inner.driver.borrow_mut().take();
         drop(driver);
+        let notifier = inner
+            .shared
+            .notifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(notifier);
         let orphans = std::mem::take(&mut *inner.ops.borrow_mut());
         drop(orphans);
         Ok(())
@@ -667,7 +684,10 @@ impl LoopHandle {
                 return Err(Error::Closed);
             }
             let f = f.take().expect("closure present");
-            inner.ready.borrow_mut().push_back(Ready::Boxed(Box::new(f)));
+            inner
+                .ready
+                .borrow_mut()
+                .push_back(Ready::Boxed(Box::new(f)));
             Ok(())
         }) {
             return result;
