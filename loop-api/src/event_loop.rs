@@ -2,9 +2,12 @@
 //! bridge to the backend's [`Driver`].
 //!
 //! One iteration (`run_once`) follows asyncio's `_run_once`:
-//! 1. compute the poll timeout (0 if work is ready or a stop is pending,
-//!    else the time to the earliest live timer, capped at 24 h, else block);
-//! 2. wait in the driver; collect its completions and cross-thread work;
+//! 1. take in work sent from other threads;
+//! 2. poll the backend: with timeout 0 if work is ready or a stop is
+//!    pending, else until the earliest live timer (capped at 24 h), else
+//!    without limit. While ready work keeps the loop busy, this poll is
+//!    made only every `POLL_EVERY` iterations, so a `call_soon` chain costs
+//!    no syscall per callback (I/O still gets a turn at least that often);
 //! 3. move due timers to the ready queue;
 //! 4. run exactly as many ready items as the queue held at that moment:
 //!    work scheduled by this batch runs in the next one.
@@ -39,6 +42,10 @@ const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How far in the future a "huge" delay lands (deadlines that overflow `Instant`).
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// While ready work keeps coming, poll the backend at least every this many
+/// iterations (tokio polls I/O every 61 scheduler ticks for the same reason).
+const POLL_EVERY: u32 = 61;
 
 static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -161,6 +168,8 @@ pub(crate) struct LoopInner {
     pub(crate) tasks: TaskRegistry,
     running: Cell<bool>,
     stopping: Cell<bool>,
+    /// Iterations since the backend was last polled (see `run_once`).
+    polls_skipped: Cell<u32>,
     closed: Cell<bool>,
     exception_handler: RefCell<Option<ExceptionHandler>>,
 }
@@ -175,6 +184,9 @@ impl LoopInner {
     }
 
     fn drain_remote(&self) -> bool {
+        if self.shared.remote.is_empty() {
+            return false;
+        }
         let mut stop = false;
         let mut ready = self.ready.borrow_mut();
         while let Ok(item) = self.shared.remote.pop() {
@@ -282,6 +294,7 @@ impl EventLoop {
             tasks: TaskRegistry::default(),
             running: Cell::new(false),
             stopping: Cell::new(false),
+            polls_skipped: Cell::new(0),
             closed: Cell::new(false),
             exception_handler: RefCell::new(None),
         });
@@ -453,7 +466,55 @@ impl EventLoop {
             inner.stopping.set(true);
         }
 
-        let mut timeout = if !inner.ready.borrow().is_empty() || inner.stopping.get() {
+        // While ready work keeps the loop busy, the backend is still polled
+        // (without blocking) every POLL_EVERY iterations, so I/O is never
+        // starved; in between, iterations cost no syscall. An iteration that
+        // could block, or that ends a run, always polls.
+        let busy = !inner.ready.borrow().is_empty();
+        let skips = inner.polls_skipped.get();
+        if busy && !inner.stopping.get() && skips < POLL_EVERY {
+            inner.polls_skipped.set(skips + 1);
+        } else {
+            inner.polls_skipped.set(0);
+            self.poll_backend(busy)?;
+        }
+
+        if inner.timers.borrow().len() > 0 {
+            let now = Instant::now();
+            let mut timers = inner.timers.borrow_mut();
+            let mut ready = inner.ready.borrow_mut();
+            timers.pop_due(now, &mut |cb| ready.push_back(Ready::Callback(cb)));
+        }
+
+        let batch = inner.ready.borrow().len();
+        for _ in 0..batch {
+            let item = inner.ready.borrow_mut().pop_front();
+            match item {
+                Some(Ready::Task(runnable)) => {
+                    // Panics inside the task's future are caught by the task wrapper.
+                    runnable.run();
+                }
+                Some(Ready::Callback(cb)) => {
+                    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cb.run())) {
+                        self.report_panic("Exception in callback", payload, Some(Handle(cb)));
+                    }
+                }
+                Some(Ready::Boxed(f)) => {
+                    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+                        self.report_panic("Exception in callback", payload, None);
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits in the backend (not at all if `busy` or stopping, else until
+    /// the earliest timer) and takes in its completions and remote work.
+    fn poll_backend(&self, busy: bool) -> Result<()> {
+        let inner = &*self.inner;
+        let mut timeout = if busy || inner.stopping.get() {
             Some(Duration::ZERO)
         } else {
             inner
@@ -484,35 +545,6 @@ impl EventLoop {
             inner.deliver(completion);
         }
         *inner.completions.borrow_mut() = completions;
-
-        let now = Instant::now();
-        {
-            let mut timers = inner.timers.borrow_mut();
-            let mut ready = inner.ready.borrow_mut();
-            timers.pop_due(now, &mut |cb| ready.push_back(Ready::Callback(cb)));
-        }
-
-        let batch = inner.ready.borrow().len();
-        for _ in 0..batch {
-            let item = inner.ready.borrow_mut().pop_front();
-            match item {
-                Some(Ready::Task(runnable)) => {
-                    // Panics inside the task's future are caught by the task wrapper.
-                    runnable.run();
-                }
-                Some(Ready::Callback(cb)) => {
-                    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cb.run())) {
-                        self.report_panic("Exception in callback", payload, Some(Handle(cb)));
-                    }
-                }
-                Some(Ready::Boxed(f)) => {
-                    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-                        self.report_panic("Exception in callback", payload, None);
-                    }
-                }
-                None => break,
-            }
-        }
         Ok(())
     }
 
