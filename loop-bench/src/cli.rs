@@ -1,0 +1,371 @@
+//! The command line, and the run it describes.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+
+use crate::contender::{self, Contender};
+use crate::echo::EchoCell;
+use crate::report::{self, Document, Host, Settings};
+use crate::run::{self, Cell, Plan, Status};
+use crate::sample::Window;
+use crate::sched::SchedWorkload;
+use crate::sys::Placement;
+
+/// Races evloop's backends against each other and against tokio and smol:
+/// scheduling micro-benchmarks and TCP echo, interleaved, repeated, summarised
+/// as tables, JSON and an SVG plot.
+#[derive(Debug, Parser)]
+#[command(name = "loop-bench", version)]
+pub struct Args {
+    /// Contenders, comma-separated: evloop backends (mio, polling, uring),
+    /// tokio, smol, or `all` (every compiled-in backend plus the peers).
+    /// Unknown or unusable ones are reported and skipped.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    pub backends: Vec<String>,
+
+    /// Workloads, comma-separated.
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "all")]
+    pub workloads: Vec<WorkloadArg>,
+
+    /// Echo message sizes, comma-separated: bytes, or with a K/KiB or M/MiB suffix.
+    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_value = "64,1KiB,10KiB,100KiB")]
+    pub sizes: Vec<usize>,
+
+    /// Echo connection counts, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=10_000), default_value = "10,100,1000")]
+    pub conns: Vec<u32>,
+
+    /// Repetitions of every (workload, contender) pair; the median is reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub reps: u32,
+
+    /// Measured window of one scheduling measurement, milliseconds.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub sched_ms: u64,
+
+    /// Measured window of one echo measurement, milliseconds.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub echo_ms: u64,
+
+    /// Unmeasured warm-up before every measurement, milliseconds.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub warmup_ms: u64,
+
+    /// A few seconds' run of every workload on every contender, to check
+    /// that everything works (tiny windows, one rep, a reduced echo matrix
+    /// unless --sizes/--conns are given). Never a measurement.
+    #[arg(long)]
+    pub smoke: bool,
+
+    /// Where to write the results as JSON.
+    #[arg(long, default_value = "target/loop-bench/results.json")]
+    pub json: PathBuf,
+
+    /// Where to write the SVG plot.
+    #[arg(long, default_value = "target/loop-bench/results.svg")]
+    pub plot: PathBuf,
+
+    /// Do not pin the loop and the load generator to separate cores.
+    #[arg(long)]
+    pub no_pin: bool,
+
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// List the contenders this build knows and whether they can run here, then exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// A workload name on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadArg {
+    /// Every workload.
+    All,
+    /// Every scheduling micro-benchmark.
+    Sched,
+    /// Self-rescheduling call_soon chain.
+    CallSoon,
+    /// Timer schedule + cancel.
+    Timer,
+    /// Spawn + await of a trivial task.
+    SpawnAwait,
+    /// Yield switches between two tasks.
+    Yield,
+    /// Cross-thread wake latency.
+    CrossThread,
+    /// run_in_executor round trip.
+    Executor,
+    /// TCP echo matrix.
+    Echo,
+}
+
+/// Parses `64`, `1024`, `1K`, `1KiB`, `100kib`, `1M`, `1MiB` into bytes
+/// (1 byte to 16 MiB).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mult) = if let Some(n) = t.strip_suffix("kib").or_else(|| t.strip_suffix('k')) {
+        (n, 1024)
+    } else if let Some(n) = t.strip_suffix("mib").or_else(|| t.strip_suffix('m')) {
+        (n, 1024 * 1024)
+    } else {
+        (t.strip_suffix('b').unwrap_or(&t), 1)
+    };
+    let n: usize = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (try 64, 1KiB, 100KiB)"))?;
+    let bytes = n
+        .checked_mul(mult)
+        .filter(|b| (1..=16 * 1024 * 1024).contains(b))
+        .ok_or_else(|| format!("`{s}`: sizes go from 1 byte to 16 MiB"))?;
+    Ok(bytes)
+}
+
+fn cells(args: &Args, sizes: &[usize], conns: &[u32]) -> Vec<Cell> {
+    let has = |w: WorkloadArg| args.workloads.contains(&w);
+    let any = has(WorkloadArg::All);
+    let mut cells = Vec::new();
+    for (w, arg) in SchedWorkload::ALL.iter().zip([
+        WorkloadArg::CallSoon,
+        WorkloadArg::Timer,
+        WorkloadArg::SpawnAwait,
+        WorkloadArg::Yield,
+        WorkloadArg::CrossThread,
+        WorkloadArg::Executor,
+    ]) {
+        if any || has(WorkloadArg::Sched) || has(arg) {
+            cells.push(Cell::Sched(*w));
+        }
+    }
+    if any || has(WorkloadArg::Echo) {
+        for &size in sizes {
+            for &c in conns {
+                cells.push(Cell::Echo(EchoCell {
+                    size,
+                    conns: c as usize,
+                }));
+            }
+        }
+    }
+    cells
+}
+
+fn write_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, contents)
+}
+
+/// Runs the command line: the whole program behind `main`.
+pub fn main() -> ExitCode {
+    let matches = Args::command().get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
+    let explicit = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+
+    if args.list {
+        let (ok, skipped) = contender::resolve(&["all".to_owned()]);
+        for c in &ok {
+            println!("{:<8} ok", c.name());
+        }
+        for s in &skipped {
+            println!("{:<8} unavailable: {}", s.name, s.reason);
+        }
+        for name in ["mio", "polling", "uring"] {
+            if !ok.iter().any(|c| c.name() == name) && !skipped.iter().any(|s| s.name == name) {
+                if let Err(e) = evloop::new_event_loop_for(name) {
+                    println!("{name:<8} unavailable: {e}");
+                }
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+
+    let (contenders, skipped) = contender::resolve(&args.backends);
+    for s in &skipped {
+        eprintln!("skipping {}: {}", s.name, s.reason);
+    }
+    if contenders.is_empty() {
+        eprintln!("no contender can run; try --list");
+        return ExitCode::from(2);
+    }
+
+    let (sizes, conns, reps, sched, echo) = if args.smoke {
+        let ms = Duration::from_millis;
+        (
+            if explicit("sizes") {
+                args.sizes.clone()
+            } else {
+                vec![64, 100 * 1024]
+            },
+            if explicit("conns") {
+                args.conns.clone()
+            } else {
+                vec![10, 100]
+            },
+            if explicit("reps") { args.reps } else { 1 },
+            Window {
+                warmup: ms(1),
+                measure: ms(5),
+            },
+            Window {
+                warmup: ms(5),
+                measure: ms(20),
+            },
+        )
+    } else {
+        let ms = Duration::from_millis;
+        (
+            args.sizes.clone(),
+            args.conns.clone(),
+            args.reps,
+            Window {
+                warmup: ms(args.warmup_ms),
+                measure: ms(args.sched_ms),
+            },
+            Window {
+                warmup: ms(args.warmup_ms),
+                measure: ms(args.echo_ms),
+            },
+        )
+    };
+    let placement = Placement::choose(!args.no_pin);
+    let plan = Plan {
+        contenders: contenders.clone(),
+        cells: cells(&args, &sizes, &conns),
+        reps,
+        sched,
+        echo,
+        placement,
+    };
+    let names: Vec<String> = contenders.iter().map(Contender::name).collect();
+    let host = Host::detect();
+    eprintln!(
+        "loop-bench: {} on {} ({} cores, kernel {}); loop on cpu {}, load on cpu {}; about {:.0} s",
+        names.join(", "),
+        host.cpu,
+        host.cores,
+        host.kernel,
+        placement
+            .server
+            .map_or("unpinned".to_owned(), |c| c.to_string()),
+        placement
+            .client
+            .map_or("unpinned".to_owned(), |c| c.to_string()),
+        run::estimate_secs(&plan)
+    );
+
+    let started_unix = run::now_unix();
+    let clock = Instant::now();
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(plan.len());
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    };
+    let rows = run::run(&plan, &mut |done, what| {
+        bar.set_position(done);
+        bar.set_message(what.to_owned());
+    });
+    bar.finish_and_clear();
+    let wall = clock.elapsed();
+
+    let targets = report::targets(&rows);
+    let mut text = report::tables(&rows, &names, reps);
+    text += &report::targets_text(&targets);
+    let failed = rows.iter().any(|r| r.status == Status::Failed);
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+
+    let doc = Document {
+        tool: "loop-bench",
+        version: env!("CARGO_PKG_VERSION"),
+        command,
+        started_unix,
+        wall_secs: wall.as_secs_f64(),
+        host: host.clone(),
+        settings: Settings {
+            reps,
+            sched_warmup_ms: sched.warmup.as_millis() as u64,
+            sched_ms: sched.measure.as_millis() as u64,
+            echo_warmup_ms: echo.warmup.as_millis() as u64,
+            echo_ms: echo.measure.as_millis() as u64,
+            server_cpu: placement.server,
+            client_cpu: placement.client,
+            smoke: args.smoke,
+            echo_server_buffer: crate::runtime::ECHO_BUF,
+        },
+        contenders: names.clone(),
+        skipped,
+        rows,
+        targets,
+    };
+    let mut status = if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    };
+    match serde_json::to_string_pretty(&doc) {
+        Ok(json) => match write_file(&args.json, &json) {
+            Ok(()) => text += &format!("\nJSON: {}", args.json.display()),
+            Err(e) => {
+                eprintln!("cannot write {}: {e}", args.json.display());
+                status = ExitCode::FAILURE;
+            }
+        },
+        Err(e) => {
+            eprintln!("cannot serialise the results: {e}");
+            status = ExitCode::FAILURE;
+        }
+    }
+    let subtitle = format!(
+        "{} | kernel {} | {} cores | median of {} reps, whiskers: min-max | {:.0} s run",
+        host.cpu,
+        host.kernel,
+        host.cores,
+        reps,
+        wall.as_secs_f64()
+    );
+    match write_file(&args.plot, &crate::plot::svg(&doc.rows, &names, &subtitle)) {
+        Ok(()) => text += &format!("\nPlot: {}\n", args.plot.display()),
+        Err(e) => {
+            eprintln!("cannot write {}: {e}", args.plot.display());
+            status = ExitCode::FAILURE;
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64"), Ok(64));
+        assert_eq!(parse_size("64B"), Ok(64));
+        assert_eq!(parse_size("1KiB"), Ok(1024));
+        assert_eq!(parse_size("100k"), Ok(102_400));
+        assert_eq!(parse_size(" 1MiB "), Ok(1 << 20));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("17MiB").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999999999999k").is_err());
+    }
+}

@@ -1,0 +1,414 @@
+//! The terminal tables, the targets check, and the JSON document.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::contender::Skipped;
+use crate::run::{Row, Status};
+use crate::stats::Summary;
+
+/// `24.1M`, `141k`, `512`.
+pub fn fmt_rate(x: f64) -> String {
+    if x >= 1e9 {
+        format!("{:.2}G", x / 1e9)
+    } else if x >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+/// `850ns`, `12.3µs`, `1.20ms`.
+pub fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2}ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.1}µs", ns / 1e3)
+    } else {
+        format!("{ns:.0}ns")
+    }
+}
+
+fn with_spread(s: &Summary, f: fn(f64) -> String) -> String {
+    format!("{} ±{:.0}%", f(s.median), s.spread_pct)
+}
+
+/// Renders rows of cells as an aligned text table.
+fn table(title: &str, header: &[String], lines: &[Vec<String>]) -> String {
+    let cols = header.len();
+    let mut width = vec![0usize; cols];
+    for line in std::iter::once(header).chain(lines.iter().map(|l| l.as_slice())) {
+        for (i, cell) in line.iter().enumerate().take(cols) {
+            width[i] = width[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "\n{title}");
+    let render = |line: &[String]| {
+        let mut s = String::new();
+        for (i, cell) in line.iter().enumerate().take(cols) {
+            let pad = width[i] - cell.chars().count();
+            if i == 0 {
+                let _ = write!(s, "{cell}{}", " ".repeat(pad));
+            } else {
+                let _ = write!(s, "  {}{cell}", " ".repeat(pad));
+            }
+        }
+        s.trim_end().to_owned()
+    };
+    let _ = writeln!(out, "{}", render(header));
+    let total: usize = width.iter().sum::<usize>() + 2 * cols.saturating_sub(1);
+    let _ = writeln!(out, "{}", "-".repeat(total));
+    for line in lines {
+        let _ = writeln!(out, "{}", render(line));
+    }
+    out
+}
+
+fn find<'a>(rows: &'a [Row], cell: &str, contender: &str) -> Option<&'a Row> {
+    rows.iter()
+        .find(|r| r.cell == cell && r.contender == contender)
+}
+
+fn cell_text(row: Option<&Row>, pick: &dyn Fn(&Row) -> Option<String>) -> String {
+    match row {
+        None => String::new(),
+        Some(r) => match r.status {
+            Status::Ok => pick(r).unwrap_or_else(|| "-".to_owned()),
+            Status::Unavailable => "n/a".to_owned(),
+            Status::Failed => "FAILED".to_owned(),
+        },
+    }
+}
+
+/// Every table for the terminal: scheduling rates, latencies, echo
+/// requests/s, server CPU per request, echo latency; then the notes.
+pub fn tables(rows: &[Row], contenders: &[String], reps: u32) -> String {
+    let mut out = String::new();
+    let cells = |workload_is_echo: bool| -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for r in rows {
+            if (r.workload == "echo") == workload_is_echo && !v.contains(&r.cell) {
+                v.push(r.cell.clone());
+            }
+        }
+        v
+    };
+    let header = |first: &str| -> Vec<String> {
+        std::iter::once(first.to_owned())
+            .chain(contenders.iter().cloned())
+            .collect()
+    };
+    let grid = |cells: &[String], pick: &dyn Fn(&Row) -> Option<String>| -> Vec<Vec<String>> {
+        cells
+            .iter()
+            .map(|cell| {
+                std::iter::once(cell.clone())
+                    .chain(
+                        contenders
+                            .iter()
+                            .map(|c| cell_text(find(rows, cell, c), pick)),
+                    )
+                    .collect()
+            })
+            .collect()
+    };
+    let note = format!("median of {reps} rep(s), ± half the range");
+
+    let sched = cells(false);
+    if !sched.is_empty() {
+        out += &table(
+            &format!("Scheduling, operations per second ({note})"),
+            &header("workload"),
+            &grid(&sched, &|r| {
+                r.rate.as_ref().map(|s| with_spread(s, fmt_rate))
+            }),
+        );
+        let lat: Vec<String> = sched
+            .iter()
+            .filter(|c| rows.iter().any(|r| &r.cell == *c && r.p50_ns.is_some()))
+            .cloned()
+            .collect();
+        if !lat.is_empty() {
+            out += &table(
+                "Scheduling latency, p50 / p99 (median over reps)",
+                &header("workload"),
+                &grid(&lat, &|r| p50_p99(r)),
+            );
+        }
+    }
+    let echo = cells(true);
+    if !echo.is_empty() {
+        out += &table(
+            &format!("TCP echo, requests per second ({note})"),
+            &header("size x conns"),
+            &grid(&echo, &|r| {
+                r.rate.as_ref().map(|s| with_spread(s, fmt_rate))
+            }),
+        );
+        out += &table(
+            &format!("TCP echo, server CPU per request ({note}; lower is better)"),
+            &header("size x conns"),
+            &grid(&echo, &|r| {
+                r.cpu_ns_per_op.as_ref().map(|s| with_spread(s, fmt_ns))
+            }),
+        );
+        out += &table(
+            "TCP echo, round-trip latency p50 / p99 (median over reps)",
+            &header("size x conns"),
+            &grid(&echo, &|r| p50_p99(r)),
+        );
+    }
+    let mut notes = String::new();
+    for r in rows {
+        if r.status != Status::Ok {
+            let what = if r.status == Status::Failed {
+                "FAILED"
+            } else {
+                "n/a"
+            };
+            let line = format!(
+                "  {what}: {} on {}: {}\n",
+                r.workload,
+                r.contender,
+                r.reason.as_deref().unwrap_or("")
+            );
+            if !notes.contains(&line) {
+                notes += &line;
+            }
+        }
+    }
+    if !notes.is_empty() {
+        out += "\nNot measured:\n";
+        out += &notes;
+    }
+    out
+}
+
+fn p50_p99(r: &Row) -> Option<String> {
+    let p50 = r.p50_ns.as_ref()?;
+    let p99 = r.p99_ns.as_ref()?;
+    Some(format!("{} / {}", fmt_ns(p50.median), fmt_ns(p99.median)))
+}
+
+/// One of the project's performance targets, checked against this run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// What is compared.
+    pub target: String,
+    /// The evloop backend concerned.
+    pub contender: String,
+    /// What was measured (a rate, or a ratio to tokio).
+    pub measured: f64,
+    /// What the target asks for.
+    pub goal: f64,
+    /// `measured >= goal`.
+    pub met: bool,
+    /// A human-readable detail.
+    pub detail: String,
+}
+
+/// The targets from the project's brief, measured (never asserted):
+/// call_soon > 20 M/s, timer schedule+cancel > 10 M/s, spawn+await at least
+/// 2× tokio's rate, and every echo cell at least tokio's requests per
+/// server-CPU-second.
+pub fn targets(rows: &[Row]) -> Vec<Target> {
+    let mut out = Vec::new();
+    let median = |r: &Row, f: fn(&Row) -> Option<Summary>| -> Option<f64> {
+        (r.status == Status::Ok)
+            .then(|| f(r).map(|s| s.median))
+            .flatten()
+    };
+    let evloop: Vec<&Row> = rows.iter().filter(|r| r.evloop).collect();
+    for r in &evloop {
+        let rate = median(r, |r| r.rate);
+        match (r.workload.as_str(), rate) {
+            ("call_soon", Some(v)) => out.push(Target {
+                target: "call_soon chain > 20 M/s".to_owned(),
+                contender: r.contender.clone(),
+                measured: v,
+                goal: 20e6,
+                met: v > 20e6,
+                detail: format!("{}/s", fmt_rate(v)),
+            }),
+            ("timer", Some(v)) => out.push(Target {
+                target: "timer schedule+cancel > 10 M/s".to_owned(),
+                contender: r.contender.clone(),
+                measured: v,
+                goal: 10e6,
+                met: v > 10e6,
+                detail: format!("{}/s", fmt_rate(v)),
+            }),
+            ("spawn_await", Some(v)) => {
+                let tokio = find(rows, &r.cell, "tokio").and_then(|t| median(t, |t| t.rate));
+                if let Some(t) = tokio {
+                    out.push(Target {
+                        target: "spawn+await >= 2x tokio".to_owned(),
+                        contender: r.contender.clone(),
+                        measured: v / t,
+                        goal: 2.0,
+                        met: v >= 2.0 * t,
+                        detail: format!("{}/s vs tokio {}/s", fmt_rate(v), fmt_rate(t)),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    let backends: Vec<String> = {
+        let mut v: Vec<String> = Vec::new();
+        for r in &evloop {
+            if !v.contains(&r.contender) {
+                v.push(r.contender.clone());
+            }
+        }
+        v
+    };
+    for b in backends {
+        let mut ratios: Vec<(f64, String)> = Vec::new();
+        for r in evloop
+            .iter()
+            .filter(|r| r.contender == b && r.workload == "echo")
+        {
+            let mine = median(r, |r| r.ops_per_cpu_sec);
+            let tokio = find(rows, &r.cell, "tokio").and_then(|t| median(t, |t| t.ops_per_cpu_sec));
+            if let (Some(m), Some(t)) = (mine, tokio) {
+                ratios.push((m / t, r.cell.clone()));
+            }
+        }
+        if ratios.is_empty() {
+            continue;
+        }
+        let met_cells = ratios.iter().filter(|(x, _)| *x >= 1.0).count();
+        let worst = ratios
+            .iter()
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .cloned()
+            .unwrap_or((0.0, String::new()));
+        out.push(Target {
+            target: "echo requests per server-CPU-second >= tokio, every cell".to_owned(),
+            contender: b,
+            measured: worst.0,
+            goal: 1.0,
+            met: worst.0 >= 1.0,
+            detail: format!(
+                "{met_cells}/{} cells at or above tokio; worst {:.2}x ({})",
+                ratios.len(),
+                worst.0,
+                worst.1
+            ),
+        });
+    }
+    out
+}
+
+/// The targets as text for the terminal.
+pub fn targets_text(targets: &[Target]) -> String {
+    if targets.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nTargets (measured in this run, not asserted):\n");
+    for t in targets {
+        let _ = writeln!(
+            out,
+            "  [{}] {:<8} {}: {}",
+            if t.met { "met" } else { "NOT met" },
+            t.contender,
+            t.target,
+            t.detail
+        );
+    }
+    out
+}
+
+/// The machine the run happened on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    /// `uname -r`.
+    pub kernel: String,
+    /// `/proc/cpuinfo`'s first `model name`.
+    pub cpu: String,
+    /// Online CPUs.
+    pub cores: usize,
+    /// CPUs this process may use.
+    pub allowed_cpus: Vec<usize>,
+}
+
+impl Host {
+    /// Reads it from `/proc`.
+    pub fn detect() -> Host {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".to_owned());
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        Host {
+            kernel,
+            cpu,
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            allowed_cpus: crate::sys::allowed_cpus(),
+        }
+    }
+}
+
+/// The settings of a run, as recorded in the JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Repetitions.
+    pub reps: u32,
+    /// Scheduling warm-up, ms.
+    pub sched_warmup_ms: u64,
+    /// Scheduling window, ms.
+    pub sched_ms: u64,
+    /// Echo warm-up, ms.
+    pub echo_warmup_ms: u64,
+    /// Echo window, ms.
+    pub echo_ms: u64,
+    /// The server / loop core, if pinned.
+    pub server_cpu: Option<usize>,
+    /// The load generator / waker core, if pinned.
+    pub client_cpu: Option<usize>,
+    /// Whether this was a `--smoke` run.
+    pub smoke: bool,
+    /// Bytes each echo connection's server task reads at a time.
+    pub echo_server_buffer: usize,
+}
+
+/// The whole JSON document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Document {
+    /// `loop-bench`.
+    pub tool: &'static str,
+    /// The crate version.
+    pub version: &'static str,
+    /// The command line.
+    pub command: String,
+    /// Unix time the run started.
+    pub started_unix: u64,
+    /// Wall-clock seconds the run took.
+    pub wall_secs: f64,
+    /// Where it ran.
+    pub host: Host,
+    /// How it ran.
+    pub settings: Settings,
+    /// Contenders that ran.
+    pub contenders: Vec<String>,
+    /// Contenders asked for that could not run.
+    pub skipped: Vec<Skipped>,
+    /// One row per (cell, contender).
+    pub rows: Vec<Row>,
+    /// The project's targets, as measured.
+    pub targets: Vec<Target>,
+}

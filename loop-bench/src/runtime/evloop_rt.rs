@@ -1,0 +1,117 @@
+//! evloop, on one named backend, as a contender.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use evloop::{EventLoop, LoopHandle};
+
+use super::{Runtime, Stopper};
+
+/// evloop on the backend `backend` (`mio`, `polling`, `uring`), each loop
+/// made by `evloop::new_event_loop_for`.
+#[derive(Debug, Clone)]
+pub struct Evloop {
+    /// The backend's name as `new_event_loop_for` takes it.
+    pub backend: String,
+}
+
+impl Evloop {
+    /// evloop on `backend`.
+    pub fn new(backend: impl Into<String>) -> Evloop {
+        Evloop {
+            backend: backend.into(),
+        }
+    }
+
+    /// Whether a loop on this backend can be created here; `Err(reason)`
+    /// (unknown, not compiled in, or not usable on this host) if not.
+    pub fn probe(&self) -> Result<(), String> {
+        let lp = evloop::new_event_loop_for(&self.backend).map_err(|e| e.to_string())?;
+        lp.close().map_err(|e| e.to_string())
+    }
+}
+
+impl Runtime for Evloop {
+    type Spawner = EventLoop;
+    type Remote = LoopHandle;
+
+    fn name(&self) -> String {
+        self.backend.clone()
+    }
+
+    fn block_on<M, Fut>(&self, main: M) -> Result<Fut::Output, String>
+    where
+        M: FnOnce(EventLoop) -> Fut,
+        Fut: Future + 'static,
+        Fut::Output: 'static,
+    {
+        let lp = evloop::new_event_loop_for(&self.backend).map_err(|e| e.to_string())?;
+        let fut = main(lp.clone());
+        // run_with runs the future, cancels leftover tasks and closes the loop.
+        evloop::run_with(move || Ok(lp), fut).map_err(|e| e.to_string())
+    }
+
+    fn soon<S: Send + 'static>(lp: &EventLoop, f: fn(&EventLoop, S), state: S) {
+        let next = lp.clone();
+        lp.call_soon(move || f(&next, state))
+            .expect("the loop is open while a workload runs");
+    }
+
+    fn spawn<F>(lp: &EventLoop, fut: F) -> impl Future<Output = F::Output> + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let task = lp
+            .create_task(fut)
+            .expect("the loop is open while a workload runs");
+        async move { task.await.expect("a benchmark task never fails") }
+    }
+
+    fn yield_now() -> impl Future<Output = ()> + Send + 'static {
+        evloop::yield_now()
+    }
+
+    fn timer_cycle(lp: &EventLoop, delay: Duration) {
+        lp.call_later(delay, || {})
+            .expect("the loop is open while a workload runs")
+            .cancel();
+    }
+
+    fn remote(lp: &EventLoop) -> LoopHandle {
+        lp.handle()
+    }
+
+    fn remote_call<F: FnOnce() + Send + 'static>(remote: &LoopHandle, f: F) -> bool {
+        remote.call_soon_threadsafe(f).is_ok()
+    }
+
+    fn blocking<T, F>(
+        _: &EventLoop,
+        _f: F,
+    ) -> Result<impl Future<Output = T> + 'static, &'static str>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Err::<std::future::Pending<T>, _>(
+            "not available: EventLoop::run_in_executor is not on main yet",
+        )
+    }
+
+    fn echo_supported(&self) -> Result<(), String> {
+        Err(
+            "not available: evloop's networking API (TcpListener/TcpStream) is not on main yet"
+                .to_owned(),
+        )
+    }
+
+    fn serve_echo(
+        &self,
+        _listener: TcpListener,
+        _ready: Box<dyn FnOnce(Stopper)>,
+    ) -> Result<(), String> {
+        self.echo_supported()
+    }
+}
