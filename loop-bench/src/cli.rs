@@ -85,6 +85,7 @@ pub struct Args {
 
 /// A workload name on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
 pub enum WorkloadArg {
     /// Every workload.
     All,
@@ -211,7 +212,7 @@ pub fn main() -> ExitCode {
             if explicit("conns") {
                 args.conns.clone()
             } else {
-                vec![10, 100]
+                vec![10, 1000]
             },
             if explicit("reps") { args.reps } else { 1 },
             Window {
@@ -250,6 +251,9 @@ pub fn main() -> ExitCode {
     };
     let names: Vec<String> = contenders.iter().map(Contender::name).collect();
     let host = Host::detect();
+    if cfg!(debug_assertions) && !args.smoke {
+        eprintln!("warning: this is a debug build; its figures mean nothing (use --release)");
+    }
     eprintln!(
         "loop-bench: {} on {} ({} cores, kernel {}); loop on cpu {}, load on cpu {}; about {:.0} s",
         names.join(", "),
@@ -287,7 +291,11 @@ pub fn main() -> ExitCode {
 
     let targets = report::targets(&rows);
     let mut text = report::tables(&rows, &names, reps);
-    text += &report::targets_text(&targets);
+    if args.smoke {
+        text += "\n(--smoke: tiny windows, one repetition; a check that everything runs, not a measurement)\n";
+    } else {
+        text += &report::targets_text(&targets);
+    }
     let failed = rows.iter().any(|r| r.status == Status::Failed);
     let command = std::env::args().collect::<Vec<_>>().join(" ");
 
