@@ -6,8 +6,6 @@
 //! (another build starting, thermal limits) hits every contender alike
 //! instead of whichever happened to run last.
 
-use std::time::Instant;
-
 use serde::Serialize;
 
 use crate::contender::Contender;
@@ -235,9 +233,4 @@ pub fn now_unix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// A stopwatch for the whole run.
-pub fn stopwatch() -> Instant {
-    Instant::now()
 }

@@ -169,7 +169,7 @@ struct Chain {
 
 fn chain_step<R: Runtime>(sp: &R::Spawner, mut st: Chain) {
     st.n += 1;
-    if st.n % CHECK_EVERY == 0 {
+    if st.n.is_multiple_of(CHECK_EVERY) {
         let now = Instant::now();
         if now >= st.deadline {
             let _ = st.done.try_send((st.n, now));

@@ -37,9 +37,9 @@ impl EchoCell {
 /// `64 B`, `1 KiB`, `100 KiB`, `1.5 MiB`.
 pub fn size_label(size: usize) -> String {
     const KIB: usize = 1024;
-    if size >= KIB * KIB && size % (KIB * KIB) == 0 {
+    if size >= KIB * KIB && size.is_multiple_of(KIB * KIB) {
         format!("{}MiB", size / (KIB * KIB))
-    } else if size >= KIB && size % KIB == 0 {
+    } else if size >= KIB && size.is_multiple_of(KIB) {
         format!("{}KiB", size / KIB)
     } else {
         format!("{size}B")
