@@ -52,7 +52,11 @@ impl Runtime for Evloop {
         evloop::run_with(move || Ok(lp), fut).map_err(|e| e.to_string())
     }
 
-    fn soon<S: Send + 'static>(lp: &EventLoop, f: fn(&EventLoop, S), state: S) {
+    fn soon<S, F>(lp: &EventLoop, f: F, state: S)
+    where
+        S: Send + 'static,
+        F: FnOnce(&EventLoop, S) + Send + 'static,
+    {
         let next = lp.clone();
         lp.call_soon(move || f(&next, state))
             .expect("the loop is open while a workload runs");

@@ -55,7 +55,12 @@ pub trait Runtime: 'static {
 
     /// Runs `f(spawner, state)` soon, on the loop, in FIFO order with other
     /// such calls (asyncio's `call_soon`, or the peer's closest analogue).
-    fn soon<S: Send + 'static>(sp: &Self::Spawner, f: fn(&Self::Spawner, S), state: S);
+    /// `f` is normally a function item (zero-sized, statically dispatched),
+    /// so the scheduled closure holds only the spawner and `state`.
+    fn soon<S, F>(sp: &Self::Spawner, f: F, state: S)
+    where
+        S: Send + 'static,
+        F: FnOnce(&Self::Spawner, S) + Send + 'static;
 
     /// Spawns `fut` as a task; the returned future gives its output.
     fn spawn<F>(sp: &Self::Spawner, fut: F) -> impl Future<Output = F::Output> + 'static

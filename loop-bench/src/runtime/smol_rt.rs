@@ -39,7 +39,11 @@ impl Runtime for Smol {
         Ok(async_io::block_on(ex.run(fut)))
     }
 
-    fn soon<S: Send + 'static>(sp: &Self::Spawner, f: fn(&Self::Spawner, S), state: S) {
+    fn soon<S, F>(sp: &Self::Spawner, f: F, state: S)
+    where
+        S: Send + 'static,
+        F: FnOnce(&Self::Spawner, S) + Send + 'static,
+    {
         let ex = sp.clone();
         sp.spawn(async move { f(&ex, state) }).detach();
     }

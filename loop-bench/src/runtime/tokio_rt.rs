@@ -43,7 +43,11 @@ impl Runtime for Tokio {
         Ok(rt.block_on(main(TokioContext)))
     }
 
-    fn soon<S: Send + 'static>(_: &TokioContext, f: fn(&TokioContext, S), state: S) {
+    fn soon<S, F>(_: &TokioContext, f: F, state: S)
+    where
+        S: Send + 'static,
+        F: FnOnce(&TokioContext, S) + Send + 'static,
+    {
         // The JoinHandle is dropped: the task is detached.
         tokio::spawn(async move { f(&TokioContext, state) });
     }
