@@ -18,6 +18,7 @@
 use loop_api::{EventLoop, Result};
 
 pub mod exceptions;
+pub mod executor;
 pub mod lifecycle;
 pub mod policy;
 pub mod resources;
@@ -49,6 +50,7 @@ macro_rules! conformance_suite {
             $crate::__exceptions_tests!($factory);
             $crate::__policy_tests!($factory);
             $crate::__resources_tests!($factory);
+            $crate::__executor_tests!($factory);
         }
     };
 }
