@@ -20,10 +20,14 @@ pub(crate) trait Extension: 'static {
     fn on_close(&self, lp: &EventLoop);
 }
 
+/// One extension: its type, and the same value seen as `Any` (to downcast)
+/// and as an [`Extension`] (to close).
+type Slot = (TypeId, Rc<dyn Any>, Rc<dyn Extension>);
+
 /// One slot per extension type, in creation order.
 #[derive(Default)]
 pub(crate) struct Extensions {
-    slots: RefCell<Vec<(TypeId, Rc<dyn Any>, Rc<dyn Extension>)>>,
+    slots: RefCell<Vec<Slot>>,
 }
 
 impl Extensions {
