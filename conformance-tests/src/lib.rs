@@ -23,6 +23,7 @@ pub mod lifecycle;
 pub mod policy;
 pub mod resources;
 pub mod scheduling;
+pub mod signals;
 pub mod support;
 pub mod tasks;
 pub mod threads;
@@ -51,6 +52,7 @@ macro_rules! conformance_suite {
             $crate::__policy_tests!($factory);
             $crate::__resources_tests!($factory);
             $crate::__executor_tests!($factory);
+            $crate::__signals_tests!($factory);
         }
     };
 }

@@ -40,14 +40,25 @@ impl Extensions {
 
     /// The extension of type `T`, created with `make` on first use.
     pub(crate) fn get_or_insert_with<T: Extension>(&self, make: impl FnOnce() -> T) -> Rc<T> {
-        if let Some(ext) = self.get::<T>() {
-            return ext;
+        match self.get_or_try_insert_with(|| Ok::<T, std::convert::Infallible>(make())) {
+            Ok(ext) => ext,
+            Err(never) => match never {},
         }
-        let ext = Rc::new(make());
+    }
+
+    /// The extension of type `T`, created with the fallible `make` on first use.
+    pub(crate) fn get_or_try_insert_with<T: Extension, E>(
+        &self,
+        make: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Rc<T>, E> {
+        if let Some(ext) = self.get::<T>() {
+            return Ok(ext);
+        }
+        let ext = Rc::new(make()?);
         self.slots
             .borrow_mut()
             .push((TypeId::of::<T>(), ext.clone(), ext.clone()));
-        ext
+        Ok(ext)
     }
 
     /// Runs every extension's close hook, in creation order, then drops them.
@@ -58,5 +69,16 @@ impl Extensions {
             ext.on_close(lp);
         }
         drop(slots);
+    }
+}
+
+impl EventLoop {
+    /// [`crate::Error::Closed`] once the loop is closed.
+    pub(crate) fn ensure_open(&self) -> crate::Result<()> {
+        if self.is_closed() {
+            Err(crate::Error::Closed)
+        } else {
+            Ok(())
+        }
     }
 }

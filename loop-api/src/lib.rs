@@ -24,6 +24,8 @@ mod handle;
 mod op;
 mod policy;
 pub mod readiness;
+pub mod signal;
+mod sys;
 mod task;
 mod timers;
 
