@@ -20,6 +20,7 @@ use loop_api::{EventLoop, Result};
 pub mod exceptions;
 pub mod executor;
 pub mod lifecycle;
+pub mod pipes;
 pub mod policy;
 pub mod resources;
 pub mod scheduling;
@@ -53,6 +54,7 @@ macro_rules! conformance_suite {
             $crate::__resources_tests!($factory);
             $crate::__executor_tests!($factory);
             $crate::__signals_tests!($factory);
+            $crate::__pipes_tests!($factory);
         }
     };
 }

@@ -22,6 +22,7 @@ mod fd;
 mod futures;
 mod handle;
 mod op;
+pub mod pipe;
 mod policy;
 pub mod readiness;
 pub mod signal;
@@ -36,6 +37,7 @@ pub use executor::{default_pool_size, Executor, ExecutorFuture, Job, ThreadPool}
 pub use futures::{gather, sleep, wait_for, yield_now, Gather, Sleep, WaitFor, YieldNow};
 pub use handle::{Handle, TimerHandle};
 pub use op::{CallbackOp, OpFuture};
+pub use pipe::{PipeReader, PipeWriter};
 pub use policy::{
     get_event_loop, get_event_loop_policy, install_default_policy, new_event_loop, run, run_with,
     set_event_loop, set_event_loop_policy, EventLoopPolicy, FactoryPolicy,
