@@ -25,6 +25,7 @@ pub mod policy;
 pub mod resources;
 pub mod scheduling;
 pub mod signals;
+pub mod subprocess;
 pub mod support;
 pub mod tasks;
 pub mod threads;
@@ -55,6 +56,7 @@ macro_rules! conformance_suite {
             $crate::__executor_tests!($factory);
             $crate::__signals_tests!($factory);
             $crate::__pipes_tests!($factory);
+            $crate::__subprocess_tests!($factory);
         }
     };
 }

@@ -24,6 +24,7 @@ mod handle;
 mod op;
 pub mod pipe;
 mod policy;
+pub mod process;
 pub mod readiness;
 pub mod signal;
 mod sys;
