@@ -119,6 +119,20 @@ impl Stream {
         }
     }
 
+    /// Waits until the descriptor is readable (or writable).
+    async fn wait_ready(&mut self, readable: bool) -> io::Result<()> {
+        let fd = self.raw()?;
+        let op = if readable {
+            Op::PollReadable { fd }
+        } else {
+            Op::PollWritable { fd }
+        };
+        // SAFETY: a readiness poll points into no memory; `fd` stays open
+        // while `self` is mutably borrowed.
+        let (result, ()) = unsafe { OpFuture::new(&self.lp, op, ()) }.await;
+        result.map(drop)
+    }
+
     fn close(&mut self) {
         // Drop order: the readiness wait first (it cancels its operation),
         // then the descriptor, once the backend has forgotten it.
@@ -191,28 +205,41 @@ impl PipeReader {
     /// Reads up to `buf.bytes_total()` bytes into `buf` (replacing its
     /// contents); 0 means end of stream.
     pub async fn read<B: IoBufMut>(&mut self, mut buf: B) -> BufResult<usize, B> {
-        let fd = match self.stream.raw() {
-            Ok(fd) => fd,
-            Err(e) => return (Err(e), buf),
-        };
-        if buf.bytes_total() == 0 {
-            return (Ok(0), buf);
+        loop {
+            let fd = match self.stream.raw() {
+                Ok(fd) => fd,
+                Err(e) => return (Err(e), buf),
+            };
+            if buf.bytes_total() == 0 {
+                return (Ok(0), buf);
+            }
+            let op = Op::Read {
+                fd,
+                buf: buf.stable_mut_ptr(),
+                len: buf.bytes_total(),
+            };
+            // SAFETY: the pointer is into `buf`'s stable memory (IoBufMut's
+            // contract), owned by the future; `fd` stays open while `self` is
+            // mutably borrowed by this call.
+            let (result, b) = unsafe { OpFuture::new(&self.stream.lp, op, buf) }.await;
+            buf = b;
+            let result = self.map_eof(result.map(|out| out.res));
+            match result {
+                Ok(n) => {
+                    // SAFETY: the kernel wrote `n <= bytes_total()` bytes.
+                    unsafe { buf.set_init(n) };
+                    return (Ok(n), buf);
+                }
+                // A completion backend may hand back EAGAIN for a
+                // non-blocking descriptor it cannot poll itself: wait, retry.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = self.stream.wait_ready(true).await {
+                        return (Err(e), buf);
+                    }
+                }
+                Err(e) => return (Err(e), buf),
+            }
         }
-        let op = Op::Read {
-            fd,
-            buf: buf.stable_mut_ptr(),
-            len: buf.bytes_total(),
-        };
-        // SAFETY: the pointer is into `buf`'s stable memory (IoBufMut's
-        // contract), owned by the future; `fd` stays open while `self` is
-        // mutably borrowed by this call.
-        let (result, mut buf) = unsafe { OpFuture::new(&self.stream.lp, op, buf) }.await;
-        let result = self.map_eof(result.map(|out| out.res));
-        if let Ok(n) = result {
-            // SAFETY: the kernel wrote `n <= bytes_total()` bytes.
-            unsafe { buf.set_init(n) };
-        }
-        (result, buf)
     }
 
     /// Reads until end of stream.
@@ -254,21 +281,35 @@ impl PipeWriter {
     }
 
     async fn write_at<B: IoBuf>(&mut self, buf: B, offset: usize) -> BufResult<usize, B> {
-        let fd = match self.stream.raw() {
-            Ok(fd) => fd,
-            Err(e) => return (Err(e), buf),
-        };
-        let len = buf.bytes_init().saturating_sub(offset);
-        if len == 0 {
-            return (Ok(0), buf);
+        let mut buf = buf;
+        loop {
+            let fd = match self.stream.raw() {
+                Ok(fd) => fd,
+                Err(e) => return (Err(e), buf),
+            };
+            let len = buf.bytes_init().saturating_sub(offset);
+            if len == 0 {
+                return (Ok(0), buf);
+            }
+            // SAFETY: `offset < bytes_init()`, so the pointer stays inside the buffer.
+            let ptr = unsafe { buf.stable_ptr().add(offset) };
+            // SAFETY: the pointer is into `buf`'s stable memory (IoBuf's
+            // contract), owned by the future; `fd` stays open meanwhile.
+            let (result, b) =
+                unsafe { OpFuture::new(&self.stream.lp, Op::Write { fd, buf: ptr, len }, buf) }
+                    .await;
+            buf = b;
+            match result {
+                Ok(out) => return (Ok(out.res), buf),
+                // See `PipeReader::read`.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = self.stream.wait_ready(false).await {
+                        return (Err(e), buf);
+                    }
+                }
+                Err(e) => return (Err(e), buf),
+            }
         }
-        // SAFETY: `offset < bytes_init()`, so the pointer stays inside the buffer.
-        let ptr = unsafe { buf.stable_ptr().add(offset) };
-        // SAFETY: the pointer is into `buf`'s stable memory (IoBuf's
-        // contract), owned by the future; `fd` stays open meanwhile.
-        let (result, buf) =
-            unsafe { OpFuture::new(&self.stream.lp, Op::Write { fd, buf: ptr, len }, buf) }.await;
-        (result.map(|out| out.res), buf)
     }
 
     /// Writes some of `buf`'s bytes; returns how many. A closed reader is

@@ -45,14 +45,20 @@ pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
 /// operation on `fd` is pending (a cancelled one is fine: a completion
 /// backend keeps its own reference to the file until the final completion).
 pub(crate) fn release_and_close(inner: Option<&LoopInner>, fd: OwnedFd) {
+    release(inner, fd.as_raw_fd());
+    drop(fd);
+}
+
+/// Tells the loop's backend (if any) to forget `fd`, which stays open
+/// (for another owner). Same contract as [`release_and_close`].
+pub(crate) fn release(inner: Option<&LoopInner>, fd: RawFd) {
     if let Some(inner) = inner {
         if let Ok(mut driver) = inner.driver.try_borrow_mut() {
             if let Some(driver) = driver.as_mut() {
-                driver.release_fd(fd.as_raw_fd());
+                driver.release_fd(fd);
             }
         }
     }
-    drop(fd);
 }
 
 /// Duplicates `fd` (close-on-exec); `EBADF` if it is not open.

@@ -324,6 +324,11 @@ impl ProcessState {
                     continue;
                 }
             }
+            if let (Some(lp), Some(fd)) = (lp, watch.shared.pidfd_raw()) {
+                // Its watch is cancelled: the backend may forget the pidfd,
+                // which the reaper thread polls and closes from now on.
+                sys::release(Some(&lp.inner), fd);
+            }
             super::reaper::adopt(watch.shared.clone());
             // Waiters see the loop closed.
             watch.wake_all();
