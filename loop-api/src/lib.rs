@@ -9,6 +9,13 @@
 //! picks a backend. Backend authors implement [`driver::Driver`] (a
 //! completion-style interface) or, for a readiness mechanism, only a
 //! [`readiness::Selector`], and run the `conformance-tests` suite.
+//!
+//! Beyond the core loop, built only on backend operations so they work on
+//! every backend:
+//! - [`EventLoop::run_in_executor`]: blocking work on a thread pool ([`Executor`]);
+//! - [`EventLoop::add_signal_handler`]: Unix signals on the loop thread ([`signal`]);
+//! - [`process`]: child processes with async pipes, `wait`, signals, `communicate`;
+//! - [`pipe`]: pipes, FIFOs and PTY masters as async streams.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub mod buf;
