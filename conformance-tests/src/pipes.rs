@@ -87,9 +87,18 @@ pub fn pty_master_reads_then_eof(factory: impl Factory) {
         libc::cfmakeraw(&mut t);
         assert_eq!(libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &t), 0);
     }
+    let mut writer = lp.connect_write_pipe(master.try_clone().unwrap()).unwrap();
     let mut reader = lp.connect_read_pipe(master).unwrap();
     let mut slave = File::from(slave);
     lp.run_until_complete(async move {
+        // Master to slave: the terminal's input.
+        let (res, _) = writer.write_all(b"typed".to_vec()).await;
+        res.unwrap();
+        let mut typed = [0u8; 5];
+        slave.read_exact(&mut typed).unwrap();
+        assert_eq!(&typed, b"typed");
+        drop(writer);
+        // Slave to master: the terminal's output.
         slave.write_all(b"hello pty").unwrap();
         let mut got = Vec::new();
         while got.len() < 9 {

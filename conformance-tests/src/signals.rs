@@ -27,6 +27,7 @@ macro_rules! __signals_tests {
             loop_without_handlers_changes_nothing,
             signal_belongs_to_one_loop_at_a_time,
             bad_signal_numbers_are_typed_errors,
+            handlers_work_on_a_loop_in_any_thread,
         ]);
     };
 }
@@ -288,4 +289,24 @@ pub fn bad_signal_numbers_are_typed_errors(factory: impl Factory) {
         assert!(!lp.remove_signal_handler(sig).unwrap());
     }
     lp.close().unwrap();
+}
+
+/// Our rule (asyncio requires the main thread): a loop on any thread may
+/// handle signals; the handler runs on that loop's thread.
+pub fn handlers_work_on_a_loop_in_any_thread(factory: impl Factory) {
+    let loop_thread = std::thread::spawn(move || {
+        let lp = new_loop(factory);
+        let threads = Log::new();
+        let t = threads.clone();
+        lp.add_signal_handler(libc::SIGUSR2, move || t.push(std::thread::current().id()))
+            .unwrap();
+        raise_in_process(libc::SIGUSR2);
+        let t = threads.clone();
+        run_until(&lp, move || !t.is_empty());
+        lp.close().unwrap();
+        assert_eq!(disposition(libc::SIGUSR2), libc::SIG_DFL);
+        (threads.get(), std::thread::current().id())
+    });
+    let (calls, id) = loop_thread.join().unwrap();
+    assert_eq!(calls, vec![id]);
 }
