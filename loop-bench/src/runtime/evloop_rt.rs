@@ -92,16 +92,15 @@ impl Runtime for Evloop {
     }
 
     fn blocking<T, F>(
-        _: &EventLoop,
-        _f: F,
+        lp: &EventLoop,
+        f: F,
     ) -> Result<impl Future<Output = T> + 'static, &'static str>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        Err::<std::future::Pending<T>, _>(
-            "not available: EventLoop::run_in_executor is not on main yet",
-        )
+        let job = lp.run_in_executor(f);
+        Ok(async move { job.await.expect("a benchmark job never fails") })
     }
 
     fn echo_supported(&self) -> Result<(), String> {
