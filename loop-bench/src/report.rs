@@ -157,6 +157,15 @@ pub fn tables(rows: &[Row], contenders: &[String], reps: u32) -> String {
             }),
         );
         out += &table(
+            "TCP echo, CPU busy: server / load generator (median over reps; 100% = one core)",
+            &header("size x conns"),
+            &grid(&echo, &|r| {
+                let server = r.server_util.as_ref()?.median * 100.0;
+                let client = r.client_util.as_ref()?.median * 100.0;
+                Some(format!("{server:.0}% / {client:.0}%"))
+            }),
+        );
+        out += &table(
             "TCP echo, round-trip latency p50 / p99 (median over reps)",
             &header("size x conns"),
             &grid(&echo, &|r| p50_p99(r)),

@@ -116,6 +116,10 @@ pub struct Row {
     pub cpu_ns_per_op: Option<Summary>,
     /// Operations per server-CPU-second (echo).
     pub ops_per_cpu_sec: Option<Summary>,
+    /// Server CPU over wall time (echo).
+    pub server_util: Option<Summary>,
+    /// Load generator CPU over wall time (echo).
+    pub client_util: Option<Summary>,
 }
 
 impl Row {
@@ -140,6 +144,8 @@ impl Row {
             p99_ns: None,
             cpu_ns_per_op: None,
             ops_per_cpu_sec: None,
+            server_util: None,
+            client_util: None,
         }
     }
 
@@ -153,6 +159,8 @@ impl Row {
         self.p99_ns = of(&|s| s.p99_ns.map(|v| v as f64));
         self.cpu_ns_per_op = of(&|s| s.cpu_ns_per_op);
         self.ops_per_cpu_sec = of(&|s| s.ops_per_cpu_sec);
+        self.server_util = of(&|s| s.server_util);
+        self.client_util = of(&|s| s.client_util);
         self.ops_total = self.samples.iter().map(|s| s.ops).sum();
     }
 }

@@ -61,6 +61,11 @@ pub struct Sample {
     /// Operations per second of server CPU (echo only): the robust ranking
     /// when the load generator, not the server, is the bottleneck.
     pub ops_per_cpu_sec: Option<f64>,
+    /// Server CPU time over wall time (echo only): 1.0 is one core busy.
+    pub server_util: Option<f64>,
+    /// The load generator's CPU time over wall time (echo only); near 1.0
+    /// means the load generator, not the server, limits requests/s.
+    pub client_util: Option<f64>,
 }
 
 impl Sample {
@@ -83,10 +88,14 @@ impl Sample {
         self
     }
 
-    /// Adds the server's CPU time over the window.
-    pub fn with_server_cpu(mut self, cpu: CpuTime) -> Sample {
+    /// Adds the server's and the load generator's CPU time over the window.
+    pub fn with_cpu(mut self, cpu: CpuTime, client: CpuTime) -> Sample {
         let cpu = CpuSeconds::from(cpu);
         let total = cpu.total();
+        if self.secs > 0.0 {
+            self.server_util = Some(total / self.secs);
+            self.client_util = Some(client.total().as_secs_f64() / self.secs);
+        }
         self.server_cpu = Some(cpu);
         if self.ops > 0 {
             self.cpu_ns_per_op = Some(total * 1e9 / self.ops as f64);

@@ -117,7 +117,7 @@ where
         (Ok(Ok(mut load)), Ok(Ok(()))) => Outcome::Ok(
             Sample::new(load.requests, load.elapsed)
                 .with_latencies(&mut load.latencies)
-                .with_server_cpu(load.server_cpu),
+                .with_cpu(load.server_cpu, load.client_cpu),
         ),
         (Ok(Err(e)), _) => Outcome::Failed(format!("load generator: {e}")),
         (_, Ok(Err(e))) => Outcome::Failed(format!("server: {e}")),
