@@ -29,3 +29,4 @@ pub mod sample;
 pub mod sched;
 pub mod stats;
 pub mod sys;
+pub mod watchdog;

@@ -11,9 +11,14 @@ use std::time::{Duration, Instant};
 use crate::runtime::Runtime;
 use crate::sample::{Sample, Window};
 use crate::sys::Placement;
+use crate::watchdog;
 
 /// Operations between two looks at the clock.
 pub const CHECK_EVERY: u64 = 256;
+
+/// How much longer than its window a measurement may take before it is
+/// declared hung.
+pub const HANG_LIMIT: Duration = Duration::from_secs(30);
 
 /// A timer delay that never expires during a measurement.
 const FAR: Duration = Duration::from_secs(3600);
@@ -96,16 +101,13 @@ where
     R: Runtime + Clone + Send + 'static,
 {
     let rt = rt.clone();
-    let thread = std::thread::Builder::new()
-        .name(format!("bench-{}", workload.name()))
-        .spawn(move || {
-            let _ = Placement::pin(place.server);
-            run_on_this_thread(&rt, workload, win, place)
-        });
-    match thread.map(|t| t.join()) {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(_)) => Outcome::Failed("the benchmark thread panicked".to_owned()),
-        Err(e) => Outcome::Failed(format!("cannot spawn a thread: {e}")),
+    let thread = watchdog::spawn(&format!("bench-{}", workload.name()), move || {
+        let _ = Placement::pin(place.server);
+        run_on_this_thread(&rt, workload, win, place)
+    });
+    match thread.and_then(|t| t.wait(win.warmup + win.measure + HANG_LIMIT)) {
+        Ok(outcome) => outcome,
+        Err(e) => Outcome::Failed(e),
     }
 }
 

@@ -15,8 +15,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::runtime::{Runtime, Stopper};
 use crate::sample::{Sample, Window};
-use crate::sched::Outcome;
+use crate::sched::{Outcome, HANG_LIMIT};
 use crate::sys::Placement;
+use crate::watchdog;
 
 /// One cell of the echo matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,47 +73,39 @@ where
     };
     let (ready_tx, ready_rx) = mpsc::channel::<Stopper>();
     let server_rt = rt.clone();
-    let server = std::thread::Builder::new()
-        .name("bench-server".to_owned())
-        .spawn(move || {
-            let _ = Placement::pin(place.server);
-            server_rt.serve_echo(
-                listener,
-                Box::new(move |stop| {
-                    let _ = ready_tx.send(stop);
-                }),
-            )
-        });
+    let server = watchdog::spawn("bench-server", move || {
+        let _ = Placement::pin(place.server);
+        server_rt.serve_echo(
+            listener,
+            Box::new(move |stop| {
+                let _ = ready_tx.send(stop);
+            }),
+        )
+    });
     let server = match server {
         Ok(s) => s,
-        Err(e) => return Outcome::Failed(format!("cannot spawn a thread: {e}")),
+        Err(e) => return Outcome::Failed(e),
     };
     let stop = match ready_rx.recv_timeout(Duration::from_secs(10)) {
         Ok(stop) => stop,
         Err(_) => {
             // The server never got going: it has failed (or hangs).
-            return match server.join() {
+            return match server.wait(Duration::from_secs(1)) {
                 Ok(Err(e)) => Outcome::Failed(e),
-                _ => Outcome::Failed("the server did not start".to_owned()),
+                Ok(Ok(())) => Outcome::Failed("the server returned before serving".to_owned()),
+                Err(e) => Outcome::Failed(format!("the server did not start: {e}")),
             };
         }
     };
-    let client = std::thread::Builder::new()
-        .name("bench-client".to_owned())
-        .spawn(move || {
-            let _ = Placement::pin(place.client);
-            client::run(addr, cell.conns, cell.size, win)
-        });
-    let load = match client {
-        Ok(c) => c.join(),
-        Err(e) => {
-            stop();
-            let _ = server.join();
-            return Outcome::Failed(format!("cannot spawn a thread: {e}"));
-        }
-    };
+    let client = watchdog::spawn("bench-client", move || {
+        let _ = Placement::pin(place.client);
+        client::run(addr, cell.conns, cell.size, win)
+    });
+    // The load generator gives up by itself if the server stalls; the
+    // limit covers connecting and a stall on top of the window.
+    let load = client.and_then(|c| c.wait(win.warmup + win.measure + HANG_LIMIT));
     stop();
-    let served = server.join();
+    let served = server.wait(HANG_LIMIT);
     match (load, served) {
         (Ok(Ok(mut load)), Ok(Ok(()))) => Outcome::Ok(
             Sample::new(load.requests, load.elapsed)
@@ -120,7 +113,8 @@ where
                 .with_cpu(load.server_cpu, load.client_cpu),
         ),
         (Ok(Err(e)), _) => Outcome::Failed(format!("load generator: {e}")),
+        (Err(e), _) => Outcome::Failed(format!("load generator: {e}")),
         (_, Ok(Err(e))) => Outcome::Failed(format!("server: {e}")),
-        _ => Outcome::Failed("a benchmark thread panicked".to_owned()),
+        (_, Err(e)) => Outcome::Failed(format!("server: {e}")),
     }
 }
