@@ -201,6 +201,9 @@ pub fn main() -> ExitCode {
         return ExitCode::from(2);
     }
 
+    // --smoke's echo cells: many small messages, and a few large ones
+    // (not 100 KiB x 1000, which moves 100 MB per round).
+    let smoke_cells = args.smoke && !explicit("sizes") && !explicit("conns");
     let (sizes, conns, reps, sched, echo) = if args.smoke {
         let ms = Duration::from_millis;
         (
@@ -243,7 +246,22 @@ pub fn main() -> ExitCode {
     let placement = Placement::choose(!args.no_pin);
     let plan = Plan {
         contenders: contenders.clone(),
-        cells: cells(&args, &sizes, &conns),
+        cells: if smoke_cells {
+            cells(&args, &[], &[])
+                .into_iter()
+                .chain(
+                    [(64, 1000), (100 * 1024, 10)]
+                        .into_iter()
+                        .filter(|_| {
+                            args.workloads.contains(&WorkloadArg::All)
+                                || args.workloads.contains(&WorkloadArg::Echo)
+                        })
+                        .map(|(size, conns)| Cell::Echo(EchoCell { size, conns })),
+                )
+                .collect()
+        } else {
+            cells(&args, &sizes, &conns)
+        },
         reps,
         sched,
         echo,

@@ -128,7 +128,10 @@ pub fn run(addr: SocketAddr, conns: usize, size: usize, win: Window) -> io::Resu
             start = Some(s);
             recording = true;
         } else if let Some(s) = &start {
-            if now >= end_at {
+            // The window closes on time, but not before one round trip has
+            // completed in it (100 KiB x 1000 connections in a tiny --smoke
+            // window would otherwise count nothing), up to a limit.
+            if now >= end_at && (requests > 0 || now >= end_at + STALL) {
                 let e = snapshot()?;
                 let process = e.process.since(&s.process);
                 let thread = e.thread.since(&s.thread);
