@@ -6,7 +6,7 @@
 //! A backend runs the whole suite with one macro call in an integration
 //! test, giving it a name and a loop factory:
 //!
-//! ```ignore
+//! ```text
 //! // my-backend/tests/conformance.rs
 //! conformance_tests::conformance_suite!(mine, my_backend::new_event_loop);
 //! ```
