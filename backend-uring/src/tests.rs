@@ -733,3 +733,84 @@ fn orphaned_accept_through_the_loop_closes_its_descriptor() {
     assert_eq!(client.read(&mut byte).unwrap(), 0);
     lp.close().unwrap();
 }
+
+#[test]
+fn cancelling_recvs_under_traffic_is_sound() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let _g = shared();
+    let lp = crate::new_event_loop().unwrap();
+    let pairs: Vec<(UnixStream, UnixStream)> =
+        (0..8).map(|_| UnixStream::pair().unwrap()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<UnixStream> = pairs.iter().map(|(_, b)| b.try_clone().unwrap()).collect();
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            for w in &writers {
+                w.set_nonblocking(true).unwrap();
+            }
+            let chunk = [0xa5u8; 300];
+            while !stop.load(Ordering::Relaxed) {
+                for mut w in &writers {
+                    let _ = w.write(&chunk);
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        })
+    };
+    let received = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let cancelled = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let mut tasks = Vec::new();
+    for (i, (a, _)) in pairs.iter().enumerate() {
+        let fd = a.as_raw_fd();
+        let (lp2, received, cancelled) = (lp.clone(), received.clone(), cancelled.clone());
+        tasks.push(
+            lp.create_task(async move {
+                let end = Instant::now() + Duration::from_millis(300);
+                let mut round = 0u64;
+                while Instant::now() < end {
+                    round += 1;
+                    let mut buf = vec![0u8; 512];
+                    let op = Op::Recv {
+                        fd,
+                        buf: buf.as_mut_ptr(),
+                        len: buf.capacity(),
+                    };
+                    // SAFETY: the op points into `buf`'s heap memory, owned by the future.
+                    let fut = unsafe { loop_api::OpFuture::new(&lp2, op, buf) };
+                    // Timeouts from 0 to ~70 µs: many recvs are cancelled in
+                    // flight, some just as they complete.
+                    let timeout = Duration::from_micros((round * 7 + i as u64 * 13) % 70);
+                    match loop_api::wait_for(fut, timeout).await {
+                        Ok((Ok(out), buf)) => {
+                            assert!(buf[..out.res].iter().all(|&b| b == 0xa5));
+                            received.set(received.get() + out.res);
+                        }
+                        Ok((Err(e), _)) => panic!("recv failed: {e}"),
+                        Err(_) => cancelled.set(cancelled.get() + 1),
+                    }
+                }
+            })
+            .unwrap(),
+        );
+    }
+    lp.run_until_complete(async move {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    })
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let t = Instant::now();
+    lp.close().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "close took {:?}",
+        t.elapsed()
+    );
+    assert!(received.get() > 0, "no data received");
+    assert!(cancelled.get() > 0, "nothing was cancelled");
+}
