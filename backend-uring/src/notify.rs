@@ -28,9 +28,15 @@ pub(crate) struct EventFd {
 
 impl EventFd {
     pub(crate) fn new() -> io::Result<Self> {
+        // Blocking on purpose: io_uring then waits for data itself (polling
+        // where the kernel supports it, a worker thread on old kernels),
+        // whereas a read of an O_NONBLOCK eventfd may complete with EAGAIN
+        // on kernels whose eventfd lacks NOWAIT support. Writers never
+        // block: the counter would have to reach 2^64 - 2 first, and every
+        // completed read resets it.
         // SAFETY: eventfd takes no pointers; a non-negative result is a new
         // descriptor that we own from here on.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -59,7 +65,8 @@ impl Notify for EventFd {
                 std::mem::size_of::<u64>(),
             )
         };
-        // EAGAIN means the counter is saturated: a wake-up is pending anyway.
+        // A failure could only mean a saturated counter (a wake-up is
+        // pending anyway) or an interrupted call; neither needs handling.
         let _ = ret;
     }
 }

@@ -814,3 +814,27 @@ fn cancelling_recvs_under_traffic_is_sound() {
     assert!(received.get() > 0, "no data received");
     assert!(cancelled.get() > 0, "nothing was cancelled");
 }
+
+/// Kernel worker threads (`iou-wrk-*`) io_uring started for this process.
+fn io_workers() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with("iou-wrk"))
+        .count()
+}
+
+#[test]
+fn the_waker_read_is_polled_not_parked_on_a_kernel_worker() {
+    let _g = exclusive();
+    let mut d = driver();
+    let mut done = Vec::new();
+    // Arm the read and let it wait a little, then wake it twice.
+    d.wait(Some(Duration::from_millis(5)), &mut done).unwrap();
+    let before = io_workers();
+    d.notifier().notify();
+    d.wait(Some(Duration::from_secs(5)), &mut done).unwrap();
+    d.wait(Some(Duration::from_millis(5)), &mut done).unwrap();
+    // (Workers of earlier tests may exit meanwhile, never start.)
+    assert!(io_workers() <= before, "a blocking read went to io-wq");
+}
