@@ -838,3 +838,47 @@ fn the_waker_read_is_polled_not_parked_on_a_kernel_worker() {
     // (Workers of earlier tests may exit meanwhile, never start.)
     assert!(io_workers() <= before, "a blocking read went to io-wq");
 }
+
+#[test]
+fn close_frees_orphaned_buffers_only_after_their_final_completion() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    /// Records when the buffer's owner is dropped.
+    struct Freed(Rc<Cell<bool>>);
+    impl Drop for Freed {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+
+    let _g = shared();
+    let lp = crate::new_event_loop().unwrap();
+    let (a, _b) = UnixStream::pair().unwrap();
+    let freed = Rc::new(Cell::new(false));
+    let mut buf = vec![0u8; 256];
+    let op = Op::Recv {
+        fd: a.as_raw_fd(),
+        buf: buf.as_mut_ptr(),
+        len: buf.len(),
+    };
+    // SAFETY: the op points into `buf`'s heap memory, owned by the future.
+    let fut = unsafe { loop_api::OpFuture::new(&lp, op, (buf, Freed(freed.clone()))) };
+    let task = lp
+        .create_task(async move {
+            let _ = fut.await;
+        })
+        .unwrap();
+    // One iteration: the task submits the recv, which then waits in the kernel.
+    lp.stop();
+    lp.run_forever().unwrap();
+    drop(task); // detached: still pending
+    assert!(!freed.get());
+    // close() destroys the pending task: the recv is orphaned and cancelled,
+    // and its buffer is freed once the kernel has returned it.
+    lp.close().unwrap();
+    assert!(
+        freed.get(),
+        "the orphan's memory was leaked instead of drained"
+    );
+}
