@@ -60,6 +60,11 @@ struct InFlight {
 /// Not `Send`: with `SINGLE_ISSUER`/`DEFER_TASKRUN` only the thread that
 /// created the ring may submit to it or wait on it, and the loop that owns
 /// the driver is single-threaded anyway.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>() {}
+/// assert_send::<backend_uring::UringDriver>();
+/// ```
 pub struct UringDriver {
     // Drop order (fields drop in declaration order, after `Drop::drop` ran):
     // the ring goes first, then the tables. `Drop::drop` has by then
