@@ -18,10 +18,14 @@
 use loop_api::{EventLoop, Result};
 
 pub mod exceptions;
+pub mod executor;
 pub mod lifecycle;
+pub mod pipes;
 pub mod policy;
 pub mod resources;
 pub mod scheduling;
+pub mod signals;
+pub mod subprocess;
 pub mod support;
 pub mod tasks;
 pub mod threads;
@@ -49,6 +53,10 @@ macro_rules! conformance_suite {
             $crate::__exceptions_tests!($factory);
             $crate::__policy_tests!($factory);
             $crate::__resources_tests!($factory);
+            $crate::__executor_tests!($factory);
+            $crate::__signals_tests!($factory);
+            $crate::__pipes_tests!($factory);
+            $crate::__subprocess_tests!($factory);
         }
     };
 }

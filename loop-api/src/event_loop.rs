@@ -33,6 +33,7 @@ use slab::Slab;
 use crate::driver::{Completion, Driver, Notify, OpId, OpOutput};
 use crate::error::{panic_message, Error, Result};
 use crate::exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
+use crate::extensions::Extensions;
 use crate::handle::{Callback, CallbackCell, Handle, TimerCell, TimerHandle};
 use crate::task::{Task, TaskRegistry};
 use crate::timers::Timers;
@@ -175,6 +176,10 @@ pub(crate) struct LoopInner {
     polls_skipped: Cell<u32>,
     closed: Cell<bool>,
     exception_handler: RefCell<Option<ExceptionHandler>>,
+    /// Optional subsystems (executor, signals, child watcher). Declared
+    /// last so that, when a loop is dropped without `close()`, the backend
+    /// is gone before their `Drop` closes descriptors it may have watched.
+    pub(crate) extensions: Extensions,
 }
 
 impl LoopInner {
@@ -300,6 +305,7 @@ impl EventLoop {
             polls_skipped: Cell::new(0),
             closed: Cell::new(false),
             exception_handler: RefCell::new(None),
+            extensions: Extensions::default(),
         });
         LOCAL_LOOPS.with(|loops| {
             loops
@@ -572,6 +578,10 @@ impl EventLoop {
         }
         let inner = &*self.inner;
         inner.shared.remote.close();
+        // Subsystems first, while the backend is alive: the default executor
+        // is shut down without waiting, signal handlers are removed and
+        // their dispositions restored, internal watchers are cancelled.
+        inner.extensions.close_all(self);
         // Dropping callbacks and task steps can wake more tasks (whose
         // runnables are then dropped at once, the loop being closed) and
         // cancel operations; keep going until nothing is left. No RefCell is
