@@ -513,8 +513,9 @@ fn timed_wait_of_half_a_millisecond_sleeps_that_long_without_spinning() {
         elapsed[0]
     );
     let median = elapsed[rounds / 2];
+    // Generous: a loaded CI machine may be slow to run the woken thread.
     assert!(
-        median < Duration::from_millis(5),
+        median < Duration::from_millis(10),
         "median wait {median:?} for 0.5 ms"
     );
     // Sleeping, not spinning: the thread used a small part of the wall time.
