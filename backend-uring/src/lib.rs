@@ -21,6 +21,11 @@
 //!   most 2 s) for the final CQEs before the ring goes; memory of an
 //!   operation the kernel did not return by then is leaked, never freed.
 //!
+//! ## Measuring
+//! `cargo run --release -p backend-uring --example echo` races a loop-level
+//! TCP echo server on mio, on this backend's default ring and on a plain
+//! ring (interleaved runs; requests/s and server CPU time per request).
+//!
 //! ## Requirements
 //! Linux 5.11 (`IORING_FEAT_EXT_ARG`) with the opcodes Accept, Connect,
 //! Recv, Send, Read, Write, RecvMsg, SendMsg, PollAdd and AsyncCancel
@@ -34,10 +39,16 @@
 //! - Operations are single-shot; multishot accept/recv with provided buffer
 //!   rings are not used (the loop's API hands each operation its own buffer).
 //! - If the kernel does not return a cancelled operation within the bound
-//!   at drop time, its memory is leaked (never freed while it may be written).
-//! - A future that outlives its loop while its operation is in the kernel
-//!   relies on that bounded drain: past it, the loop would free the
-//!   future's buffer (the loop itself leaks the buffers of orphaned operations).
+//!   (2 s in `EventLoop::close`, 2 s more in the driver's Drop), the memory
+//!   of that operation is leaked, never freed: the driver's own storage by
+//!   the driver, the caller's buffers of orphaned operations by the loop.
+//! - One gap remains: a future polled outside any task of the loop (so not
+//!   destroyed by `close`) that outlives the loop frees its buffer when it
+//!   is dropped; that is sound only if the kernel returned the operation
+//!   within the bound. Socket, pipe and poll operations are cancelled at
+//!   once in practice.
+//! - A recv cancelled just as it completes loses the bytes it read (as on
+//!   every backend: the loop drops an uncollected result).
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
