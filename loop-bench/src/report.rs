@@ -421,3 +421,87 @@ pub struct Document {
     /// The project's targets, as measured.
     pub targets: Vec<Target>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::Status;
+
+    fn row(workload: &str, cell: &str, contender: &str, rate: f64, per_cpu: Option<f64>) -> Row {
+        let s = |v: f64| Summary {
+            median: v,
+            min: v,
+            max: v,
+            spread_pct: 0.0,
+        };
+        Row {
+            workload: workload.to_owned(),
+            cell: cell.to_owned(),
+            size: None,
+            conns: None,
+            contender: contender.to_owned(),
+            evloop: !["tokio", "smol"].contains(&contender),
+            status: Status::Ok,
+            reason: None,
+            samples: Vec::new(),
+            ops_total: 1,
+            rate: Some(s(rate)),
+            p50_ns: None,
+            p99_ns: None,
+            cpu_ns_per_op: None,
+            ops_per_cpu_sec: per_cpu.map(s),
+            server_util: None,
+            client_util: None,
+        }
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(fmt_rate(24_100_000.0), "24.10M");
+        assert_eq!(fmt_rate(141_200.0), "141.2k");
+        assert_eq!(fmt_rate(512.0), "512");
+        assert_eq!(fmt_ns(850.0), "850ns");
+        assert_eq!(fmt_ns(12_300.0), "12.3µs");
+        assert_eq!(fmt_ns(1_200_000.0), "1.20ms");
+    }
+
+    #[test]
+    fn targets_compare_with_tokio() {
+        let mut rows = vec![
+            row("call_soon", "call_soon", "mio", 25e6, None),
+            row("timer", "timer", "mio", 9e6, None),
+            row("spawn_await", "spawn_await", "mio", 5e6, None),
+            row("spawn_await", "spawn_await", "tokio", 2e6, None),
+            row("echo", "1KiB x 10", "mio", 1.0, Some(120e3)),
+            row("echo", "1KiB x 10", "tokio", 1.0, Some(100e3)),
+            row("echo", "64B x 10", "mio", 1.0, Some(90e3)),
+            row("echo", "64B x 10", "tokio", 1.0, Some(100e3)),
+        ];
+        let mut unavailable = row("echo", "1KiB x 10", "polling", 0.0, None);
+        unavailable.status = Status::Unavailable;
+        unavailable.reason = Some("not yet".to_owned());
+        rows.push(unavailable);
+        let t = targets(&rows);
+        let get = |name: &str| t.iter().find(|t| t.target.starts_with(name)).unwrap();
+        assert!(get("call_soon").met);
+        assert!(!get("timer").met);
+        assert!(get("spawn+await").met);
+        assert_eq!(get("spawn+await").measured, 2.5);
+        let echo = get("echo");
+        assert!(!echo.met);
+        assert!(echo.detail.contains("1/2 cells"), "{}", echo.detail);
+        assert!(echo.detail.contains("64B x 10"), "{}", echo.detail);
+        assert_eq!(t.iter().filter(|t| t.contender == "polling").count(), 0);
+
+        let names: Vec<String> = ["mio", "polling", "tokio"].map(String::from).to_vec();
+        let text = tables(&rows, &names, 3);
+        assert!(text.contains("n/a"), "{text}");
+        assert!(text.contains("25.00M ±0%"), "{text}");
+        assert!(
+            text.contains("Not measured:\n  n/a: echo on polling: not yet"),
+            "{text}"
+        );
+        let svg = crate::plot::svg(&rows, &names, "test <run>");
+        assert!(svg.contains("test &lt;run&gt;"));
+    }
+}
