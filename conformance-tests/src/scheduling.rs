@@ -74,7 +74,10 @@ pub fn cancelled_handle_never_runs(factory: impl Factory) {
     assert!(!h2.cancelled());
     assert!(h2.has_run());
     h2.cancel();
-    assert!(!h2.cancelled(), "cancel after running must not mark it cancelled");
+    assert!(
+        !h2.cancelled(),
+        "cancel after running must not mark it cancelled"
+    );
     lp.close().unwrap();
 }
 
@@ -106,8 +109,10 @@ pub fn ready_before_io_before_timers(factory: impl Factory) {
     let lp = new_loop(factory);
     let log = Log::new();
     let l = log.clone();
-    lp.call_at(lp.time() - std::time::Duration::from_millis(1), move || l.push("timer"))
-        .unwrap();
+    lp.call_at(lp.time() - std::time::Duration::from_millis(1), move || {
+        l.push("timer")
+    })
+    .unwrap();
     let l = log.clone();
     lp.call_soon(move || l.push("ready")).unwrap();
     lp.stop();
@@ -130,7 +135,11 @@ pub fn callback_released_after_run_or_cancel(factory: impl Factory) {
         .unwrap();
     h.cancel();
     th.cancel();
-    assert_eq!(Rc::strong_count(&cancelled), 1, "cancel releases the closure at once");
+    assert_eq!(
+        Rc::strong_count(&cancelled),
+        1,
+        "cancel releases the closure at once"
+    );
     assert_eq!(Rc::strong_count(&timer_cancelled), 1);
     lp.stop();
     lp.run_forever().unwrap();

@@ -47,9 +47,9 @@ impl<T: Clone> Log<T> {
 pub fn capture_exceptions(lp: &EventLoop) -> Log<ExceptionContext> {
     let log = Log::new();
     let sink = log.clone();
-    lp.set_exception_handler(Some(Rc::new(move |_lp: &EventLoop, ctx: &ExceptionContext| {
-        sink.push(ctx.clone())
-    })));
+    lp.set_exception_handler(Some(Rc::new(
+        move |_lp: &EventLoop, ctx: &ExceptionContext| sink.push(ctx.clone()),
+    )));
     log
 }
 

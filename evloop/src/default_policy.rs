@@ -16,6 +16,9 @@ pub fn available_backends() -> Vec<&'static str> {
     if cfg!(feature = "backend-mio") {
         v.push("mio");
     }
+    if cfg!(feature = "backend-polling") {
+        v.push("polling");
+    }
     v
 }
 
@@ -25,6 +28,8 @@ pub fn new_event_loop_for(name: &str) -> Result<EventLoop> {
     match name {
         #[cfg(feature = "backend-mio")]
         "mio" => backend_mio::new_event_loop(),
+        #[cfg(feature = "backend-polling")]
+        "polling" => backend_polling::new_event_loop(),
         known if KNOWN.contains(&known) => Err(Error::BackendUnavailable {
             backend: known.to_owned(),
             reason: format!("not compiled in (enable evloop's `backend-{known}` feature)"),

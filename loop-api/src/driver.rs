@@ -237,6 +237,8 @@ pub trait Driver {
 
 impl fmt::Debug for dyn Driver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Driver").field("name", &self.name()).finish()
+        f.debug_struct("Driver")
+            .field("name", &self.name())
+            .finish()
     }
 }

@@ -197,7 +197,11 @@ impl LoopInner {
             }
             OpSlot::Done(_) => {}
             OpSlot::Orphan { .. } => {
-                let OpSlot::Orphan { keepalive, closes_fd } = ops.remove(completion.id) else {
+                let OpSlot::Orphan {
+                    keepalive,
+                    closes_fd,
+                } = ops.remove(completion.id)
+                else {
                     unreachable!("slot kind checked above")
                 };
                 drop(ops);
@@ -667,7 +671,10 @@ impl LoopHandle {
                 return Err(Error::Closed);
             }
             let f = f.take().expect("closure present");
-            inner.ready.borrow_mut().push_back(Ready::Boxed(Box::new(f)));
+            inner
+                .ready
+                .borrow_mut()
+                .push_back(Ready::Boxed(Box::new(f)));
             Ok(())
         }) {
             return result;

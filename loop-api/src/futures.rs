@@ -59,9 +59,10 @@ impl Future for Sleep {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let now = Instant::now();
         let delay = self.delay;
-        let deadline = *self
-            .deadline
-            .get_or_insert_with(|| now.checked_add(delay).unwrap_or(now + Duration::from_secs(3_153_600_000)));
+        let deadline = *self.deadline.get_or_insert_with(|| {
+            now.checked_add(delay)
+                .unwrap_or(now + Duration::from_secs(3_153_600_000))
+        });
         if now >= deadline {
             if let Some((timer, _)) = self.timer.take() {
                 timer.cancel();

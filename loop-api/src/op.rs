@@ -139,7 +139,10 @@ impl<K: 'static> Drop for OpFuture<K> {
             }
             (Cancel::Pending, Some(_)) => {
                 ops[id] = OpSlot::Orphan {
-                    keepalive: self.keep.take().map(|k| Box::new(k) as Box<dyn std::any::Any>),
+                    keepalive: self
+                        .keep
+                        .take()
+                        .map(|k| Box::new(k) as Box<dyn std::any::Any>),
                     closes_fd: self.closes_fd,
                 };
             }

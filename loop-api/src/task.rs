@@ -72,7 +72,8 @@ impl TaskRegistry {
 
     /// Asks every live task to cancel itself; returns how many were asked.
     pub(crate) fn cancel_all(&self) -> usize {
-        let states: Vec<Rc<TaskState>> = self.tasks.borrow().iter().map(|(_, s)| s.clone()).collect();
+        let states: Vec<Rc<TaskState>> =
+            self.tasks.borrow().iter().map(|(_, s)| s.clone()).collect();
         let n = states.len();
         for state in states {
             state.request_cancel();
@@ -162,7 +163,12 @@ impl<F: Future> Future for Guarded<F> {
             this.state.outcome.set(Outcome::Cancelled);
             finish(this.lp, this.state);
             if let Err(payload) = dropped {
-                report(this.lp, this.state.id, "Exception while cancelling task", &*payload);
+                report(
+                    this.lp,
+                    this.state.id,
+                    "Exception while cancelling task",
+                    &*payload,
+                );
             }
             return Poll::Ready(Err(Error::Cancelled));
         }

@@ -17,6 +17,25 @@ use std::task::Poll;
 use std::time::Duration;
 
 use crate::driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
+use crate::{Error, EventLoop};
+
+/// A new event loop on a readiness backend: `selector` is the result of
+/// creating the backend's selector; a failure becomes
+/// [`Error::BackendUnavailable`] naming `backend` and saying why.
+pub fn new_event_loop<S: Selector + 'static>(
+    backend: &str,
+    selector: io::Result<S>,
+) -> crate::Result<EventLoop> {
+    match selector {
+        Ok(selector) => Ok(EventLoop::from_driver(Box::new(ReadinessDriver::new(
+            selector,
+        )))),
+        Err(e) => Err(Error::BackendUnavailable {
+            backend: backend.to_owned(),
+            reason: format!("cannot create the readiness selector: {e}"),
+        }),
+    }
+}
 
 /// A readiness event for one descriptor.
 #[derive(Debug, Clone, Copy)]
@@ -115,8 +134,11 @@ impl<S: Selector> ReadinessDriver<S> {
         } else {
             state.writers.push_back(id);
         }
-        let (read, write, registered) =
-            (!state.readers.is_empty(), !state.writers.is_empty(), state.registered);
+        let (read, write, registered) = (
+            !state.readers.is_empty(),
+            !state.writers.is_empty(),
+            state.registered,
+        );
         if let Err(e) = self.selector.arm(fd, read, write, registered) {
             let state = self.fd_state(fd);
             state.readers.retain(|x| *x != id);
@@ -133,7 +155,11 @@ impl<S: Selector> ReadinessDriver<S> {
     fn retry(&mut self, fd: RawFd, read: bool, done: &mut Vec<Completion>) {
         loop {
             let state = &mut self.fds[fd as usize];
-            let queue = if read { &mut state.readers } else { &mut state.writers };
+            let queue = if read {
+                &mut state.readers
+            } else {
+                &mut state.writers
+            };
             let Some(&id) = queue.front() else { return };
             let Some(parked) = self.parked.get(&id) else {
                 queue.pop_front();
@@ -169,10 +195,12 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
         }
         let connecting = matches!(op, Op::Connect { .. });
         match syscalls::attempt(&op) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match self.park(id, op, connecting) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match self.park(id, op, connecting) {
+                    Ok(()) => Poll::Pending,
+                    Err(e) => Poll::Ready(Err(e)),
+                }
+            }
             result => Poll::Ready(result),
         }
     }
@@ -197,7 +225,11 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
                 state.registered = false;
                 self.selector.disarm(fd);
             }
-            let stale: Vec<OpId> = state.readers.drain(..).chain(state.writers.drain(..)).collect();
+            let stale: Vec<OpId> = state
+                .readers
+                .drain(..)
+                .chain(state.writers.drain(..))
+                .collect();
             for id in stale {
                 self.parked.remove(&id);
             }
@@ -225,7 +257,11 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
                 if let Err(e) = self.selector.arm(fd, read, write, true) {
                     // The descriptor went bad under us: fail its waiters.
                     let state = &mut self.fds[fd as usize];
-                    let ids: Vec<OpId> = state.readers.drain(..).chain(state.writers.drain(..)).collect();
+                    let ids: Vec<OpId> = state
+                        .readers
+                        .drain(..)
+                        .chain(state.writers.drain(..))
+                        .collect();
                     for id in ids {
                         self.parked.remove(&id);
                         done.push(Completion {

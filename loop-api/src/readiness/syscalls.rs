@@ -166,7 +166,14 @@ fn recv_from(fd: RawFd, buf: *mut u8, len: usize) -> io::Result<OpOutput> {
     // and its length come from `try_init`.
     let (n, addr) = unsafe {
         SockAddr::try_init(|storage, addrlen| {
-            cvt(libc::recvfrom(fd, buf.cast(), len, 0, storage.cast(), addrlen))
+            cvt(libc::recvfrom(
+                fd,
+                buf.cast(),
+                len,
+                0,
+                storage.cast(),
+                addrlen,
+            ))
         })
     }?;
     Ok(OpOutput {
