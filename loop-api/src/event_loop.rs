@@ -157,6 +157,10 @@ pub(crate) struct LoopInner {
     stopping: Cell<bool>,
     closed: Cell<bool>,
     exception_handler: RefCell<Option<ExceptionHandler>>,
+    /// Use counts of user descriptors borrowed by `sock_*` and watchers.
+    pub(crate) borrowed: RefCell<crate::borrowed::BorrowedFds>,
+    /// `add_reader`/`add_writer` registrations.
+    pub(crate) watchers: RefCell<crate::watch::Watchers>,
 }
 
 impl LoopInner {
@@ -278,6 +282,8 @@ impl EventLoop {
             stopping: Cell::new(false),
             closed: Cell::new(false),
             exception_handler: RefCell::new(None),
+            borrowed: RefCell::new(Default::default()),
+            watchers: RefCell::new(Default::default()),
         });
         LOCAL_LOOPS.with(|loops| {
             loops
@@ -531,6 +537,9 @@ impl EventLoop {
         }
         let inner = &*self.inner;
         inner.shared.remote.close();
+        // Readiness watchers hold user callbacks: drop them with the loop.
+        let watchers = std::mem::take(&mut *inner.watchers.borrow_mut());
+        drop(watchers);
         // Dropping callbacks and task steps can wake more tasks (whose
         // runnables are then dropped at once, the loop being closed) and
         // cancel operations; keep going until nothing is left. No RefCell is

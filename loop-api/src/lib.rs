@@ -11,6 +11,7 @@
 //! [`readiness::Selector`], and run the `conformance-tests` suite.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+mod borrowed;
 pub mod buf;
 pub mod driver;
 mod error;
@@ -19,11 +20,14 @@ mod exception;
 mod fd;
 mod futures;
 mod handle;
+mod io;
+pub mod net;
 mod op;
 mod policy;
 pub mod readiness;
 mod task;
 mod timers;
+mod watch;
 
 pub use error::{Error, Result};
 pub use event_loop::{get_running_loop, EventLoop, LoopHandle};

@@ -1,0 +1,184 @@
+//! The owned-buffer operations every socket type is built from.
+//!
+//! Each takes the loop, the descriptor, the buffer (by value: it is handed
+//! back with the result) and a keep-alive `K` that travels with the
+//! operation: the owning `Rc<SockFd>` for the loop's own sockets, an
+//! [`FdUse`](crate::borrowed::FdUse) guard for a user's socket. Dropping the
+//! returned future cancels the operation.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use socket2::SockAddr;
+
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::driver::Op;
+use crate::event_loop::EventLoop;
+use crate::op::OpFuture;
+
+/// `recv` into `buf`'s whole capacity; the count read (0 at end of stream).
+pub(crate) async fn recv<B: IoBufMut, K: 'static>(
+    lp: &EventLoop,
+    fd: RawFd,
+    mut buf: B,
+    keep: K,
+) -> BufResult<usize, B> {
+    let op = Op::Recv {
+        fd,
+        buf: buf.stable_mut_ptr(),
+        len: buf.bytes_total(),
+    };
+    // SAFETY: the pointer and length describe `buf`'s own stable memory
+    // (IoBufMut's contract) and `buf` is owned by the future; `keep` keeps
+    // the descriptor open (an owned socket's Rc) or the caller does (a
+    // borrowed one) until the future completes or is dropped.
+    let (res, (mut buf, _keep)) = unsafe { OpFuture::new(lp, op, (buf, keep)) }.await;
+    match res {
+        Ok(out) => {
+            // SAFETY: the kernel wrote `out.res <= bytes_total()` bytes at the start.
+            unsafe { buf.set_init(out.res) };
+            (Ok(out.res), buf)
+        }
+        Err(e) => (Err(e), buf),
+    }
+}
+
+/// One `send` of `buf[from..]`; the count sent.
+async fn send_from<B: IoBuf, K: 'static>(
+    lp: &EventLoop,
+    fd: RawFd,
+    buf: B,
+    from: usize,
+    keep: K,
+) -> (io::Result<usize>, B, K) {
+    let len = buf.bytes_init() - from;
+    // SAFETY: `from <= bytes_init()`, so the offset stays inside `buf`.
+    let ptr = unsafe { buf.stable_ptr().add(from) };
+    let op = Op::Send { fd, buf: ptr, len };
+    // SAFETY: as in `recv`: the memory is `buf`'s own, owned by the future.
+    let (res, (buf, keep)) = unsafe { OpFuture::new(lp, op, (buf, keep)) }.await;
+    (res.map(|out| out.res), buf, keep)
+}
+
+/// One `send` of the whole of `buf`; the count sent (possibly fewer bytes).
+pub(crate) async fn send<B: IoBuf, K: 'static>(
+    lp: &EventLoop,
+    fd: RawFd,
+    buf: B,
+    keep: K,
+) -> BufResult<usize, B> {
+    let (res, buf, _keep) = send_from(lp, fd, buf, 0, keep).await;
+    (res, buf)
+}
+
+/// Sends every byte of `buf`. If the future is dropped midway, a prefix of
+/// `buf` may have been sent.
+pub(crate) async fn send_all<B: IoBuf, K: 'static>(
+    lp: &EventLoop,
+    fd: RawFd,
+    mut buf: B,
+    mut keep: K,
+) -> BufResult<(), B> {
+    let total = buf.bytes_init();
+    let mut sent = 0;
+    while sent < total {
+        let (res, b, k) = send_from(lp, fd, buf, sent, keep).await;
+        (buf, keep) = (b, k);
+        match res {
+            Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+            Ok(n) => sent += n,
+            Err(e) => return (Err(e), buf),
+        }
+    }
+    (Ok(()), buf)
+}
+
+/// `recvfrom` into `buf`'s whole capacity: the count and the sender.
+pub(crate) async fn recv_from<B: IoBufMut, K: 'static>(
+    lp: &EventLoop,
+    fd: RawFd,
+    mut buf: B,
+    keep: K,
+) -> BufResult<(usize, SockAddr), B> {
+    let op = Op::RecvFrom {
+        fd,
+        buf: buf.stable_mut_ptr(),
+        len: buf.bytes_total(),
+    };
+    // SAFETY: as in `recv`.
+    let (res, (mut buf, _keep)) = unsafe { OpFuture::new(lp, op, (buf, keep)) }.await;
+    match res {
+        Ok(out) => {
+            // SAFETY: the kernel wrote `out.res <= bytes_total()` bytes at the start.
+            unsafe { buf.set_init(out.res) };
+            let addr = out.addr.map_or_else(unnamed, normalize);
+            (Ok((out.res, addr)), buf)
+        }
+        Err(e) => (Err(e), buf),
+    }
+}
+
+/// `sendto(addr)` of the whole of `buf`: the count sent.
+pub(crate) async fn send_to<B: IoBuf, K: 'static>(
+    lp: &EventLoop,
+    fd: RawFd,
+    buf: B,
+    addr: SockAddr,
+    keep: K,
+) -> BufResult<usize, B> {
+    let op = Op::SendTo {
+        fd,
+        buf: buf.stable_ptr(),
+        len: buf.bytes_init(),
+        addr,
+    };
+    // SAFETY: as in `recv`; the address travels inside the op.
+    let (res, (buf, _keep)) = unsafe { OpFuture::new(lp, op, (buf, keep)) }.await;
+    (res.map(|out| out.res), buf)
+}
+
+/// `accept4`: the new (non-blocking, close-on-exec) descriptor and the peer.
+pub(crate) async fn accept<K: 'static>(
+    lp: &EventLoop,
+    fd: RawFd,
+    keep: K,
+) -> io::Result<(OwnedFd, SockAddr)> {
+    let op = Op::Accept { fd };
+    // SAFETY: the op points into no memory; `keep` (or the caller) keeps
+    // the listening descriptor open.
+    let (res, _keep) = unsafe { OpFuture::new(lp, op, keep) }.await;
+    let out = res?;
+    // SAFETY: a successful accept returns a new descriptor that nobody else
+    // owns; from here the OwnedFd closes it on every path.
+    let fd = unsafe { OwnedFd::from_raw_fd(out.res as RawFd) };
+    Ok((fd, out.addr.map_or_else(unnamed, normalize)))
+}
+
+/// `connect`, completing once the connection is established or has failed.
+pub(crate) async fn connect<K: 'static>(
+    lp: &EventLoop,
+    fd: RawFd,
+    addr: SockAddr,
+    keep: K,
+) -> io::Result<()> {
+    let op = Op::Connect { fd, addr };
+    // SAFETY: the op points into no memory (the address travels inside it);
+    // `keep` (or the caller) keeps the descriptor open.
+    let (res, _keep) = unsafe { OpFuture::new(lp, op, keep) }.await;
+    res.map(drop)
+}
+
+/// The address of an unnamed socket (what a Unix socketpair peer reports).
+pub(crate) fn unnamed() -> SockAddr {
+    SockAddr::unix("").expect("an empty Unix path always fits")
+}
+
+/// `addr` as reported by the kernel, with the empty address a Unix
+/// socketpair peer gives (length 0) turned into the unnamed Unix address.
+pub(crate) fn normalize(addr: SockAddr) -> SockAddr {
+    if addr.len() == 0 {
+        unnamed()
+    } else {
+        addr
+    }
+}

@@ -1,0 +1,306 @@
+//! What every byte stream (`TcpStream`, `UnixStream`) offers: owned-buffer
+//! `read`/`write`/`write_all`, `shutdown`, splitting into halves that can
+//! live in different tasks, and the futures-io traits (see [`crate::io`]).
+//!
+//! The stream types are thin wrappers around [`StreamCore`]; the
+//! [`stream_api!`] macro gives each the same documented methods.
+
+use std::fmt;
+use std::io;
+use std::net::Shutdown;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::io::{ReadState, WriteState};
+use crate::net::ops;
+use crate::net::socket::SockFd;
+
+/// A connected stream socket with its futures-io adapter state.
+#[derive(Debug)]
+pub(crate) struct StreamCore {
+    pub(crate) sock: Rc<SockFd>,
+    read: ReadState,
+    write: WriteState,
+}
+
+impl StreamCore {
+    pub(crate) fn new(sock: Rc<SockFd>) -> Self {
+        StreamCore {
+            sock,
+            read: ReadState::default(),
+            write: WriteState::default(),
+        }
+    }
+
+    pub(crate) async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        read(&self.sock, buf).await
+    }
+
+    pub(crate) async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        write(&self.sock, buf).await
+    }
+
+    pub(crate) async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        write_all(&self.sock, buf).await
+    }
+
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.sock.sock_ref().shutdown(how)
+    }
+
+    pub(crate) fn into_split(self) -> (ReadHalf, WriteHalf) {
+        (
+            ReadHalf {
+                sock: self.sock.clone(),
+                state: self.read,
+            },
+            WriteHalf {
+                sock: self.sock,
+                state: self.write,
+            },
+        )
+    }
+
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.read.poll_read(&self.sock, cx, out)
+    }
+
+    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.write.poll_write(&self.sock, cx, data)
+    }
+
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.write.poll_flush(cx)
+    }
+
+    pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.write.poll_close(&self.sock, cx)
+    }
+}
+
+async fn read<B: IoBufMut>(sock: &Rc<SockFd>, buf: B) -> BufResult<usize, B> {
+    match sock.event_loop() {
+        Ok(lp) => ops::recv(&lp, sock.fd(), buf, sock.clone()).await,
+        Err(e) => (Err(e), buf),
+    }
+}
+
+async fn write<B: IoBuf>(sock: &Rc<SockFd>, buf: B) -> BufResult<usize, B> {
+    match sock.event_loop() {
+        Ok(lp) => ops::send(&lp, sock.fd(), buf, sock.clone()).await,
+        Err(e) => (Err(e), buf),
+    }
+}
+
+async fn write_all<B: IoBuf>(sock: &Rc<SockFd>, buf: B) -> BufResult<(), B> {
+    match sock.event_loop() {
+        Ok(lp) => ops::send_all(&lp, sock.fd(), buf, sock.clone()).await,
+        Err(e) => (Err(e), buf),
+    }
+}
+
+/// The reading half of a stream, from `into_split`; the socket closes
+/// when both halves are dropped.
+pub struct ReadHalf {
+    sock: Rc<SockFd>,
+    state: ReadState,
+}
+
+impl ReadHalf {
+    /// Receives into `buf` (up to its capacity, replacing its contents) and
+    /// returns the count; 0 means the peer closed its side.
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        read(&self.sock, buf).await
+    }
+}
+
+impl fmt::Debug for ReadHalf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ReadHalf").field(&self.sock.fd()).finish()
+    }
+}
+
+impl futures_io::AsyncRead for ReadHalf {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.state.poll_read(&this.sock, cx, out)
+    }
+}
+
+/// The writing half of a stream, from `into_split`. Dropping it does not
+/// shut the connection down; call [`shutdown`](WriteHalf::shutdown) (or
+/// `AsyncWriteExt::close`) to send end-of-stream.
+pub struct WriteHalf {
+    sock: Rc<SockFd>,
+    state: WriteState,
+}
+
+impl WriteHalf {
+    /// Sends what the kernel takes of `buf` at once; returns the count.
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        write(&self.sock, buf).await
+    }
+
+    /// Sends every byte of `buf`.
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        write_all(&self.sock, buf).await
+    }
+
+    /// Shuts down the write direction: the peer reads end-of-stream.
+    pub fn shutdown(&self) -> io::Result<()> {
+        self.sock.sock_ref().shutdown(Shutdown::Write)
+    }
+}
+
+impl fmt::Debug for WriteHalf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("WriteHalf").field(&self.sock.fd()).finish()
+    }
+}
+
+impl futures_io::AsyncWrite for WriteHalf {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.state.poll_write(&this.sock, cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().state.poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.state.poll_close(&this.sock, cx)
+    }
+}
+
+/// Gives a stream type wrapping a `StreamCore` in field `core` the common
+/// stream methods and trait implementations.
+macro_rules! stream_api {
+    ($ty:ident) => {
+        impl $ty {
+            /// Receives into `buf` (up to its capacity, replacing its
+            /// contents) and returns the count; 0 means the peer closed its
+            /// side (end of stream). A buffer with no capacity reads nothing.
+            ///
+            /// Dropping the future before it completes cancels the receive:
+            /// no byte is lost, the next read gets it. (A receive that had
+            /// already completed when it was dropped keeps its bytes in the
+            /// dropped buffer: cancellation races with completion, as on any
+            /// completion-based backend.)
+            pub async fn read<B: $crate::buf::IoBufMut>(
+                &self,
+                buf: B,
+            ) -> $crate::buf::BufResult<usize, B> {
+                self.core.read(buf).await
+            }
+
+            /// Sends what the kernel takes of `buf` at once; returns the count.
+            pub async fn write<B: $crate::buf::IoBuf>(
+                &self,
+                buf: B,
+            ) -> $crate::buf::BufResult<usize, B> {
+                self.core.write(buf).await
+            }
+
+            /// Sends every byte of `buf`. If the future is dropped midway,
+            /// a prefix of `buf` may have been sent.
+            pub async fn write_all<B: $crate::buf::IoBuf>(
+                &self,
+                buf: B,
+            ) -> $crate::buf::BufResult<(), B> {
+                self.core.write_all(buf).await
+            }
+
+            /// Shuts down the read direction, the write direction (the peer
+            /// reads end-of-stream) or both. The descriptor stays open until
+            /// the stream is dropped.
+            pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
+                self.core.shutdown(how)
+            }
+
+            /// Splits the stream into a reading and a writing half that can
+            /// be moved into different tasks.
+            pub fn into_split(self) -> ($crate::net::ReadHalf, $crate::net::WriteHalf) {
+                self.core.into_split()
+            }
+        }
+
+        impl futures_io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                out: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.get_mut().core.poll_read(cx, out)
+            }
+        }
+
+        impl futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                data: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.get_mut().core.poll_write(cx, data)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.get_mut().core.poll_flush(cx)
+            }
+
+            /// Flushes, then shuts down the write direction (the peer reads
+            /// end-of-stream); the descriptor closes when the stream is dropped.
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.get_mut().core.poll_close(cx)
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.core.sock.fd()
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&*self.core.sock)
+            }
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_tuple(stringify!($ty)).field(&self.core.sock.fd()).finish()
+            }
+        }
+    };
+}
+pub(crate) use stream_api;
+
+/// `AsFd` for the types that hold an `Rc<SockFd>` in field `sock`.
+macro_rules! sock_fd_traits {
+    ($($ty:ident),*) => {$(
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.sock.fd()
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&*self.sock)
+            }
+        }
+    )*};
+}
+pub(crate) use sock_fd_traits;
+
+sock_fd_traits!(ReadHalf, WriteHalf);
