@@ -19,9 +19,11 @@ use loop_api::{EventLoop, Result};
 
 pub mod exceptions;
 pub mod lifecycle;
+pub mod net_support;
 pub mod policy;
 pub mod resources;
 pub mod scheduling;
+pub mod sockets;
 pub mod support;
 pub mod tasks;
 pub mod threads;
@@ -49,6 +51,7 @@ macro_rules! conformance_suite {
             $crate::__exceptions_tests!($factory);
             $crate::__policy_tests!($factory);
             $crate::__resources_tests!($factory);
+            $crate::__sockets_tests!($factory);
         }
     };
 }

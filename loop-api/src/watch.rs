@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Weak;
 
@@ -210,24 +210,24 @@ impl EventLoop {
     /// reader is removed. Errors: [`Error::Closed`] after `close()`,
     /// [`Error::InvalidArgument`] for a negative `fd`, [`Error::Io`]
     /// (`EBADF`) for a descriptor that is not open.
-    pub fn add_reader<F: FnMut() + 'static>(&self, fd: impl AsRawFd, callback: F) -> Result<()> {
-        self.add_watcher(fd.as_raw_fd(), Dir::Read, Box::new(callback))
+    pub fn add_reader<F: FnMut() + 'static>(&self, fd: RawFd, callback: F) -> Result<()> {
+        self.add_watcher(fd, Dir::Read, Box::new(callback))
     }
 
     /// Like [`add_reader`](Self::add_reader), for writability.
-    pub fn add_writer<F: FnMut() + 'static>(&self, fd: impl AsRawFd, callback: F) -> Result<()> {
-        self.add_watcher(fd.as_raw_fd(), Dir::Write, Box::new(callback))
+    pub fn add_writer<F: FnMut() + 'static>(&self, fd: RawFd, callback: F) -> Result<()> {
+        self.add_watcher(fd, Dir::Write, Box::new(callback))
     }
 
     /// Removes the reader on `fd`, at once: its callback never runs again
     /// and the descriptor may be closed right after. Returns whether one
     /// was registered (always `false` once the loop is closed).
-    pub fn remove_reader(&self, fd: impl AsRawFd) -> bool {
-        self.remove_watcher(fd.as_raw_fd(), Dir::Read)
+    pub fn remove_reader(&self, fd: RawFd) -> bool {
+        self.remove_watcher(fd, Dir::Read)
     }
 
     /// Like [`remove_reader`](Self::remove_reader), for the writer.
-    pub fn remove_writer(&self, fd: impl AsRawFd) -> bool {
-        self.remove_watcher(fd.as_raw_fd(), Dir::Write)
+    pub fn remove_writer(&self, fd: RawFd) -> bool {
+        self.remove_watcher(fd, Dir::Write)
     }
 }
