@@ -21,11 +21,13 @@ pub mod exceptions;
 pub mod lifecycle;
 pub mod net_support;
 pub mod policy;
+pub mod readiness;
 pub mod resources;
 pub mod scheduling;
 pub mod sockets;
 pub mod support;
 pub mod tasks;
+pub mod tcp;
 pub mod threads;
 pub mod timers;
 
@@ -52,6 +54,8 @@ macro_rules! conformance_suite {
             $crate::__policy_tests!($factory);
             $crate::__resources_tests!($factory);
             $crate::__sockets_tests!($factory);
+            $crate::__readiness_tests!($factory);
+            $crate::__tcp_tests!($factory);
         }
     };
 }
