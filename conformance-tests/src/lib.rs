@@ -30,6 +30,8 @@ pub mod tasks;
 pub mod tcp;
 pub mod threads;
 pub mod timers;
+pub mod udp;
+pub mod unix;
 
 /// What the suite needs from a backend: a way to make a fresh loop.
 pub trait Factory: Fn() -> Result<EventLoop> + Copy + Send + Sync + 'static {}
@@ -56,6 +58,8 @@ macro_rules! conformance_suite {
             $crate::__sockets_tests!($factory);
             $crate::__readiness_tests!($factory);
             $crate::__tcp_tests!($factory);
+            $crate::__udp_tests!($factory);
+            $crate::__unix_tests!($factory);
         }
     };
 }
