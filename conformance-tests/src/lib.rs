@@ -17,6 +17,7 @@
 
 use loop_api::{EventLoop, Result};
 
+pub mod bad_input_net;
 pub mod exceptions;
 pub mod lifecycle;
 pub mod net_support;
@@ -60,6 +61,7 @@ macro_rules! conformance_suite {
             $crate::__tcp_tests!($factory);
             $crate::__udp_tests!($factory);
             $crate::__unix_tests!($factory);
+            $crate::__bad_input_net_tests!($factory);
         }
     };
 }
