@@ -37,7 +37,10 @@ const NEVER_OPEN: RawFd = 1 << 24;
 
 fn invalid_argument(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::InvalidInput
-        && matches!(e.get_ref().and_then(|i| i.downcast_ref::<Error>()), Some(Error::InvalidArgument(_)))
+        && matches!(
+            e.get_ref().and_then(|i| i.downcast_ref::<Error>()),
+            Some(Error::InvalidArgument(_))
+        )
 }
 
 /// BAD-5: a blocking socket passed to sock_* is an InvalidArgument error.
@@ -73,12 +76,17 @@ pub fn closed_fd_is_ebadf_not_hang(factory: impl Factory) {
         let e = lp.sock_accept(&NEVER_OPEN).await.unwrap_err();
         assert!(ebadf(&e));
         let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        assert!(ebadf(&lp.sock_connect(&NEVER_OPEN, addr).await.unwrap_err()));
+        assert!(ebadf(
+            &lp.sock_connect(&NEVER_OPEN, addr).await.unwrap_err()
+        ));
         match lp.add_reader(NEVER_OPEN, || {}) {
             Err(Error::Io(e)) => assert!(ebadf(&e)),
             other => panic!("add_reader on a closed fd: {other:?}"),
         }
-        assert!(matches!(lp.add_writer(NEVER_OPEN, || {}), Err(Error::Io(_))));
+        assert!(matches!(
+            lp.add_writer(NEVER_OPEN, || {}),
+            Err(Error::Io(_))
+        ));
         assert!(!lp.remove_reader(NEVER_OPEN));
     });
 }
@@ -86,8 +94,14 @@ pub fn closed_fd_is_ebadf_not_hang(factory: impl Factory) {
 /// A negative descriptor is a typed InvalidArgument error.
 pub fn negative_fd_is_invalid_argument(factory: impl Factory) {
     run_net(factory, |lp| async move {
-        assert!(matches!(lp.add_reader(-1, || {}), Err(Error::InvalidArgument(_))));
-        assert!(matches!(lp.add_writer(-5, || {}), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            lp.add_reader(-1, || {}),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            lp.add_writer(-5, || {}),
+            Err(Error::InvalidArgument(_))
+        ));
         assert!(!lp.remove_reader(-1));
         assert!(!lp.remove_writer(-1));
         let e = lp.sock_recv(&-1, 4).await.unwrap_err();
@@ -104,7 +118,10 @@ pub fn sock_ops_on_closed_loop_fail(factory: impl Factory) {
     // Poll it by hand: a closed loop cannot run anything.
     let mut fut = std::pin::pin!(fut);
     let waker = std::task::Waker::noop();
-    match fut.as_mut().poll(&mut std::task::Context::from_waker(waker)) {
+    match fut
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(waker))
+    {
         std::task::Poll::Ready(Err(e)) => {
             let inner = e.get_ref().and_then(|i| i.downcast_ref::<Error>());
             assert!(matches!(inner, Some(Error::Closed)), "{e:?}");
@@ -113,7 +130,6 @@ pub fn sock_ops_on_closed_loop_fail(factory: impl Factory) {
     }
     assert!(a.as_raw_fd() >= 0);
 }
-
 
 /// Socket constructors outside a running loop are NoRunningLoop errors, not panics.
 pub fn constructors_need_a_running_loop(_factory: impl Factory) {
@@ -144,7 +160,10 @@ pub fn bad_addresses_are_errors(factory: impl Factory) {
 pub fn unix_path_too_long_is_invalid_input(factory: impl Factory) {
     run_net(factory, |lp| async move {
         let long = std::env::temp_dir().join("x".repeat(200));
-        assert_eq!(UnixListener::bind(&long).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            UnixListener::bind(&long).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
         let e = UnixStream::connect(&long).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         assert!(lp.create_unix_server(&long, |_s| async {}).is_err());

@@ -51,7 +51,10 @@ fn iterate(lp: &EventLoop, n: usize) {
 fn run_until(lp: &EventLoop, done: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !done() {
-        assert!(std::time::Instant::now() < deadline, "condition not reached in time");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not reached in time"
+        );
         lp.call_later(Duration::from_millis(1), || {}).unwrap();
         iterate(lp, 1);
     }
@@ -64,11 +67,16 @@ pub fn reader_is_level_triggered(factory: impl Factory) {
     b.write_all(b"x").unwrap();
     let calls = Rc::new(Cell::new(0));
     let c = calls.clone();
-    lp.add_reader(a.as_raw_fd(), move || c.set(c.get() + 1)).unwrap();
+    lp.add_reader(a.as_raw_fd(), move || c.set(c.get() + 1))
+        .unwrap();
     run_until(&lp, || calls.get() >= 1);
     let first = calls.get();
     iterate(&lp, 5);
-    assert!(calls.get() >= first + 4, "level-triggered: fires each iteration ({} calls)", calls.get());
+    assert!(
+        calls.get() >= first + 4,
+        "level-triggered: fires each iteration ({} calls)",
+        calls.get()
+    );
     assert!(lp.remove_reader(a.as_raw_fd()));
     lp.close().unwrap();
 }
@@ -118,7 +126,8 @@ pub fn writer_fires_and_removes_once(factory: impl Factory) {
     let (a, _b) = pair();
     let calls = Rc::new(Cell::new(0));
     let c = calls.clone();
-    lp.add_writer(a.as_raw_fd(), move || c.set(c.get() + 1)).unwrap();
+    lp.add_writer(a.as_raw_fd(), move || c.set(c.get() + 1))
+        .unwrap();
     run_until(&lp, || calls.get() >= 2);
     assert!(lp.remove_writer(a.as_raw_fd()));
     assert!(!lp.remove_writer(a.as_raw_fd()));
@@ -134,14 +143,19 @@ pub fn second_add_replaces_first(factory: impl Factory) {
     let (a, mut b) = pair();
     let log = Log::new();
     let l = log.clone();
-    lp.add_reader(a.as_raw_fd(), move || l.push("first")).unwrap();
+    lp.add_reader(a.as_raw_fd(), move || l.push("first"))
+        .unwrap();
     let l = log.clone();
-    lp.add_reader(a.as_raw_fd(), move || l.push("second")).unwrap();
+    lp.add_reader(a.as_raw_fd(), move || l.push("second"))
+        .unwrap();
     b.write_all(b"x").unwrap();
     run_until(&lp, || log.len() >= 3);
     assert!(log.get().iter().all(|s| *s == "second"), "{:?}", log.get());
     assert!(lp.remove_reader(a.as_raw_fd()));
-    assert!(!lp.remove_reader(a.as_raw_fd()), "one registration, not two");
+    assert!(
+        !lp.remove_reader(a.as_raw_fd()),
+        "one registration, not two"
+    );
     lp.close().unwrap();
 }
 
@@ -151,9 +165,11 @@ pub fn reader_and_writer_coexist(factory: impl Factory) {
     let (a, mut b) = pair();
     let (reads, writes) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
     let r = reads.clone();
-    lp.add_reader(a.as_raw_fd(), move || r.set(r.get() + 1)).unwrap();
+    lp.add_reader(a.as_raw_fd(), move || r.set(r.get() + 1))
+        .unwrap();
     let w = writes.clone();
-    lp.add_writer(a.as_raw_fd(), move || w.set(w.get() + 1)).unwrap();
+    lp.add_writer(a.as_raw_fd(), move || w.set(w.get() + 1))
+        .unwrap();
     run_until(&lp, || writes.get() >= 1);
     assert_eq!(reads.get(), 0, "not readable yet");
     assert!(lp.remove_writer(a.as_raw_fd()));
@@ -246,10 +262,12 @@ pub fn watchers_dropped_on_close(factory: impl Factory) {
     let (t1, t2) = (token.clone(), token.clone());
     lp.add_reader(a.as_raw_fd(), move || {
         let _ = &t1;
-    }).unwrap();
+    })
+    .unwrap();
     lp.add_writer(a.as_raw_fd(), move || {
         let _ = &t2;
-    }).unwrap();
+    })
+    .unwrap();
     iterate(&lp, 2);
     lp.close().unwrap();
     assert_eq!(Rc::strong_count(&token), 1, "callbacks released by close()");
@@ -261,8 +279,14 @@ pub fn add_after_close_is_error_remove_is_false(factory: impl Factory) {
     let (a, _b) = pair();
     lp.add_reader(a.as_raw_fd(), || {}).unwrap();
     lp.close().unwrap();
-    assert!(matches!(lp.add_reader(a.as_raw_fd(), || {}), Err(Error::Closed)));
-    assert!(matches!(lp.add_writer(a.as_raw_fd(), || {}), Err(Error::Closed)));
+    assert!(matches!(
+        lp.add_reader(a.as_raw_fd(), || {}),
+        Err(Error::Closed)
+    ));
+    assert!(matches!(
+        lp.add_writer(a.as_raw_fd(), || {}),
+        Err(Error::Closed)
+    ));
     assert!(!lp.remove_reader(a.as_raw_fd()));
     assert!(!lp.remove_writer(a.as_raw_fd()));
 }

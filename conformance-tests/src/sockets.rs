@@ -3,8 +3,8 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use loop_api::{wait_for, Error};
@@ -40,7 +40,8 @@ macro_rules! __sockets_tests {
 /// A non-blocking listening TCP socket on 127.0.0.1 and its address.
 fn tcp_listener() -> (Socket, SocketAddr) {
     let l = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None).unwrap();
-    l.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    l.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
     l.listen(16).unwrap();
     let addr = l.local_addr().unwrap().as_socket().unwrap();
     (l, addr)
@@ -71,7 +72,10 @@ pub fn sock_client_ops_tcp(factory: impl Factory) {
         res.unwrap();
         drop(client);
         for _ in 0..3 {
-            assert!(lp.sock_recv(&server, 100).await.unwrap().is_empty(), "EOF on every call");
+            assert!(
+                lp.sock_recv(&server, 100).await.unwrap().is_empty(),
+                "EOF on every call"
+            );
         }
     });
 }
@@ -108,12 +112,20 @@ pub fn sock_accept_gives_nonblocking_conn_and_client_addr(factory: impl Factory)
         let (accepted, connected) = join(lp.sock_accept(&l), lp.sock_connect(&client, addr)).await;
         connected.unwrap();
         let (conn, peer) = accepted.unwrap();
-        assert!(conn.nonblocking().unwrap(), "accepted socket must be non-blocking");
+        assert!(
+            conn.nonblocking().unwrap(),
+            "accepted socket must be non-blocking"
+        );
         assert_eq!(peer.as_socket(), client.local_addr().unwrap().as_socket());
     });
 }
 
-async fn recv_exactly(lp: &loop_api::EventLoop, sock: &Socket, size: usize, use_into: bool) -> Vec<u8> {
+async fn recv_exactly(
+    lp: &loop_api::EventLoop,
+    sock: &Socket,
+    size: usize,
+    use_into: bool,
+) -> Vec<u8> {
     let mut got = Vec::with_capacity(size);
     let mut buf = Vec::with_capacity(64 * 1024);
     while got.len() < size {
@@ -207,13 +219,19 @@ pub fn cancelled_sock_recv_loses_no_byte(factory: impl Factory) {
 pub fn sock_datagram_round_trip(factory: impl Factory) {
     run_net(factory, |lp| async move {
         let server = nonblocking(Domain::IPV4, Type::DGRAM);
-        server.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+        server
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
         let server_addr = server.local_addr().unwrap();
         let client = nonblocking(Domain::IPV4, Type::DGRAM);
-        client.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+        client
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
 
         let data = pattern(4096, 3);
-        let (res, _) = lp.sock_sendto(&client, data.clone(), server_addr.clone()).await;
+        let (res, _) = lp
+            .sock_sendto(&client, data.clone(), server_addr.clone())
+            .await;
         assert_eq!(res.unwrap(), 4096);
         let (got, from) = lp.sock_recvfrom(&server, 8192).await.unwrap();
         assert_eq!(got, data);
@@ -230,13 +248,17 @@ pub fn sock_datagram_round_trip(factory: impl Factory) {
 pub fn sock_recvfrom_into_fills_capacity(factory: impl Factory) {
     run_net(factory, |lp| async move {
         let server = nonblocking(Domain::IPV4, Type::DGRAM);
-        server.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+        server
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
         let client = nonblocking(Domain::IPV4, Type::DGRAM);
         let (res, _) = lp
             .sock_sendto(&client, pattern(8192, 1), server.local_addr().unwrap())
             .await;
         res.unwrap();
-        let (res, buf) = lp.sock_recvfrom_into(&server, Vec::with_capacity(4096)).await;
+        let (res, buf) = lp
+            .sock_recvfrom_into(&server, Vec::with_capacity(4096))
+            .await;
         let (n, _) = res.unwrap();
         assert_eq!(n, 4096);
         assert_eq!(buf, pattern(8192, 1)[..4096]);

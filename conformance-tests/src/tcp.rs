@@ -223,9 +223,16 @@ pub fn wait_closed_waits_for_live_connections(factory: impl Factory) {
         assert!(!waiter.is_finished(), "a connection is alive");
         let (res, _) = c.write_all(b"still".as_slice()).await;
         res.unwrap();
-        assert_eq!(read_exact(&c, 5).await, b"still", "live connections keep working");
+        assert_eq!(
+            read_exact(&c, 5).await,
+            b"still",
+            "live connections keep working"
+        );
         drop(c);
-        wait_for(waiter, Duration::from_secs(10)).await.unwrap().unwrap();
+        wait_for(waiter, Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(server.connection_count(), 0);
     });
 }
@@ -242,7 +249,11 @@ pub fn abort_clients_ends_connections(factory: impl Factory) {
         server.close();
         server.abort_clients();
         server.wait_closed().await;
-        assert_eq!(read_all(&c).await.unwrap_or_default(), b"", "the server side closed");
+        assert_eq!(
+            read_all(&c).await.unwrap_or_default(),
+            b"",
+            "the server side closed"
+        );
     });
 }
 
@@ -251,7 +262,9 @@ pub fn serve_forever_runs_until_close(factory: impl Factory) {
     run_net(factory, |lp| async move {
         let server = echo_server(&lp);
         let s2 = server.clone();
-        let forever = lp.create_task(async move { s2.serve_forever().await }).unwrap();
+        let forever = lp
+            .create_task(async move { s2.serve_forever().await })
+            .unwrap();
         lp.sleep(Duration::from_millis(10)).await;
         assert!(!forever.is_finished());
         server.close();
@@ -259,11 +272,16 @@ pub fn serve_forever_runs_until_close(factory: impl Factory) {
 
         let server = echo_server(&lp);
         let s2 = server.clone();
-        let forever = lp.create_task(async move { s2.serve_forever().await }).unwrap();
+        let forever = lp
+            .create_task(async move { s2.serve_forever().await })
+            .unwrap();
         lp.sleep(Duration::from_millis(10)).await;
         forever.cancel();
         assert!(forever.await.unwrap_err().is_cancelled());
-        assert!(!server.is_serving(), "cancelling serve_forever closes the server");
+        assert!(
+            !server.is_serving(),
+            "cancelling serve_forever closes the server"
+        );
     });
 }
 
@@ -328,7 +346,9 @@ pub fn transfer_1mb_both_directions_at_once(factory: impl Factory) {
                 assert!(read_all(&s).await.unwrap().is_empty());
             })
             .unwrap();
-        let c = TcpStream::connect(server.local_addr().unwrap()).await.unwrap();
+        let c = TcpStream::connect(server.local_addr().unwrap())
+            .await
+            .unwrap();
         let up = pattern(SIZE, 0xa5);
         let (sent, got) = join(c.write_all(up), read_exact(&c, SIZE)).await;
         sent.0.unwrap();
@@ -360,7 +380,9 @@ pub fn peer_closes_with_data_unread(factory: impl Factory) {
                 }
             })
             .unwrap();
-        let c = TcpStream::connect(server.local_addr().unwrap()).await.unwrap();
+        let c = TcpStream::connect(server.local_addr().unwrap())
+            .await
+            .unwrap();
         let (res, _) = c.write_all(vec![1u8; 10_000]).await;
         res.unwrap();
         let (res, _) = c.read(Vec::with_capacity(16)).await;
@@ -381,7 +403,10 @@ pub fn peer_closes_with_data_unread(factory: impl Factory) {
         }
         let e = failed.expect("writing to a reset connection fails");
         assert!(
-            matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset),
+            matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
             "{e}"
         );
         server.close();
@@ -393,7 +418,9 @@ pub fn peer_closes_with_data_unread(factory: impl Factory) {
 pub fn cancelled_read_loses_no_byte(factory: impl Factory) {
     run_net(factory, |lp| async move {
         let server = echo_server(&lp);
-        let c = TcpStream::connect(server.local_addr().unwrap()).await.unwrap();
+        let c = TcpStream::connect(server.local_addr().unwrap())
+            .await
+            .unwrap();
         for round in 0..5u8 {
             let res = wait_for(c.read(Vec::with_capacity(64)), Duration::from_millis(10)).await;
             assert!(matches!(res, Err(Error::TimedOut)));
@@ -426,14 +453,15 @@ pub fn accept_dropped_after_completion_closes_connection(factory: impl Factory) 
             client
             // ... and here the future is dropped with its result uncollected.
         };
-        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut buf = [0u8; 8];
         let n = std::io::Read::read(&mut client, &mut buf).expect("EOF, not a timeout");
         assert_eq!(n, 0, "the accepted connection was closed");
         drop(l);
     });
 }
-
 
 /// futures-io: AsyncRead/AsyncWrite on streams, written against the traits alone.
 pub fn futures_io_adapters(factory: impl Factory) {
@@ -445,7 +473,9 @@ pub fn futures_io_adapters(factory: impl Factory) {
                 io_close(&mut s).await.unwrap();
             })
             .unwrap();
-        let mut c = TcpStream::connect(server.local_addr().unwrap()).await.unwrap();
+        let mut c = TcpStream::connect(server.local_addr().unwrap())
+            .await
+            .unwrap();
         let data = pattern(300_000, 9);
         io_write_all(&mut c, &data[..1]).await.unwrap();
         io_write_all(&mut c, &data[1..]).await.unwrap();
@@ -464,7 +494,9 @@ pub fn futures_io_adapters(factory: impl Factory) {
 pub fn split_halves_in_two_tasks(factory: impl Factory) {
     run_net(factory, |lp| async move {
         let server = echo_server(&lp);
-        let c = TcpStream::connect(server.local_addr().unwrap()).await.unwrap();
+        let c = TcpStream::connect(server.local_addr().unwrap())
+            .await
+            .unwrap();
         let (rd, wr) = c.into_split();
         let writer = lp
             .create_task(async move {
@@ -517,10 +549,16 @@ pub fn handler_panic_keeps_server_serving(factory: impl Factory) {
             .unwrap();
         let addr = server.local_addr().unwrap();
         let c1 = TcpStream::connect(addr).await.unwrap();
-        assert!(read_all(&c1).await.unwrap_or_default().is_empty(), "closed by the panic");
+        assert!(
+            read_all(&c1).await.unwrap_or_default().is_empty(),
+            "closed by the panic"
+        );
         let c2 = TcpStream::connect(addr).await.unwrap();
         assert_eq!(read_all(&c2).await.unwrap(), b"ok");
-        assert!(errors.get().iter().any(|e| e.payload.as_deref() == Some("handler failed")));
+        assert!(errors
+            .get()
+            .iter()
+            .any(|e| e.payload.as_deref() == Some("handler failed")));
         server.close();
         server.wait_closed().await;
     });
@@ -548,7 +586,10 @@ pub fn stream_addresses_and_nodelay(factory: impl Factory) {
 pub fn thousand_concurrent_connections(factory: impl Factory) {
     const N: usize = 1000;
     let limit = raise_fd_limit(3 * N as u64 + 200);
-    assert!(limit >= 2 * N as u64 + 100, "RLIMIT_NOFILE too low for the test: {limit}");
+    assert!(
+        limit >= 2 * N as u64 + 100,
+        "RLIMIT_NOFILE too low for the test: {limit}"
+    );
     run_net(factory, |lp| async move {
         let server = echo_server(&lp);
         let addr = server.local_addr().unwrap();

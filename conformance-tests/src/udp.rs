@@ -102,7 +102,9 @@ pub fn connected_socket_survives_port_unreachable(factory: impl Factory) {
             let (res, buf) = sock.recv(Vec::with_capacity(16)).await;
             match res {
                 Ok(_) => break buf,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && refusals < 3 => refusals += 1,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && refusals < 3 => {
+                    refusals += 1
+                }
                 Err(e) => panic!("unexpected error: {e}"),
             }
         };
@@ -143,10 +145,18 @@ pub fn cancelled_recv_from_loses_no_datagram(factory: impl Factory) {
     run_net(factory, |_lp| async move {
         let a = UdpSocket::bind(LOCAL).unwrap();
         let b = UdpSocket::bind(LOCAL).unwrap();
-        let res = wait_for(a.recv_from(Vec::with_capacity(16)), Duration::from_millis(20)).await;
+        let res = wait_for(
+            a.recv_from(Vec::with_capacity(16)),
+            Duration::from_millis(20),
+        )
+        .await;
         assert!(matches!(res, Err(Error::TimedOut)));
         let a_addr = a.local_addr().unwrap();
-        let (got, sent) = join(a.recv_from(Vec::with_capacity(16)), b.send_to(b"kept".as_slice(), a_addr)).await;
+        let (got, sent) = join(
+            a.recv_from(Vec::with_capacity(16)),
+            b.send_to(b"kept".as_slice(), a_addr),
+        )
+        .await;
         sent.0.unwrap();
         assert_eq!(got.1, b"kept");
     });

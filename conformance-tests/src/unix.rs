@@ -144,11 +144,15 @@ pub fn server_close_removes_socket_file(factory: impl Factory) {
         server.wait_closed().await;
 
         let user = temp_socket_path("user");
-        let listener = UnixListener::from_std(std::os::unix::net::UnixListener::bind(&user).unwrap()).unwrap();
+        let listener =
+            UnixListener::from_std(std::os::unix::net::UnixListener::bind(&user).unwrap()).unwrap();
         let server = lp.serve_unix(listener, |_s| async {}).unwrap();
         UnixStream::connect(&user).await.unwrap();
         server.close();
-        assert!(!user.exists(), "a user-bound listener's file is removed too");
+        assert!(
+            !user.exists(),
+            "a user-bound listener's file is removed too"
+        );
         server.wait_closed().await;
     });
 }
@@ -187,7 +191,10 @@ pub fn write_after_peer_closed_fails_once(factory: impl Factory) {
         }
         let e = err.expect("writing to a closed peer fails");
         assert!(
-            matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset),
+            matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
             "{e}"
         );
         let (res, _) = a.read(Vec::with_capacity(8)).await;

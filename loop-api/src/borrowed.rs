@@ -47,7 +47,9 @@ impl FdUse {
 
 impl Drop for FdUse {
     fn drop(&mut self) {
-        let Some(inner) = self.lp.upgrade() else { return };
+        let Some(inner) = self.lp.upgrade() else {
+            return;
+        };
         let last = {
             let mut borrowed = inner.borrowed.borrow_mut();
             match borrowed.uses.get_mut(&self.fd) {

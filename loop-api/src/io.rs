@@ -73,7 +73,8 @@ impl ReadState {
                 // SAFETY: the op writes into the Vec's heap allocation
                 // (`len <= capacity`), which the future owns and which does
                 // not move with it; the Rc keeps the descriptor open.
-                self.op.insert(unsafe { OpFuture::new(&lp, op, (buf, sock.clone())) })
+                self.op
+                    .insert(unsafe { OpFuture::new(&lp, op, (buf, sock.clone())) })
             }
         };
         let (res, (mut buf, _sock)) = ready!(Pin::new(op).poll(cx));

@@ -60,7 +60,9 @@ pub(crate) struct Watchers {
 
 impl std::fmt::Debug for Watchers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watchers").field("len", &self.map.len()).finish()
+        f.debug_struct("Watchers")
+            .field("len", &self.map.len())
+            .finish()
     }
 }
 
@@ -180,7 +182,11 @@ impl EventLoop {
             op: Some(op),
             _use: fd_use,
         };
-        self.inner.watchers.borrow_mut().map.insert((fd, dir), watcher);
+        self.inner
+            .watchers
+            .borrow_mut()
+            .map
+            .insert((fd, dir), watcher);
         Ok(())
     }
 

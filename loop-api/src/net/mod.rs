@@ -4,8 +4,12 @@
 //!
 //! Every method that performs I/O takes its buffer by value and hands it
 //! back with the result ([`BufResult`](crate::buf::BufResult)), so it is
-//! sound on completion backends; the streams also implement futures-io's
-//! `AsyncRead`/`AsyncWrite` for runtime-agnostic crates (see [`crate::io`]).
+//! sound on completion backends. The streams also implement futures-io's
+//! `AsyncRead`/`AsyncWrite` for runtime-agnostic crates: those traits lend a
+//! slice for one poll only, so each stream receives into (and sends from)
+//! a buffer of its own, at most 64 KiB at a time, and copies; a
+//! `poll_write` that returned `Pending` has started sending and must be
+//! called again with the same bytes (every combinator does).
 //!
 //! Constructors that are not methods of [`EventLoop`](crate::EventLoop)
 //! (`TcpStream::connect`, `TcpListener::bind`, ...) use the loop running on
@@ -53,9 +57,8 @@ pub(crate) fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
 
 /// The internet address inside `addr`.
 pub(crate) fn inet(addr: socket2::SockAddr) -> io::Result<SocketAddr> {
-    addr.as_socket().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, "not an internet socket address")
-    })
+    addr.as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an internet socket address"))
 }
 
 /// One error for several failed attempts (asyncio's "Multiple exceptions"):
@@ -74,6 +77,10 @@ pub(crate) fn combine_errors(mut errors: Vec<io::Error>) -> io::Error {
         return errors.swap_remove(0);
     }
     let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-    let kind = if same_kind { kind } else { io::ErrorKind::Other };
+    let kind = if same_kind {
+        kind
+    } else {
+        io::ErrorKind::Other
+    };
     io::Error::new(kind, format!("Multiple exceptions: {}", list.join(", ")))
 }

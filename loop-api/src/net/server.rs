@@ -156,7 +156,9 @@ where
 {
     loop {
         let result = listener.accept_conn().await;
-        let Some(lp) = server.event_loop() else { return };
+        let Some(lp) = server.event_loop() else {
+            return;
+        };
         if server.closed.get() {
             return;
         }
@@ -174,7 +176,9 @@ where
             _ => Duration::from_millis(100),
         };
         lp.call_exception_handler(ExceptionContext {
-            message: format!("server socket failed to accept a connection: {err}; retrying in {delay:?}"),
+            message: format!(
+                "server socket failed to accept a connection: {err}; retrying in {delay:?}"
+            ),
             ..ExceptionContext::default()
         });
         lp.sleep(delay).await;
@@ -271,7 +275,11 @@ impl Server {
     /// The first internet address listened on (`None` for a Unix server or
     /// once closed): handy with port 0.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.inner.addrs.borrow().iter().find_map(SockAddr::as_socket)
+        self.inner
+            .addrs
+            .borrow()
+            .iter()
+            .find_map(SockAddr::as_socket)
     }
 
     /// Number of connections whose handler has not finished.

@@ -49,7 +49,11 @@ impl EventLoop {
     /// Connects `sock` to `addr` (`SocketAddr`, or `SockAddr::unix(path)`),
     /// completing once the connection is established. A port nobody
     /// listens on is `ConnectionRefused`.
-    pub async fn sock_connect(&self, sock: &impl AsRawFd, addr: impl Into<SockAddr>) -> io::Result<()> {
+    pub async fn sock_connect(
+        &self,
+        sock: &impl AsRawFd,
+        addr: impl Into<SockAddr>,
+    ) -> io::Result<()> {
         let fd = sock.as_raw_fd();
         let borrow = borrow_socket(self, fd)?;
         ops::connect(self, fd, addr.into(), borrow).await
@@ -64,7 +68,11 @@ impl EventLoop {
 
     /// Receives into `buf` (up to its capacity, replacing its contents):
     /// the count, 0 at end of stream.
-    pub async fn sock_recv_into<B: IoBufMut>(&self, sock: &impl AsRawFd, buf: B) -> BufResult<usize, B> {
+    pub async fn sock_recv_into<B: IoBufMut>(
+        &self,
+        sock: &impl AsRawFd,
+        buf: B,
+    ) -> BufResult<usize, B> {
         let fd = sock.as_raw_fd();
         let borrow = match borrow_socket(self, fd) {
             Ok(b) => b,
@@ -85,7 +93,11 @@ impl EventLoop {
     }
 
     /// Receives one datagram of at most `n` bytes: the data and the sender.
-    pub async fn sock_recvfrom(&self, sock: &impl AsRawFd, n: usize) -> io::Result<(Vec<u8>, SockAddr)> {
+    pub async fn sock_recvfrom(
+        &self,
+        sock: &impl AsRawFd,
+        n: usize,
+    ) -> io::Result<(Vec<u8>, SockAddr)> {
         let (res, buf) = self.sock_recvfrom_into(sock, Vec::with_capacity(n)).await;
         res.map(|(_, addr)| (buf, addr))
     }

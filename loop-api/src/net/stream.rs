@@ -63,11 +63,19 @@ impl StreamCore {
         )
     }
 
-    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         self.read.poll_read(&self.sock, cx, out)
     }
 
-    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.write.poll_write(&self.sock, cx, data)
     }
 
@@ -123,7 +131,11 @@ impl fmt::Debug for ReadHalf {
 }
 
 impl futures_io::AsyncRead for ReadHalf {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.state.poll_read(&this.sock, cx, out)
     }
@@ -161,7 +173,11 @@ impl fmt::Debug for WriteHalf {
 }
 
 impl futures_io::AsyncWrite for WriteHalf {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.state.poll_write(&this.sock, cx, data)
     }
@@ -278,7 +294,9 @@ macro_rules! stream_api {
 
         impl std::fmt::Debug for $ty {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_tuple(stringify!($ty)).field(&self.core.sock.fd()).finish()
+                f.debug_tuple(stringify!($ty))
+                    .field(&self.core.sock.fd())
+                    .finish()
             }
         }
     };

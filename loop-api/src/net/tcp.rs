@@ -114,7 +114,11 @@ impl TcpSocket {
         self.connect_on(&running_loop()?, addr).await
     }
 
-    pub(crate) async fn connect_on(self, lp: &EventLoop, addr: SocketAddr) -> io::Result<TcpStream> {
+    pub(crate) async fn connect_on(
+        self,
+        lp: &EventLoop,
+        addr: SocketAddr,
+    ) -> io::Result<TcpStream> {
         let sock = SockFd::new(lp, self.socket);
         ops::connect(lp, sock.fd(), addr.into(), sock.clone()).await?;
         Ok(TcpStream::from_sock(sock))
@@ -224,7 +228,10 @@ impl TcpStream {
         Self::connect_on(&running_loop()?, addr).await
     }
 
-    pub(crate) async fn connect_on(lp: &EventLoop, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+    pub(crate) async fn connect_on(
+        lp: &EventLoop,
+        addr: impl ToSocketAddrs,
+    ) -> io::Result<TcpStream> {
         let mut errors = Vec::new();
         for addr in resolve(addr)? {
             let attempt = async { TcpSocket::new_for(&addr)?.connect_on(lp, addr).await };

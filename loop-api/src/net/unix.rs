@@ -67,7 +67,10 @@ fn bind_path(socket: &Socket, path: &Path) -> io::Result<Option<BoundPath>> {
         Ok(_) => {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
-                format!("address {} is already in use (not a socket)", path.display()),
+                format!(
+                    "address {} is already in use (not a socket)",
+                    path.display()
+                ),
             ))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -165,7 +168,10 @@ impl std::fmt::Debug for UnixListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UnixListener")
             .field("fd", &self.sock.fd())
-            .field("path", &self.bound.borrow().as_ref().map(|b| b.path.clone()))
+            .field(
+                "path",
+                &self.bound.borrow().as_ref().map(|b| b.path.clone()),
+            )
             .finish()
     }
 }
