@@ -33,6 +33,12 @@ where
     out
 }
 
+/// Closes `server` and waits until its connections have ended.
+pub async fn close_server(server: &loop_api::net::Server) {
+    server.close();
+    server.wait_closed().await;
+}
+
 /// A path for a Unix socket in the temp directory, unique in this process,
 /// with nothing at it.
 pub fn temp_socket_path(tag: &str) -> PathBuf {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use loop_api::{wait_for, Error};
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::net_support::{join, pattern, run_net, temp_socket_path};
+use crate::net_support::{close_server, join, pattern, run_net, temp_socket_path};
 use crate::support::fd_count;
 use crate::Factory;
 
@@ -330,15 +330,22 @@ pub fn networking_leaves_fd_count_unchanged(factory: impl Factory) {
     run_net(factory, |_| async {});
     let before = fd_count();
     for _ in 0..3 {
-        let watched = run_net(factory, fd_workload);
-        // The loop closed with a reader still registered on this socket.
-        drop(watched);
+        let left_open = run_net(factory, fd_workload);
+        // The loop closed with a reader still registered on a socket, and a
+        // server (with a live connection) that was never closed.
+        drop(left_open);
     }
     let after = fd_count();
     assert_eq!(before, after, "descriptors leaked by networking");
 }
 
-async fn fd_workload(lp: loop_api::EventLoop) -> loop_api::net::UnixStream {
+async fn fd_workload(
+    lp: loop_api::EventLoop,
+) -> (
+    loop_api::net::UnixStream,
+    loop_api::net::Server,
+    loop_api::net::TcpStream,
+) {
     use loop_api::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixStream};
     // A TCP server with live connections, closed and waited for.
     let server = lp
@@ -355,8 +362,7 @@ async fn fd_workload(lp: loop_api::EventLoop) -> loop_api::net::UnixStream {
         let (r, _) = c.read(Vec::with_capacity(4)).await;
         r.unwrap();
     }
-    server.close();
-    server.wait_closed().await;
+    close_server(&server).await;
     // A cancelled accept, and an accept dropped after it completed.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let _ = wait_for(l.accept(), Duration::from_millis(5)).await;
@@ -391,7 +397,19 @@ async fn fd_workload(lp: loop_api::EventLoop) -> loop_api::net::UnixStream {
     let (x, y) = Socket::pair(Domain::UNIX, Type::STREAM.nonblocking(), None).unwrap();
     let _ = wait_for(lp.sock_recv(&x, 8), Duration::from_millis(5)).await;
     drop((x, y));
-    // A reader left registered when the loop closes.
+    // A reader left registered, and a server left open with a connection
+    // whose handler is still running, when the loop closes.
     lp.add_reader(a.as_raw_fd(), || {}).unwrap();
-    a
+    let open = lp
+        .create_server("127.0.0.1:0", |s| async move {
+            let _ = s.read(Vec::with_capacity(8)).await;
+        })
+        .unwrap();
+    let live = TcpStream::connect(open.local_addr().unwrap())
+        .await
+        .unwrap();
+    while open.connection_count() == 0 {
+        loop_api::yield_now().await;
+    }
+    (a, open, live)
 }

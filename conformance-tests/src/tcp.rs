@@ -15,7 +15,8 @@ use loop_api::net::{TcpListener, TcpSocket, TcpStream};
 use loop_api::{sleep, wait_for, Error, EventLoop};
 
 use crate::net_support::{
-    io_close, io_read_exact, io_read_to_end, io_write_all, join, pattern, raise_fd_limit, run_net,
+    close_server, io_close, io_read_exact, io_read_to_end, io_write_all, join, pattern,
+    raise_fd_limit, run_net,
 };
 use crate::support::{capture_exceptions, Log};
 use crate::Factory;
@@ -34,6 +35,7 @@ macro_rules! __tcp_tests {
             wait_closed_waits_for_live_connections,
             abort_clients_ends_connections,
             serve_forever_runs_until_close,
+            dropping_last_handle_closes_server,
             reuse_port_off_unless_requested,
             connect_refused,
             transfer_1mb_both_directions_at_once,
@@ -73,6 +75,15 @@ async fn read_exact(s: &TcpStream, n: usize) -> Vec<u8> {
         out.extend_from_slice(&buf);
     }
     out
+}
+
+/// An echo server and a client connected to it.
+async fn echo_pair(lp: &EventLoop) -> (loop_api::net::Server, TcpStream) {
+    let server = echo_server(lp);
+    let c = TcpStream::connect(server.local_addr().unwrap())
+        .await
+        .unwrap();
+    (server, c)
 }
 
 /// An echo server on 127.0.0.1: every connection gets its bytes back.
@@ -120,8 +131,7 @@ pub fn create_server_serves_a_connection(factory: impl Factory) {
         res.unwrap();
         c.shutdown(Shutdown::Write).unwrap();
         assert_eq!(read_all(&c).await.unwrap(), b"", "server closed its side");
-        server.close();
-        server.wait_closed().await;
+        close_server(&server).await;
         assert_eq!(log.get(), ["made 127.0.0.1", "eof after 3", "lost"]);
     });
 }
@@ -138,8 +148,7 @@ pub fn create_connection_round_trip(factory: impl Factory) {
         res.unwrap();
         assert_eq!(read_exact(&c, 5).await, b"hello");
         drop(c);
-        server.close();
-        server.wait_closed().await;
+        close_server(&server).await;
     });
 }
 
@@ -166,8 +175,7 @@ pub fn server_address_in_use(factory: impl Factory) {
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
         let err = TcpListener::bind(addr).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
-        first.close();
-        first.wait_closed().await;
+        close_server(&first).await;
     });
 }
 
@@ -285,6 +293,27 @@ pub fn serve_forever_runs_until_close(factory: impl Factory) {
     });
 }
 
+/// Dropping the last Server handle stops listening; live connections go on.
+pub fn dropping_last_handle_closes_server(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let (server, c) = echo_pair(&lp).await;
+        let addr = server.local_addr().unwrap();
+        let clone = server.clone();
+        drop(server);
+        TcpStream::connect(addr).await.unwrap();
+        drop(clone);
+        let err = TcpStream::connect(addr).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+        let (res, _) = c.write_all(b"alive".as_slice()).await;
+        res.unwrap();
+        assert_eq!(
+            read_exact(&c, 5).await,
+            b"alive",
+            "the connection outlives the server"
+        );
+    });
+}
+
 /// TCP-6: SO_REUSEPORT is off unless asked; with it two listeners share a port.
 pub fn reuse_port_off_unless_requested(factory: impl Factory) {
     run_net(factory, |lp| async move {
@@ -355,8 +384,7 @@ pub fn transfer_1mb_both_directions_at_once(factory: impl Factory) {
         assert!(got == pattern(SIZE, 0x5a), "client received wrong bytes");
         c.shutdown(Shutdown::Write).unwrap();
         assert!(read_all(&c).await.unwrap().is_empty());
-        server.close();
-        server.wait_closed().await;
+        close_server(&server).await;
     });
 }
 
@@ -409,18 +437,14 @@ pub fn peer_closes_with_data_unread(factory: impl Factory) {
             ),
             "{e}"
         );
-        server.close();
-        server.wait_closed().await;
+        close_server(&server).await;
     });
 }
 
 /// Dropping an in-flight read cancels it; the next read still gets every byte.
 pub fn cancelled_read_loses_no_byte(factory: impl Factory) {
     run_net(factory, |lp| async move {
-        let server = echo_server(&lp);
-        let c = TcpStream::connect(server.local_addr().unwrap())
-            .await
-            .unwrap();
+        let (server, c) = echo_pair(&lp).await;
         for round in 0..5u8 {
             let res = wait_for(c.read(Vec::with_capacity(64)), Duration::from_millis(10)).await;
             assert!(matches!(res, Err(Error::TimedOut)));
@@ -429,8 +453,7 @@ pub fn cancelled_read_loses_no_byte(factory: impl Factory) {
             assert_eq!(read_exact(&c, 40).await, vec![round; 40]);
         }
         drop(c);
-        server.close();
-        server.wait_closed().await;
+        close_server(&server).await;
     });
 }
 
@@ -485,18 +508,14 @@ pub fn futures_io_adapters(factory: impl Factory) {
         assert_eq!(first, data[..7]);
         let rest = io_read_to_end(&mut c).await.unwrap();
         assert!(rest == data[7..], "echo differs");
-        server.close();
-        server.wait_closed().await;
+        close_server(&server).await;
     });
 }
 
 /// into_split: the halves work from two tasks at once.
 pub fn split_halves_in_two_tasks(factory: impl Factory) {
     run_net(factory, |lp| async move {
-        let server = echo_server(&lp);
-        let c = TcpStream::connect(server.local_addr().unwrap())
-            .await
-            .unwrap();
+        let (server, c) = echo_pair(&lp).await;
         let (rd, wr) = c.into_split();
         let writer = lp
             .create_task(async move {
@@ -523,8 +542,7 @@ pub fn split_halves_in_two_tasks(factory: impl Factory) {
         let got = reader.await.unwrap();
         let want: Vec<u8> = (0..100u8).flat_map(|i| vec![i; 100]).collect();
         assert!(got == want);
-        server.close();
-        server.wait_closed().await;
+        close_server(&server).await;
     });
 }
 
@@ -559,8 +577,7 @@ pub fn handler_panic_keeps_server_serving(factory: impl Factory) {
             .get()
             .iter()
             .any(|e| e.payload.as_deref() == Some("handler failed")));
-        server.close();
-        server.wait_closed().await;
+        close_server(&server).await;
     });
 }
 
@@ -622,7 +639,6 @@ pub fn thousand_concurrent_connections(factory: impl Factory) {
         // All 1,000 are connected at once.
         assert_eq!(server.connection_count(), N);
         drop(streams);
-        server.close();
-        server.wait_closed().await;
+        close_server(&server).await;
     });
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use loop_api::net::{UnixDatagram, UnixListener, UnixStream};
 
-use crate::net_support::{join, run_net, temp_socket_path};
+use crate::net_support::{close_server, join, run_net, temp_socket_path};
 use crate::support::Log;
 use crate::Factory;
 
@@ -68,8 +68,7 @@ pub fn unix_server_and_connection(factory: impl Factory) {
         res.unwrap();
         c.shutdown(std::net::Shutdown::Write).unwrap();
         assert_eq!(read_all(&c).await.unwrap(), b"bye");
-        server.close();
-        server.wait_closed().await;
+        close_server(&server).await;
         assert_eq!(log.get(), vec![3]);
     });
 }
@@ -83,8 +82,7 @@ pub fn stale_socket_file_is_replaced(factory: impl Factory) {
         assert!(is_socket_file(&path));
         let server = lp.create_unix_server(&path, |_s| async {}).unwrap();
         UnixStream::connect(&path).await.unwrap();
-        server.close();
-        server.wait_closed().await;
+        close_server(&server).await;
         // The same for a plain listener.
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         let l = UnixListener::bind(&path).unwrap();

@@ -8,39 +8,46 @@
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
 
 use socket2::SockAddr;
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::driver::Op;
+use crate::driver::{Op, OpOutput};
 use crate::event_loop::EventLoop;
+use crate::net::socket::SockFd;
 use crate::op::OpFuture;
 
-/// `recv` into `buf`'s whole capacity; the count read (0 at end of stream).
-pub(crate) async fn recv<B: IoBufMut, K: 'static>(
+/// Runs the receive-type operation `make(ptr, len)` into `buf`'s whole
+/// capacity and marks the bytes the kernel wrote as initialised.
+async fn receive<B: IoBufMut, K: 'static>(
     lp: &EventLoop,
-    fd: RawFd,
     mut buf: B,
     keep: K,
-) -> BufResult<usize, B> {
-    let op = Op::Recv {
-        fd,
-        buf: buf.stable_mut_ptr(),
-        len: buf.bytes_total(),
-    };
+    make: impl FnOnce(*mut u8, usize) -> Op,
+) -> BufResult<OpOutput, B> {
+    let op = make(buf.stable_mut_ptr(), buf.bytes_total());
     // SAFETY: the pointer and length describe `buf`'s own stable memory
     // (IoBufMut's contract) and `buf` is owned by the future; `keep` keeps
     // the descriptor open (an owned socket's Rc) or the caller does (a
     // borrowed one) until the future completes or is dropped.
     let (res, (mut buf, _keep)) = unsafe { OpFuture::new(lp, op, (buf, keep)) }.await;
-    match res {
-        Ok(out) => {
-            // SAFETY: the kernel wrote `out.res <= bytes_total()` bytes at the start.
-            unsafe { buf.set_init(out.res) };
-            (Ok(out.res), buf)
-        }
-        Err(e) => (Err(e), buf),
+    if let Ok(out) = &res {
+        // SAFETY: the kernel wrote `out.res <= bytes_total()` bytes at the start.
+        unsafe { buf.set_init(out.res) };
     }
+    (res, buf)
+}
+
+/// `recv` into `buf`'s whole capacity; the count read (0 at end of stream).
+pub(crate) async fn recv<B: IoBufMut, K: 'static>(
+    lp: &EventLoop,
+    fd: RawFd,
+    buf: B,
+    keep: K,
+) -> BufResult<usize, B> {
+    let (res, buf) = receive(lp, buf, keep, |buf, len| Op::Recv { fd, buf, len }).await;
+    (res.map(|out| out.res), buf)
 }
 
 /// One `send` of `buf[from..]`; the count sent.
@@ -97,25 +104,12 @@ pub(crate) async fn send_all<B: IoBuf, K: 'static>(
 pub(crate) async fn recv_from<B: IoBufMut, K: 'static>(
     lp: &EventLoop,
     fd: RawFd,
-    mut buf: B,
+    buf: B,
     keep: K,
 ) -> BufResult<(usize, SockAddr), B> {
-    let op = Op::RecvFrom {
-        fd,
-        buf: buf.stable_mut_ptr(),
-        len: buf.bytes_total(),
-    };
-    // SAFETY: as in `recv`.
-    let (res, (mut buf, _keep)) = unsafe { OpFuture::new(lp, op, (buf, keep)) }.await;
-    match res {
-        Ok(out) => {
-            // SAFETY: the kernel wrote `out.res <= bytes_total()` bytes at the start.
-            unsafe { buf.set_init(out.res) };
-            let addr = out.addr.map_or_else(unnamed, normalize);
-            (Ok((out.res, addr)), buf)
-        }
-        Err(e) => (Err(e), buf),
-    }
+    let (res, buf) = receive(lp, buf, keep, |buf, len| Op::RecvFrom { fd, buf, len }).await;
+    let res = res.map(|out| (out.res, out.addr.map_or_else(unnamed, normalize)));
+    (res, buf)
 }
 
 /// `sendto(addr)` of the whole of `buf`: the count sent.
@@ -180,5 +174,62 @@ pub(crate) fn normalize(addr: SockAddr) -> SockAddr {
         unnamed()
     } else {
         addr
+    }
+}
+
+/// The same operations on a socket the loop owns: the socket's `Rc` is the
+/// keep-alive, and a loop that is gone is an error rather than a panic.
+impl SockFd {
+    pub(crate) async fn recv<B: IoBufMut>(self: &Rc<Self>, buf: B) -> BufResult<usize, B> {
+        match self.event_loop() {
+            Ok(lp) => recv(&lp, self.fd(), buf, self.clone()).await,
+            Err(e) => (Err(e), buf),
+        }
+    }
+
+    pub(crate) async fn send<B: IoBuf>(self: &Rc<Self>, buf: B) -> BufResult<usize, B> {
+        match self.event_loop() {
+            Ok(lp) => send(&lp, self.fd(), buf, self.clone()).await,
+            Err(e) => (Err(e), buf),
+        }
+    }
+
+    pub(crate) async fn send_all<B: IoBuf>(self: &Rc<Self>, buf: B) -> BufResult<(), B> {
+        match self.event_loop() {
+            Ok(lp) => send_all(&lp, self.fd(), buf, self.clone()).await,
+            Err(e) => (Err(e), buf),
+        }
+    }
+
+    pub(crate) async fn recv_from<B: IoBufMut>(
+        self: &Rc<Self>,
+        buf: B,
+    ) -> BufResult<(usize, SockAddr), B> {
+        match self.event_loop() {
+            Ok(lp) => recv_from(&lp, self.fd(), buf, self.clone()).await,
+            Err(e) => (Err(e), buf),
+        }
+    }
+
+    pub(crate) async fn send_to<B: IoBuf>(
+        self: &Rc<Self>,
+        buf: B,
+        addr: SockAddr,
+    ) -> BufResult<usize, B> {
+        match self.event_loop() {
+            Ok(lp) => send_to(&lp, self.fd(), buf, addr, self.clone()).await,
+            Err(e) => (Err(e), buf),
+        }
+    }
+
+    pub(crate) async fn accept(self: &Rc<Self>) -> io::Result<(Rc<SockFd>, SockAddr)> {
+        let lp = self.event_loop()?;
+        let (fd, addr) = accept(&lp, self.fd(), self.clone()).await?;
+        Ok((SockFd::new(&lp, socket2::Socket::from(fd)), addr))
+    }
+
+    pub(crate) async fn connect(self: &Rc<Self>, addr: SockAddr) -> io::Result<()> {
+        let lp = self.event_loop()?;
+        connect(&lp, self.fd(), addr, self.clone()).await
     }
 }

@@ -8,15 +8,21 @@
 //! [`close`](Server::close) stops listening *synchronously*: it shuts the
 //! listening sockets down (on Linux `shutdown` makes a listening socket
 //! refuse connections at once and fail pending accepts, even while an
-//! accept holds its descriptor) and cancels the accept tasks, whose
-//! descriptors are closed when the tasks unwind. Connections already
-//! accepted keep running; [`abort_clients`](Server::abort_clients) cancels them.
+//! accept holds its descriptor) and wakes the accept tasks, which end and
+//! close the descriptors. Connections already accepted keep running;
+//! [`abort_clients`](Server::abort_clients) cancels them.
+//!
+//! Ownership: only the user's [`Server`] handles own the server state. The
+//! accept and connection tasks (and `wait_closed` futures) hold weak
+//! references, so no task keeps the server alive through its own waker:
+//! closing the loop, or dropping the last handle, releases everything.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -26,6 +32,7 @@ use std::time::Duration;
 use slab::Slab;
 use socket2::SockAddr;
 
+use crate::error::panic_message;
 use crate::event_loop::{EventLoop, LoopInner};
 use crate::exception::ExceptionContext;
 use crate::net::{resolve, TcpListener, TcpStream, UnixListener, UnixStream};
@@ -89,9 +96,10 @@ struct ServerInner {
     closed: Cell<bool>,
     listeners: RefCell<Vec<Rc<dyn Stop>>>,
     addrs: RefCell<Vec<SockAddr>>,
-    accept_tasks: RefCell<Vec<Task<()>>>,
     /// One slot per live connection; the task handle once spawned.
     conns: RefCell<Slab<Option<Task<()>>>>,
+    /// Accept tasks, `wait_closed` and `serve_forever`, woken on close and
+    /// when the last connection ends.
     waiters: RefCell<Vec<Waker>>,
 }
 
@@ -111,11 +119,25 @@ impl ServerInner {
         }
     }
 
+    /// Stops listening (see [`Server::close`]); idempotent.
+    fn close(&self) {
+        if self.closed.replace(true) {
+            return;
+        }
+        let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
+        for listener in &listeners {
+            listener.stop();
+        }
+        drop(listeners);
+        self.addrs.borrow_mut().clear();
+        self.wake_waiters();
+    }
+
     /// Runs `fut` as a connection task counted by the server.
     fn spawn_conn<F: Future + 'static>(self: &Rc<Self>, lp: &EventLoop, fut: F) {
         let key = self.conns.borrow_mut().insert(None);
         let guard = ConnGuard {
-            server: self.clone(),
+            server: Rc::downgrade(self),
             key,
         };
         let task = lp.create_task(async move {
@@ -131,44 +153,78 @@ impl ServerInner {
     }
 }
 
+impl Drop for ServerInner {
+    fn drop(&mut self) {
+        // The last handle is gone: stop listening. Live connections go on
+        // (dropping their task handles detaches them).
+        self.close();
+    }
+}
+
 /// Uncounts a connection when its task ends, however it ends.
 struct ConnGuard {
-    server: Rc<ServerInner>,
+    server: Weak<ServerInner>,
     key: usize,
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        let task = self.server.conns.borrow_mut().try_remove(self.key);
+        let Some(server) = self.server.upgrade() else {
+            return;
+        };
+        let task = server.conns.borrow_mut().try_remove(self.key);
         // Dropping the handle detaches the (finishing) task.
         drop(task);
-        if self.server.is_done() {
-            self.server.wake_waiters();
+        if server.is_done() {
+            server.wake_waiters();
         }
     }
 }
 
-async fn accept_loop<L, H, F>(server: Rc<ServerInner>, listener: Rc<L>, handler: Rc<H>)
+async fn accept_loop<L, H, F>(server: Weak<ServerInner>, listener: Rc<L>, handler: Rc<H>)
 where
     L: Listener,
     H: Fn(L::Conn) -> F + 'static,
     F: Future + 'static,
 {
+    let stopped = || server.upgrade().is_none_or(|s| s.closed.get());
     loop {
-        let result = listener.accept_conn().await;
-        let Some(lp) = server.event_loop() else {
+        let result = {
+            let mut accept = std::pin::pin!(listener.accept_conn());
+            std::future::poll_fn(|cx| {
+                let Some(inner) = server.upgrade().filter(|s| !s.closed.get()) else {
+                    return Poll::Ready(None);
+                };
+                if let Poll::Ready(result) = accept.as_mut().poll(cx) {
+                    return Poll::Ready(Some(result));
+                }
+                register(&inner.waiters, cx.waker());
+                Poll::Pending
+            })
+            .await
+        };
+        let (Some(result), Some(inner)) = (result, server.upgrade()) else {
             return;
         };
-        if server.closed.get() {
+        let Some(lp) = inner.event_loop() else { return };
+        if stopped() {
             return;
         }
         let err = match result {
             Ok(conn) => {
-                server.spawn_conn(&lp, handler(conn));
+                match catch_unwind(AssertUnwindSafe(|| handler(conn))) {
+                    Ok(fut) => inner.spawn_conn(&lp, fut),
+                    Err(payload) => lp.call_exception_handler(ExceptionContext {
+                        message: "Exception in server connection handler".to_owned(),
+                        payload: Some(panic_message(&*payload)),
+                        ..ExceptionContext::default()
+                    }),
+                }
                 continue;
             }
             Err(e) => e,
         };
+        drop(inner);
         let delay = match err.raw_os_error() {
             // The peer gave up before we accepted, or a signal: try again.
             Some(libc::ECONNABORTED | libc::EPROTO | libc::EINTR | libc::EAGAIN) => continue,
@@ -187,8 +243,11 @@ where
 
 /// A running server, from [`EventLoop::create_server`] and friends.
 ///
-/// Dropping the `Server` does not stop it (as in asyncio, the loop keeps
-/// serving): call [`close`](Self::close). Closing the loop stops it too.
+/// A cheap handle (clones share one server). The server stops listening
+/// when [`close`](Self::close) is called, when the last handle is dropped
+/// (keep one for as long as it should serve), or when the loop is closed;
+/// in every case connections already accepted run on until their handlers
+/// return.
 #[derive(Clone)]
 pub struct Server {
     inner: Rc<ServerInner>,
@@ -215,7 +274,6 @@ impl Server {
             closed: Cell::new(false),
             listeners: RefCell::new(Vec::new()),
             addrs: RefCell::new(Vec::new()),
-            accept_tasks: RefCell::new(Vec::new()),
             conns: RefCell::new(Slab::new()),
             waiters: RefCell::new(Vec::new()),
         });
@@ -227,14 +285,9 @@ impl Server {
                 server.inner.addrs.borrow_mut().push(addr);
             }
             server.inner.listeners.borrow_mut().push(listener.clone());
-            let task = lp.create_task(accept_loop(server.inner.clone(), listener, handler.clone()));
-            match task {
-                Ok(task) => server.inner.accept_tasks.borrow_mut().push(task),
-                Err(e) => {
-                    server.close();
-                    return Err(e.into());
-                }
-            }
+            let accept = accept_loop(Rc::downgrade(&server.inner), listener, handler.clone());
+            // The accept task is detached: it ends when the server closes.
+            lp.create_task(accept)?.detach();
         }
         Ok(server)
     }
@@ -244,22 +297,7 @@ impl Server {
     /// and [`local_addrs`](Self::local_addrs) becomes empty. Live connections
     /// keep running. Idempotent.
     pub fn close(&self) {
-        let inner = &self.inner;
-        if inner.closed.replace(true) {
-            return;
-        }
-        let listeners = std::mem::take(&mut *inner.listeners.borrow_mut());
-        for listener in &listeners {
-            listener.stop();
-        }
-        drop(listeners);
-        inner.addrs.borrow_mut().clear();
-        let tasks = std::mem::take(&mut *inner.accept_tasks.borrow_mut());
-        for task in &tasks {
-            task.cancel();
-        }
-        drop(tasks);
-        inner.wake_waiters();
+        self.inner.close();
     }
 
     /// `true` until [`close`](Self::close).
@@ -304,9 +342,12 @@ impl Server {
 
     /// Completes once the server is closed and every connection has ended
     /// (asyncio's `wait_closed`).
+    ///
+    /// If every handle to the server is dropped meanwhile, it completes
+    /// then (the server is closed and no longer tracks its connections).
     pub fn wait_closed(&self) -> WaitClosed {
         WaitClosed {
-            inner: self.inner.clone(),
+            inner: Rc::downgrade(&self.inner),
         }
     }
 
@@ -345,7 +386,7 @@ fn register(waiters: &RefCell<Vec<Waker>>, waker: &Waker) {
 
 /// The future returned by [`Server::wait_closed`].
 pub struct WaitClosed {
-    inner: Rc<ServerInner>,
+    inner: Weak<ServerInner>,
 }
 
 impl fmt::Debug for WaitClosed {
@@ -358,11 +399,13 @@ impl Future for WaitClosed {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.inner.is_done() {
-            return Poll::Ready(());
+        match self.inner.upgrade() {
+            Some(inner) if !inner.is_done() => {
+                register(&inner.waiters, cx.waker());
+                Poll::Pending
+            }
+            _ => Poll::Ready(()),
         }
-        register(&self.inner.waiters, cx.waker());
-        Poll::Pending
     }
 }
 

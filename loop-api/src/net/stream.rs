@@ -14,7 +14,6 @@ use std::task::{Context, Poll};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::io::{ReadState, WriteState};
-use crate::net::ops;
 use crate::net::socket::SockFd;
 
 /// A connected stream socket with its futures-io adapter state.
@@ -35,15 +34,15 @@ impl StreamCore {
     }
 
     pub(crate) async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        read(&self.sock, buf).await
+        self.sock.recv(buf).await
     }
 
     pub(crate) async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        write(&self.sock, buf).await
+        self.sock.send(buf).await
     }
 
     pub(crate) async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        write_all(&self.sock, buf).await
+        self.sock.send_all(buf).await
     }
 
     pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
@@ -88,27 +87,6 @@ impl StreamCore {
     }
 }
 
-async fn read<B: IoBufMut>(sock: &Rc<SockFd>, buf: B) -> BufResult<usize, B> {
-    match sock.event_loop() {
-        Ok(lp) => ops::recv(&lp, sock.fd(), buf, sock.clone()).await,
-        Err(e) => (Err(e), buf),
-    }
-}
-
-async fn write<B: IoBuf>(sock: &Rc<SockFd>, buf: B) -> BufResult<usize, B> {
-    match sock.event_loop() {
-        Ok(lp) => ops::send(&lp, sock.fd(), buf, sock.clone()).await,
-        Err(e) => (Err(e), buf),
-    }
-}
-
-async fn write_all<B: IoBuf>(sock: &Rc<SockFd>, buf: B) -> BufResult<(), B> {
-    match sock.event_loop() {
-        Ok(lp) => ops::send_all(&lp, sock.fd(), buf, sock.clone()).await,
-        Err(e) => (Err(e), buf),
-    }
-}
-
 /// The reading half of a stream, from `into_split`; the socket closes
 /// when both halves are dropped.
 pub struct ReadHalf {
@@ -120,7 +98,7 @@ impl ReadHalf {
     /// Receives into `buf` (up to its capacity, replacing its contents) and
     /// returns the count; 0 means the peer closed its side.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        read(&self.sock, buf).await
+        self.sock.recv(buf).await
     }
 }
 
@@ -152,12 +130,12 @@ pub struct WriteHalf {
 impl WriteHalf {
     /// Sends what the kernel takes of `buf` at once; returns the count.
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        write(&self.sock, buf).await
+        self.sock.send(buf).await
     }
 
     /// Sends every byte of `buf`.
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        write_all(&self.sock, buf).await
+        self.sock.send_all(buf).await
     }
 
     /// Shuts down the write direction: the peer reads end-of-stream.

@@ -10,7 +10,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::event_loop::EventLoop;
 use crate::net::socket::{new_socket, running_loop, SockFd};
 use crate::net::stream::{sock_fd_traits, stream_api, StreamCore};
-use crate::net::{combine_errors, inet, ops, resolve, DEFAULT_BACKLOG};
+use crate::net::{combine_errors, inet, resolve, DEFAULT_BACKLOG};
 
 /// A TCP socket not yet listening or connected, for setting options first
 /// (like tokio's `TcpSocket`): `reuse_port`, `reuse_address`, a local
@@ -120,7 +120,7 @@ impl TcpSocket {
         addr: SocketAddr,
     ) -> io::Result<TcpStream> {
         let sock = SockFd::new(lp, self.socket);
-        ops::connect(lp, sock.fd(), addr.into(), sock.clone()).await?;
+        sock.connect(addr.into()).await?;
         Ok(TcpStream::from_sock(sock))
     }
 }
@@ -174,10 +174,8 @@ impl TcpListener {
     /// the peer's address. Dropping the future cancels the accept; a
     /// connection accepted just before that is closed, never leaked.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let lp = self.sock.event_loop()?;
-        let (fd, addr) = ops::accept(&lp, self.sock.fd(), self.sock.clone()).await?;
-        let stream = TcpStream::from_sock(SockFd::new(&lp, Socket::from(fd)));
-        Ok((stream, inet(addr)?))
+        let (sock, addr) = self.sock.accept().await?;
+        Ok((TcpStream::from_sock(sock), inet(addr)?))
     }
 
     /// The address listened on.

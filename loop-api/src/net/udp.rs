@@ -10,7 +10,7 @@ use socket2::{Domain, Protocol, Type};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::net::socket::{new_socket, running_loop, SockFd};
 use crate::net::stream::sock_fd_traits;
-use crate::net::{combine_errors, inet, ops, resolve};
+use crate::net::{combine_errors, inet, resolve};
 
 /// A UDP socket.
 ///
@@ -69,36 +69,24 @@ impl UdpSocket {
 
     /// Sends `buf` as one datagram to `addr`; returns the count sent.
     pub async fn send_to<B: IoBuf>(&self, buf: B, addr: SocketAddr) -> BufResult<usize, B> {
-        match self.sock.event_loop() {
-            Ok(lp) => ops::send_to(&lp, self.sock.fd(), buf, addr.into(), self.sock.clone()).await,
-            Err(e) => (Err(e), buf),
-        }
+        self.sock.send_to(buf, addr.into()).await
     }
 
     /// Receives one datagram into `buf` (up to its capacity; the rest of a
     /// longer datagram is discarded): the count and the sender.
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
-        let (res, buf) = match self.sock.event_loop() {
-            Ok(lp) => ops::recv_from(&lp, self.sock.fd(), buf, self.sock.clone()).await,
-            Err(e) => return (Err(e), buf),
-        };
+        let (res, buf) = self.sock.recv_from(buf).await;
         (res.and_then(|(n, addr)| Ok((n, inet(addr)?))), buf)
     }
 
     /// Sends `buf` as one datagram to the connected address.
     pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        match self.sock.event_loop() {
-            Ok(lp) => ops::send(&lp, self.sock.fd(), buf, self.sock.clone()).await,
-            Err(e) => (Err(e), buf),
-        }
+        self.sock.send(buf).await
     }
 
     /// Receives one datagram from the connected address into `buf`.
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        match self.sock.event_loop() {
-            Ok(lp) => ops::recv(&lp, self.sock.fd(), buf, self.sock.clone()).await,
-            Err(e) => (Err(e), buf),
-        }
+        self.sock.recv(buf).await
     }
 
     /// The local address.

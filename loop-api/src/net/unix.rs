@@ -25,7 +25,7 @@ use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::event_loop::EventLoop;
 use crate::net::socket::{new_pair, new_socket, running_loop, SockFd};
 use crate::net::stream::{sock_fd_traits, stream_api, StreamCore};
-use crate::net::{ops, DEFAULT_BACKLOG};
+use crate::net::DEFAULT_BACKLOG;
 
 /// The socket file a socket bound, identified by device and inode so that
 /// a file someone else put at the same path later is left alone.
@@ -136,10 +136,8 @@ impl UnixListener {
 
     /// Waits for a connection: the stream and the peer's (usually unnamed) address.
     pub async fn accept(&self) -> io::Result<(UnixStream, SockAddr)> {
-        let lp = self.sock.event_loop()?;
-        let (fd, addr) = ops::accept(&lp, self.sock.fd(), self.sock.clone()).await?;
-        let stream = UnixStream::from_sock(SockFd::new(&lp, Socket::from(fd)));
-        Ok((stream, addr))
+        let (sock, addr) = self.sock.accept().await?;
+        Ok((UnixStream::from_sock(sock), addr))
     }
 
     /// The address listened on.
@@ -204,7 +202,7 @@ impl UnixStream {
     pub(crate) async fn connect_on(lp: &EventLoop, path: &Path) -> io::Result<UnixStream> {
         let addr = SockAddr::unix(path)?;
         let sock = SockFd::new(lp, new_socket(Domain::UNIX, Type::STREAM, None)?);
-        ops::connect(lp, sock.fd(), addr, sock.clone()).await?;
+        sock.connect(addr).await?;
         Ok(UnixStream::from_sock(sock))
     }
 
@@ -287,12 +285,8 @@ impl UnixDatagram {
 
     /// Sends `buf` as one datagram to the socket at `path`.
     pub async fn send_to<B: IoBuf>(&self, buf: B, path: impl AsRef<Path>) -> BufResult<usize, B> {
-        let addr = match SockAddr::unix(path) {
-            Ok(addr) => addr,
-            Err(e) => return (Err(e), buf),
-        };
-        match self.sock.event_loop() {
-            Ok(lp) => ops::send_to(&lp, self.sock.fd(), buf, addr, self.sock.clone()).await,
+        match SockAddr::unix(path) {
+            Ok(addr) => self.sock.send_to(buf, addr).await,
             Err(e) => (Err(e), buf),
         }
     }
@@ -300,26 +294,17 @@ impl UnixDatagram {
     /// Receives one datagram into `buf`: the count and the sender (unnamed
     /// for an unbound sender or a socketpair peer).
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SockAddr), B> {
-        match self.sock.event_loop() {
-            Ok(lp) => ops::recv_from(&lp, self.sock.fd(), buf, self.sock.clone()).await,
-            Err(e) => (Err(e), buf),
-        }
+        self.sock.recv_from(buf).await
     }
 
     /// Sends `buf` as one datagram to the connected socket.
     pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        match self.sock.event_loop() {
-            Ok(lp) => ops::send(&lp, self.sock.fd(), buf, self.sock.clone()).await,
-            Err(e) => (Err(e), buf),
-        }
+        self.sock.send(buf).await
     }
 
     /// Receives one datagram from the connected socket into `buf`.
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        match self.sock.event_loop() {
-            Ok(lp) => ops::recv(&lp, self.sock.fd(), buf, self.sock.clone()).await,
-            Err(e) => (Err(e), buf),
-        }
+        self.sock.recv(buf).await
     }
 
     /// The local address.
