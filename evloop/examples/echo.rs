@@ -54,21 +54,16 @@ async fn client(addr: std::net::SocketAddr) -> std::io::Result<()> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let lp = evloop::new_event_loop()?;
-    println!("backend: {}", lp.backend_name());
-    let result = lp.run_until_complete({
-        let lp = lp.clone();
-        async move {
-            let server = lp.create_server("127.0.0.1:0", echo)?;
-            let addr = server.local_addr().expect("an internet address");
-            println!("server listening on {addr}");
-            let outcome = client(addr).await;
-            server.close();
-            server.wait_closed().await;
-            outcome
-        }
-    })?;
-    lp.close()?;
-    result?;
-    Ok(())
+    evloop::run(async {
+        let lp = evloop::get_running_loop()?;
+        println!("backend: {}", lp.backend_name());
+        // Keep the handle: dropping the last one closes the server.
+        let server = lp.create_server("127.0.0.1:0", echo)?;
+        let addr = server.local_addr().ok_or("no internet address")?;
+        println!("server listening on {addr}");
+        client(addr).await?;
+        server.close();
+        server.wait_closed().await;
+        Ok(())
+    })?
 }

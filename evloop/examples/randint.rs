@@ -115,23 +115,17 @@ async fn client(lp: &evloop::EventLoop, addr: SocketAddr) -> io::Result<()> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let lp = evloop::new_event_loop()?;
-    println!(
-        "backend: {}, thinking time {THINK:?} per request",
-        lp.backend_name()
-    );
-    let result = lp.run_until_complete({
-        let lp = lp.clone();
-        async move {
-            let server = lp.create_server("127.0.0.1:0", serve)?;
-            let addr = server.local_addr().expect("an internet address");
-            let outcome = client(&lp, addr).await;
-            server.close();
-            server.wait_closed().await;
-            outcome
-        }
-    })?;
-    lp.close()?;
-    result?;
-    Ok(())
+    evloop::run(async {
+        let lp = evloop::get_running_loop()?;
+        println!(
+            "backend: {}, thinking time {THINK:?} per request",
+            lp.backend_name()
+        );
+        let server = lp.create_server("127.0.0.1:0", serve)?;
+        let addr = server.local_addr().ok_or("no internet address")?;
+        client(&lp, addr).await?;
+        server.close();
+        server.wait_closed().await;
+        Ok(())
+    })?
 }
