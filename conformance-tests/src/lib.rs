@@ -6,7 +6,7 @@
 //! A backend runs the whole suite with one macro call in an integration
 //! test, giving it a name and a loop factory:
 //!
-//! ```ignore
+//! ```text
 //! // my-backend/tests/conformance.rs
 //! conformance_tests::conformance_suite!(mine, my_backend::new_event_loop);
 //! ```
@@ -19,13 +19,17 @@ use loop_api::{EventLoop, Result};
 
 pub mod bad_input_net;
 pub mod exceptions;
+pub mod executor;
 pub mod lifecycle;
 pub mod net_support;
+pub mod pipes;
 pub mod policy;
 pub mod readiness;
 pub mod resources;
 pub mod scheduling;
+pub mod signals;
 pub mod sockets;
+pub mod subprocess;
 pub mod support;
 pub mod tasks;
 pub mod tcp;
@@ -62,6 +66,10 @@ macro_rules! conformance_suite {
             $crate::__udp_tests!($factory);
             $crate::__unix_tests!($factory);
             $crate::__bad_input_net_tests!($factory);
+            $crate::__executor_tests!($factory);
+            $crate::__signals_tests!($factory);
+            $crate::__pipes_tests!($factory);
+            $crate::__subprocess_tests!($factory);
         }
     };
 }

@@ -11,18 +11,27 @@
 //! Counting matters because two uses overlap routinely: a `sock_recv` and a
 //! `sock_sendall` on one socket, or a reader and a writer on one fd.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Weak;
 
 use crate::event_loop::{EventLoop, LoopInner};
+use crate::extensions::Extension;
 use crate::Error;
 
-/// How many uses each borrowed descriptor has on one loop.
+/// How many uses each borrowed descriptor has on one loop (a loop
+/// extension, created on first use).
 #[derive(Debug, Default)]
 pub(crate) struct BorrowedFds {
-    uses: HashMap<RawFd, usize>,
+    uses: RefCell<HashMap<RawFd, usize>>,
+}
+
+impl Extension for BorrowedFds {
+    fn on_close(&self, _lp: &EventLoop) {
+        // The backend goes away with the loop, and every registration with it.
+    }
 }
 
 /// One use of a user's descriptor; dropping the last use of a descriptor
@@ -37,7 +46,8 @@ pub(crate) struct FdUse {
 impl FdUse {
     /// Counts one more use of `fd` on `lp`.
     pub(crate) fn acquire(lp: &EventLoop, fd: RawFd) -> FdUse {
-        *lp.inner.borrowed.borrow_mut().uses.entry(fd).or_insert(0) += 1;
+        let borrowed = lp.inner.extensions.get_or_insert_with(BorrowedFds::default);
+        *borrowed.uses.borrow_mut().entry(fd).or_insert(0) += 1;
         FdUse {
             lp: lp.downgrade(),
             fd,
@@ -50,22 +60,26 @@ impl Drop for FdUse {
         let Some(inner) = self.lp.upgrade() else {
             return;
         };
+        // None once the loop is closed: its backend is gone too.
+        let Some(borrowed) = inner.extensions.get::<BorrowedFds>() else {
+            return;
+        };
         let last = {
-            let mut borrowed = inner.borrowed.borrow_mut();
-            match borrowed.uses.get_mut(&self.fd) {
+            let mut uses = borrowed.uses.borrow_mut();
+            match uses.get_mut(&self.fd) {
                 Some(n) if *n > 1 => {
                     *n -= 1;
                     false
                 }
                 Some(_) => {
-                    borrowed.uses.remove(&self.fd);
+                    uses.remove(&self.fd);
                     true
                 }
                 None => false,
             }
         };
         if last {
-            crate::net::socket::release_fd(&inner, self.fd);
+            crate::sys::release(Some(&inner), self.fd);
         }
     }
 }

@@ -31,6 +31,9 @@ pub enum Error {
     Panicked(String),
     /// `wait_for` (or another timed operation) ran out of time.
     TimedOut,
+    /// The executor no longer accepts jobs: `shutdown_default_executor()`
+    /// was called, or the executor was shut down.
+    ExecutorShutdown,
     /// An argument was out of range or otherwise unusable.
     InvalidArgument(String),
     /// The requested backend is not compiled in or cannot run on this host.
@@ -84,6 +87,7 @@ impl fmt::Display for Error {
             Error::Cancelled => f.write_str("cancelled"),
             Error::Panicked(msg) => write!(f, "panicked: {msg}"),
             Error::TimedOut => f.write_str("timed out"),
+            Error::ExecutorShutdown => f.write_str("executor shutdown has been called"),
             Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
             Error::BackendUnavailable { backend, reason } => {
                 write!(f, "backend `{backend}` is unavailable: {reason}")

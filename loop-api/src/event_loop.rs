@@ -2,9 +2,12 @@
 //! bridge to the backend's [`Driver`].
 //!
 //! One iteration (`run_once`) follows asyncio's `_run_once`:
-//! 1. compute the poll timeout (0 if work is ready or a stop is pending,
-//!    else the time to the earliest live timer, capped at 24 h, else block);
-//! 2. wait in the driver; collect its completions and cross-thread work;
+//! 1. take in work sent from other threads;
+//! 2. poll the backend: with timeout 0 if work is ready or a stop is
+//!    pending, else until the earliest live timer (capped at 24 h), else
+//!    without limit. While ready work keeps the loop busy, this poll is
+//!    made only every `POLL_EVERY` iterations, so a `call_soon` chain costs
+//!    no syscall per callback (I/O still gets a turn at least that often);
 //! 3. move due timers to the ready queue;
 //! 4. run exactly as many ready items as the queue held at that moment:
 //!    work scheduled by this batch runs in the next one.
@@ -19,7 +22,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -30,6 +33,7 @@ use slab::Slab;
 use crate::driver::{Completion, Driver, Notify, OpId, OpOutput};
 use crate::error::{panic_message, Error, Result};
 use crate::exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
+use crate::extensions::Extensions;
 use crate::handle::{Callback, CallbackCell, Handle, TimerCell, TimerHandle};
 use crate::task::{Task, TaskRegistry};
 use crate::timers::Timers;
@@ -39,6 +43,10 @@ const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How far in the future a "huge" delay lands (deadlines that overflow `Instant`).
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// While ready work keeps coming, poll the backend at least every this many
+/// iterations (tokio polls I/O every 61 scheduler ticks for the same reason).
+const POLL_EVERY: u32 = 61;
 
 static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -63,7 +71,10 @@ enum Remote {
 pub(crate) struct Shared {
     id: u64,
     remote: ConcurrentQueue<Remote>,
-    notifier: Arc<dyn Notify>,
+    /// The backend's waker; taken out at `close()` so its descriptor is
+    /// released with the backend even while `LoopHandle`s live on. Locked
+    /// only when a wake-up is actually sent (a syscall anyway).
+    notifier: Mutex<Option<Arc<dyn Notify>>>,
     /// Set when a wake-up is already on its way, so a burst of remote calls
     /// costs one notification.
     notified: AtomicBool,
@@ -74,7 +85,10 @@ impl Shared {
         match self.remote.push(item) {
             Ok(()) => {
                 if !self.notified.swap(true, Ordering::SeqCst) {
-                    self.notifier.notify();
+                    let notifier = self.notifier.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(notifier) = notifier.as_ref() {
+                        notifier.notify();
+                    }
                 }
                 Ok(())
             }
@@ -155,12 +169,14 @@ pub(crate) struct LoopInner {
     pub(crate) tasks: TaskRegistry,
     running: Cell<bool>,
     stopping: Cell<bool>,
+    /// Iterations since the backend was last polled (see `run_once`).
+    polls_skipped: Cell<u32>,
     closed: Cell<bool>,
     exception_handler: RefCell<Option<ExceptionHandler>>,
-    /// Use counts of user descriptors borrowed by `sock_*` and watchers.
-    pub(crate) borrowed: RefCell<crate::borrowed::BorrowedFds>,
-    /// `add_reader`/`add_writer` registrations.
-    pub(crate) watchers: RefCell<crate::watch::Watchers>,
+    /// Optional subsystems (executor, signals, child watcher). Declared
+    /// last so that, when a loop is dropped without `close()`, the backend
+    /// is gone before their `Drop` closes descriptors it may have watched.
+    pub(crate) extensions: Extensions,
 }
 
 impl LoopInner {
@@ -173,6 +189,9 @@ impl LoopInner {
     }
 
     fn drain_remote(&self) -> bool {
+        if self.shared.remote.is_empty() {
+            return false;
+        }
         let mut stop = false;
         let mut ready = self.ready.borrow_mut();
         while let Ok(item) = self.shared.remote.pop() {
@@ -266,7 +285,7 @@ impl EventLoop {
         let shared = Arc::new(Shared {
             id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
             remote: ConcurrentQueue::unbounded(),
-            notifier: driver.notifier(),
+            notifier: Mutex::new(Some(driver.notifier())),
             notified: AtomicBool::new(false),
         });
         let inner = Rc::new(LoopInner {
@@ -280,10 +299,10 @@ impl EventLoop {
             tasks: TaskRegistry::default(),
             running: Cell::new(false),
             stopping: Cell::new(false),
+            polls_skipped: Cell::new(0),
             closed: Cell::new(false),
             exception_handler: RefCell::new(None),
-            borrowed: RefCell::new(Default::default()),
-            watchers: RefCell::new(Default::default()),
+            extensions: Extensions::default(),
         });
         LOCAL_LOOPS.with(|loops| {
             loops
@@ -453,7 +472,55 @@ impl EventLoop {
             inner.stopping.set(true);
         }
 
-        let mut timeout = if !inner.ready.borrow().is_empty() || inner.stopping.get() {
+        // While ready work keeps the loop busy, the backend is still polled
+        // (without blocking) every POLL_EVERY iterations, so I/O is never
+        // starved; in between, iterations cost no syscall. An iteration that
+        // could block, or that ends a run, always polls.
+        let busy = !inner.ready.borrow().is_empty();
+        let skips = inner.polls_skipped.get();
+        if busy && !inner.stopping.get() && skips < POLL_EVERY {
+            inner.polls_skipped.set(skips + 1);
+        } else {
+            inner.polls_skipped.set(0);
+            self.poll_backend(busy)?;
+        }
+
+        if inner.timers.borrow().len() > 0 {
+            let now = Instant::now();
+            let mut timers = inner.timers.borrow_mut();
+            let mut ready = inner.ready.borrow_mut();
+            timers.pop_due(now, &mut |cb| ready.push_back(Ready::Callback(cb)));
+        }
+
+        let batch = inner.ready.borrow().len();
+        for _ in 0..batch {
+            let item = inner.ready.borrow_mut().pop_front();
+            match item {
+                Some(Ready::Task(runnable)) => {
+                    // Panics inside the task's future are caught by the task wrapper.
+                    runnable.run();
+                }
+                Some(Ready::Callback(cb)) => {
+                    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cb.run())) {
+                        self.report_panic("Exception in callback", payload, Some(Handle(cb)));
+                    }
+                }
+                Some(Ready::Boxed(f)) => {
+                    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+                        self.report_panic("Exception in callback", payload, None);
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits in the backend (not at all if `busy` or stopping, else until
+    /// the earliest timer) and takes in its completions and remote work.
+    fn poll_backend(&self, busy: bool) -> Result<()> {
+        let inner = &*self.inner;
+        let mut timeout = if busy || inner.stopping.get() {
             Some(Duration::ZERO)
         } else {
             inner
@@ -484,35 +551,6 @@ impl EventLoop {
             inner.deliver(completion);
         }
         *inner.completions.borrow_mut() = completions;
-
-        let now = Instant::now();
-        {
-            let mut timers = inner.timers.borrow_mut();
-            let mut ready = inner.ready.borrow_mut();
-            timers.pop_due(now, &mut |cb| ready.push_back(Ready::Callback(cb)));
-        }
-
-        let batch = inner.ready.borrow().len();
-        for _ in 0..batch {
-            let item = inner.ready.borrow_mut().pop_front();
-            match item {
-                Some(Ready::Task(runnable)) => {
-                    // Panics inside the task's future are caught by the task wrapper.
-                    runnable.run();
-                }
-                Some(Ready::Callback(cb)) => {
-                    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cb.run())) {
-                        self.report_panic("Exception in callback", payload, Some(Handle(cb)));
-                    }
-                }
-                Some(Ready::Boxed(f)) => {
-                    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-                        self.report_panic("Exception in callback", payload, None);
-                    }
-                }
-                None => break,
-            }
-        }
         Ok(())
     }
 
@@ -537,9 +575,10 @@ impl EventLoop {
         }
         let inner = &*self.inner;
         inner.shared.remote.close();
-        // Readiness watchers hold user callbacks: drop them with the loop.
-        let watchers = std::mem::take(&mut *inner.watchers.borrow_mut());
-        drop(watchers);
+        // Subsystems first, while the backend is alive: the default executor
+        // is shut down without waiting, signal handlers are removed and
+        // their dispositions restored, internal watchers are cancelled.
+        inner.extensions.close_all(self);
         // Dropping callbacks and task steps can wake more tasks (whose
         // runnables are then dropped at once, the loop being closed) and
         // cancel operations; keep going until nothing is left. No RefCell is
@@ -569,7 +608,7 @@ impl EventLoop {
                     .collect();
                 keys.into_iter().map(|k| ops.remove(k)).collect()
             };
-            let released_wakers = inner.tasks.release_wakers();
+            let released_wakers = inner.tasks.wake_all_for_close();
             let empty = !released_wakers
                 && ready.is_empty()
                 && timers.is_empty()
@@ -590,6 +629,13 @@ impl EventLoop {
         // only then is the memory kept for orphaned operations freed.
         let driver = inner.driver.borrow_mut().take();
         drop(driver);
+        let notifier = inner
+            .shared
+            .notifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(notifier);
         let orphans = std::mem::take(&mut *inner.ops.borrow_mut());
         drop(orphans);
         Ok(())

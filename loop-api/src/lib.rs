@@ -9,6 +9,13 @@
 //! picks a backend. Backend authors implement [`driver::Driver`] (a
 //! completion-style interface) or, for a readiness mechanism, only a
 //! [`readiness::Selector`], and run the `conformance-tests` suite.
+//!
+//! Beyond the core loop, built only on backend operations so they work on
+//! every backend:
+//! - [`EventLoop::run_in_executor`]: blocking work on a thread pool ([`Executor`]);
+//! - [`EventLoop::add_signal_handler`]: Unix signals on the loop thread ([`signal`]);
+//! - [`process`]: child processes with async pipes, `wait`, signals, `communicate`;
+//! - [`pipe`]: pipes, FIFOs and PTY masters as async streams.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod borrowed;
@@ -17,14 +24,20 @@ pub mod driver;
 mod error;
 mod event_loop;
 mod exception;
+mod executor;
+mod extensions;
 mod fd;
 mod futures;
 mod handle;
 mod io;
 pub mod net;
 mod op;
+pub mod pipe;
 mod policy;
+pub mod process;
 pub mod readiness;
+pub mod signal;
+mod sys;
 mod task;
 mod timers;
 mod watch;
@@ -32,9 +45,11 @@ mod watch;
 pub use error::{Error, Result};
 pub use event_loop::{get_running_loop, EventLoop, LoopHandle};
 pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
+pub use executor::{default_pool_size, Executor, ExecutorFuture, Job, ThreadPool};
 pub use futures::{gather, sleep, wait_for, yield_now, Gather, Sleep, WaitFor, YieldNow};
 pub use handle::{Handle, TimerHandle};
 pub use op::{CallbackOp, OpFuture};
+pub use pipe::{PipeReader, PipeWriter};
 pub use policy::{
     get_event_loop, get_event_loop_policy, install_default_policy, new_event_loop, run, run_with,
     set_event_loop, set_event_loop_policy, EventLoopPolicy, FactoryPolicy,

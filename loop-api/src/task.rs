@@ -81,9 +81,10 @@ impl TaskRegistry {
         n
     }
 
-    /// Drops every stored waker (used by `close()`), so tasks nobody else
-    /// references are released.
-    pub(crate) fn release_wakers(&self) -> bool {
+    /// Wakes every live task once more (used by `close()`): on a closed
+    /// loop the wake-up drops the task's step, and with it the future, even
+    /// when the future holds its own waker (a cycle no refcount would break).
+    pub(crate) fn wake_all_for_close(&self) -> bool {
         let wakers: Vec<Waker> = self
             .tasks
             .borrow()
@@ -91,7 +92,9 @@ impl TaskRegistry {
             .filter_map(|(_, s)| s.waker.borrow_mut().take())
             .collect();
         let any = !wakers.is_empty();
-        drop(wakers);
+        for waker in wakers {
+            waker.wake();
+        }
         any
     }
 }

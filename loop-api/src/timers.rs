@@ -62,6 +62,7 @@ impl Timers {
     }
 
     pub(crate) fn push(&mut self, when: Instant, cb: Rc<dyn Callback>) {
+        self.purge_if_dominated();
         self.seq += 1;
         self.heap.push(Entry {
             when,

@@ -20,16 +20,18 @@
 //! descriptor (as in asyncio); a watcher whose descriptor fails (`EBADF`)
 //! is reported to the exception handler and dropped.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::rc::Weak;
+use std::rc::{Rc, Weak};
 
 use crate::borrowed::{check_fd, FdUse};
 use crate::driver::{Op, OpOutput};
 use crate::event_loop::{EventLoop, LoopInner};
 use crate::exception::ExceptionContext;
+use crate::extensions::Extension;
 use crate::op::CallbackOp;
 use crate::{Error, Result};
 
@@ -51,19 +53,24 @@ struct Watcher {
     _use: FdUse,
 }
 
-/// The loop's readiness watchers, by descriptor and direction.
+/// The loop's readiness watchers, by descriptor and direction (a loop
+/// extension, created by the first `add_*`).
 #[derive(Default)]
 pub(crate) struct Watchers {
-    map: HashMap<(RawFd, Dir), Watcher>,
-    next_gen: u64,
+    map: RefCell<HashMap<(RawFd, Dir), Watcher>>,
+    next_gen: Cell<u64>,
 }
 
-impl std::fmt::Debug for Watchers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watchers")
-            .field("len", &self.map.len())
-            .finish()
+impl Extension for Watchers {
+    fn on_close(&self, _lp: &EventLoop) {
+        // The loop drops the pending polls; the callbacks go here.
+        let map = std::mem::take(&mut *self.map.borrow_mut());
+        drop(map);
     }
+}
+
+fn watchers(lp: &EventLoop) -> Option<Rc<Watchers>> {
+    lp.inner.extensions.get::<Watchers>()
 }
 
 fn submit(lp: &EventLoop, fd: RawFd, dir: Dir, gen: u64) -> Result<CallbackOp> {
@@ -89,21 +96,22 @@ fn report(lp: &EventLoop, fd: RawFd, dir: Dir, err: &dyn std::fmt::Display) {
 
 /// Takes a watcher out of the table (dropped by the caller, outside the borrow).
 fn take(lp: &EventLoop, fd: RawFd, dir: Dir) -> Option<Watcher> {
-    lp.inner.watchers.borrow_mut().map.remove(&(fd, dir))
+    watchers(lp)?.map.borrow_mut().remove(&(fd, dir))
 }
 
 /// A watcher's poll completed: run its callback, then poll again.
 fn fire(weak: &Weak<LoopInner>, fd: RawFd, dir: Dir, gen: u64, res: io::Result<OpOutput>) {
     let Some(inner) = weak.upgrade() else { return };
     let lp = EventLoop { inner };
+    let Some(table) = watchers(&lp) else { return };
     let mut callback = {
-        let mut watchers = lp.inner.watchers.borrow_mut();
-        let Some(watcher) = watchers.map.get_mut(&(fd, dir)).filter(|w| w.gen == gen) else {
+        let mut map = table.map.borrow_mut();
+        let Some(watcher) = map.get_mut(&(fd, dir)).filter(|w| w.gen == gen) else {
             return;
         };
         watcher.op = None;
         if let Err(e) = res {
-            drop(watchers);
+            drop(map);
             drop(take(&lp, fd, dir));
             report(&lp, fd, dir, &e);
             return;
@@ -119,8 +127,8 @@ fn fire(weak: &Weak<LoopInner>, fd: RawFd, dir: Dir, gen: u64, res: io::Result<O
     // and poll again if the watcher is still the same one.
     let mut resubmit = false;
     let stale = {
-        let mut watchers = lp.inner.watchers.borrow_mut();
-        match watchers.map.get_mut(&(fd, dir)) {
+        let mut map = table.map.borrow_mut();
+        match map.get_mut(&(fd, dir)) {
             Some(watcher) if watcher.gen == gen => {
                 resubmit = watcher.op.is_none();
                 match watcher.callback {
@@ -138,8 +146,8 @@ fn fire(weak: &Weak<LoopInner>, fd: RawFd, dir: Dir, gen: u64, res: io::Result<O
     if resubmit {
         match submit(&lp, fd, dir, gen) {
             Ok(op) => {
-                let mut watchers = lp.inner.watchers.borrow_mut();
-                if let Some(watcher) = watchers.map.get_mut(&(fd, dir)).filter(|w| w.gen == gen) {
+                let mut map = table.map.borrow_mut();
+                if let Some(watcher) = map.get_mut(&(fd, dir)).filter(|w| w.gen == gen) {
                     watcher.op = Some(op);
                 }
             }
@@ -163,16 +171,17 @@ impl EventLoop {
             return Err(Error::Closed);
         }
         check_fd(fd)?;
+        let table = self.inner.extensions.get_or_insert_with(Watchers::default);
         let gen = {
-            let mut watchers = self.inner.watchers.borrow_mut();
-            if let Some(watcher) = watchers.map.get_mut(&(fd, dir)) {
+            let mut map = table.map.borrow_mut();
+            if let Some(watcher) = map.get_mut(&(fd, dir)) {
                 let old = watcher.callback.replace(callback);
-                drop(watchers);
+                drop(map);
                 drop(old);
                 return Ok(());
             }
-            watchers.next_gen += 1;
-            watchers.next_gen
+            table.next_gen.set(table.next_gen.get() + 1);
+            table.next_gen.get()
         };
         let fd_use = FdUse::acquire(self, fd);
         let op = submit(self, fd, dir, gen)?;
@@ -182,11 +191,8 @@ impl EventLoop {
             op: Some(op),
             _use: fd_use,
         };
-        self.inner
-            .watchers
-            .borrow_mut()
-            .map
-            .insert((fd, dir), watcher);
+        let old = table.map.borrow_mut().insert((fd, dir), watcher);
+        drop(old);
         Ok(())
     }
 

@@ -86,23 +86,8 @@ impl Drop for SockFd {
     fn drop(&mut self) {
         // No operation holds this descriptor any more (each holds an Rc), so
         // the driver may forget it; then it is closed.
-        if let Some(inner) = self.lp.upgrade() {
-            release_fd(&inner, self.fd);
-        }
+        crate::sys::release(self.lp.upgrade().as_deref(), self.fd);
         crate::fd::close_raw(self.fd);
-    }
-}
-
-/// Tells the loop's driver (if it is still open and not busy) to forget `fd`.
-pub(crate) fn release_fd(inner: &LoopInner, fd: RawFd) {
-    // The driver is never borrowed while user code runs, so `try_borrow_mut`
-    // fails only if a socket is dropped from inside the driver itself, which
-    // does not happen; skipping the release is still safe then (a stale
-    // registration, never a memory error).
-    if let Ok(mut driver) = inner.driver.try_borrow_mut() {
-        if let Some(driver) = driver.as_mut() {
-            driver.release_fd(fd);
-        }
     }
 }
 

@@ -1,0 +1,70 @@
+//! Small descriptor syscalls shared by the signal, pipe and process modules.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::event_loop::LoopInner;
+
+/// Converts a libc `-1`-on-error return value.
+pub(crate) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A close-on-exec pipe: `(read end, write end)`.
+pub(crate) fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both are fresh descriptors owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sets or clears `O_NONBLOCK` on the open file description of `fd`.
+pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL takes no pointer; an invalid fd gives EBADF.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    let new = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if new != flags {
+        // SAFETY: F_SETFL with an integer argument.
+        cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, new) })?;
+    }
+    Ok(())
+}
+
+/// Closes `fd`, first telling the loop's backend (if the loop still has
+/// one) to forget any readiness registration for it, so that a descriptor
+/// reusing the number later is registered afresh. The caller guarantees no
+/// operation on `fd` is pending (a cancelled one is fine: a completion
+/// backend keeps its own reference to the file until the final completion).
+pub(crate) fn release_and_close(inner: Option<&LoopInner>, fd: OwnedFd) {
+    release(inner, fd.as_raw_fd());
+    drop(fd);
+}
+
+/// Tells the loop's backend (if any) to forget `fd`, which stays open
+/// (for another owner). Same contract as [`release_and_close`].
+pub(crate) fn release(inner: Option<&LoopInner>, fd: RawFd) {
+    if let Some(inner) = inner {
+        if let Ok(mut driver) = inner.driver.try_borrow_mut() {
+            if let Some(driver) = driver.as_mut() {
+                driver.release_fd(fd);
+            }
+        }
+    }
+}
+
+/// Duplicates `fd` (close-on-exec); `EBADF` if it is not open.
+pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer; an invalid fd gives EBADF.
+    let new = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: the new descriptor is fresh and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
