@@ -119,7 +119,11 @@ fn swap_backend_with_one_policy_call() {
 fn echo_example_echoes_every_line_on_every_backend() {
     for backend in evloop::available_backends() {
         let out = run_example("echo", backend, &[]);
-        for line in ["hello, evloop", "the quick brown fox", "jumps over the lazy dog"] {
+        for line in [
+            "hello, evloop",
+            "the quick brown fox",
+            "jumps over the lazy dog",
+        ] {
             assert!(out.contains(&format!("echo: {line}\n")), "{out}");
         }
     }
