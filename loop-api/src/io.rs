@@ -1,175 +1,108 @@
-//! futures-io glue: `AsyncRead`/`AsyncWrite` over owned-buffer operations.
+//! futures-io glue shared by sockets and pipes: `AsyncRead`/`AsyncWrite`
+//! without buffers of our own.
 //!
 //! Runtime-agnostic crates speak `futures_io::{AsyncRead, AsyncWrite}`,
-//! which lend the callee a `&mut [u8]` for one poll only. An operation that
-//! the kernel may still be performing after the poll returns cannot write
-//! into that slice (that is the unsoundness owned buffers exist to avoid),
-//! so each stream keeps a buffer of its own for the one operation in flight
-//! and copies between it and the caller's slice:
-//! - reading receives into the internal buffer (at least 8 KiB, at most
-//!   64 KiB at a time) and hands out what the caller asks for; the rest is
-//!   served by the next calls without another syscall;
-//! - writing copies up to 64 KiB of the caller's bytes, sends them, and
-//!   reports how many were sent once the send has completed. As with any
-//!   completion-based writer, a `poll_write` that returned `Pending` has
-//!   started sending: call it again with the same bytes (as `write_all`
-//!   and every other combinator does) to learn the count.
-//!
-//! The owned-buffer methods (`read`, `write`, `write_all`) skip the copy.
+//! which lend the callee a slice for one poll only. Handing that slice to a
+//! completion backend would be unsound (the kernel could write into it after
+//! the poll returned), so this path never does: it tries the non-blocking
+//! syscall directly on the caller's slice and, when that would block, waits
+//! with a memory-free [`Op::PollReadable`]/[`Op::PollWritable`], which every
+//! backend supports. So there is no copy, and a poll that returned
+//! `Pending` has transferred nothing: dropping the read or write future
+//! then loses no byte. The owned-buffer methods (`read(buf)`, `write(buf)`)
+//! remain the path that uses real completion operations on io_uring.
 
 use std::future::Future;
 use std::io;
+use std::os::fd::RawFd;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
 use crate::driver::Op;
-use crate::net::socket::SockFd;
+use crate::event_loop::EventLoop;
 use crate::op::OpFuture;
 
-/// The smallest receive the reader issues, whatever the caller's slice.
-const MIN_READ: usize = 8 * 1024;
-/// The largest receive or send issued at once.
-const MAX_CHUNK: usize = 64 * 1024;
-
-type BufOp = OpFuture<(Vec<u8>, Rc<SockFd>)>;
-
-/// The read side of the adapter: bytes received but not yet handed out,
-/// and the receive in flight.
-#[derive(Debug, Default)]
-pub(crate) struct ReadState {
-    buf: Vec<u8>,
-    pos: usize,
-    op: Option<BufOp>,
+/// The readiness wait of one direction of a futures-io stream. `K` keeps
+/// the descriptor open while the wait is in flight (an owned socket's
+/// `Rc`; `()` where the owner outlives the wait).
+pub(crate) struct ReadyWait<K: 'static> {
+    fut: Option<OpFuture<K>>,
 }
 
-impl ReadState {
-    /// `AsyncRead::poll_read` for the socket `sock`.
-    pub(crate) fn poll_read(
+impl<K: 'static> Default for ReadyWait<K> {
+    fn default() -> Self {
+        ReadyWait { fut: None }
+    }
+}
+
+impl<K: 'static> std::fmt::Debug for ReadyWait<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadyWait")
+            .field("waiting", &self.fut.is_some())
+            .finish()
+    }
+}
+
+impl<K: 'static> ReadyWait<K> {
+    /// Runs `attempt` (a non-blocking syscall on the caller's memory) until
+    /// it does not block, waiting for `fd` to become readable (`readable`)
+    /// or writable in between.
+    pub(crate) fn poll_io(
         &mut self,
-        sock: &Rc<SockFd>,
+        lp: &EventLoop,
+        fd: RawFd,
         cx: &mut Context<'_>,
-        out: &mut [u8],
+        readable: bool,
+        keep: impl Fn() -> K,
+        mut attempt: impl FnMut(RawFd) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
-        if self.pos < self.buf.len() {
-            return Poll::Ready(Ok(self.hand_out(out)));
-        }
-        if out.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        let op = match &mut self.op {
-            Some(op) => op,
-            None => {
-                let lp = sock.event_loop()?;
-                let mut buf = std::mem::take(&mut self.buf);
-                buf.clear();
-                buf.reserve(out.len().clamp(MIN_READ, MAX_CHUNK));
-                let len = buf.capacity().min(MAX_CHUNK);
-                let op = Op::Recv {
-                    fd: sock.fd(),
-                    buf: buf.as_mut_ptr(),
-                    len,
-                };
-                // SAFETY: the op writes into the Vec's heap allocation
-                // (`len <= capacity`), which the future owns and which does
-                // not move with it; the Rc keeps the descriptor open.
-                self.op
-                    .insert(unsafe { OpFuture::new(&lp, op, (buf, sock.clone())) })
+        loop {
+            if let Some(fut) = self.fut.as_mut() {
+                let (result, _keep) = ready!(Pin::new(fut).poll(cx));
+                self.fut = None;
+                result?;
             }
-        };
-        let (res, (mut buf, _sock)) = ready!(Pin::new(op).poll(cx));
-        self.op = None;
-        self.pos = 0;
-        match res {
-            Ok(out_) => {
-                // SAFETY: the kernel initialised the first `res <= len` bytes.
-                unsafe { buf.set_len(out_.res) };
-                self.buf = buf;
-                Poll::Ready(Ok(self.hand_out(out)))
-            }
-            Err(e) => {
-                buf.clear();
-                self.buf = buf;
-                Poll::Ready(Err(e))
+            match attempt(fd) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let op = if readable {
+                        Op::PollReadable { fd }
+                    } else {
+                        Op::PollWritable { fd }
+                    };
+                    // SAFETY: a readiness poll points into no memory; `keep`
+                    // (or the stream owning this wait, which drops the wait
+                    // before closing its descriptor) keeps `fd` open.
+                    self.fut = Some(unsafe { OpFuture::new(lp, op, keep()) });
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return Poll::Ready(other),
             }
         }
     }
 
-    fn hand_out(&mut self, out: &mut [u8]) -> usize {
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        n
+    /// Cancels the wait in flight, if any.
+    pub(crate) fn clear(&mut self) {
+        self.fut = None;
     }
 }
 
-/// The write side of the adapter: the send in flight and a spare buffer.
-#[derive(Debug, Default)]
-pub(crate) struct WriteState {
-    spare: Vec<u8>,
-    op: Option<BufOp>,
-}
-
-impl WriteState {
-    /// `AsyncWrite::poll_write` for the socket `sock`.
-    pub(crate) fn poll_write(
-        &mut self,
-        sock: &Rc<SockFd>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if self.op.is_none() {
-            if data.is_empty() {
-                return Poll::Ready(Ok(0));
-            }
-            let lp = sock.event_loop()?;
-            let mut buf = std::mem::take(&mut self.spare);
-            buf.clear();
-            buf.extend_from_slice(&data[..data.len().min(MAX_CHUNK)]);
-            let op = Op::Send {
-                fd: sock.fd(),
-                buf: buf.as_ptr(),
-                len: buf.len(),
-            };
-            // SAFETY: the op reads the Vec's initialised heap bytes, owned by
-            // the future and not moved with it; the Rc keeps the descriptor open.
-            self.op = Some(unsafe { OpFuture::new(&lp, op, (buf, sock.clone())) });
-        }
-        self.poll_in_flight(cx)
-    }
-
-    fn poll_in_flight(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let Some(op) = &mut self.op else {
-            return Poll::Ready(Ok(0));
-        };
-        let (res, (buf, _sock)) = ready!(Pin::new(op).poll(cx));
-        self.op = None;
-        self.spare = buf;
-        Poll::Ready(res.map(|out| out.res))
-    }
-
-    /// `AsyncWrite::poll_flush`: nothing is buffered beyond the send in
-    /// flight, which is driven to completion.
-    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_in_flight(cx))?;
-        Poll::Ready(Ok(()))
-    }
-
-    /// `AsyncWrite::poll_close`: flushes, then shuts the write direction down.
-    pub(crate) fn poll_close(
-        &mut self,
-        sock: &Rc<SockFd>,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<()>> {
-        ready!(self.poll_flush(cx))?;
-        Poll::Ready(shutdown_write(sock))
+fn cvt(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
     }
 }
 
-/// Shuts down the write direction; a peer that is already gone is not an error.
-pub(crate) fn shutdown_write(sock: &SockFd) -> io::Result<()> {
-    match sock.sock_ref().shutdown(std::net::Shutdown::Write) {
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-        other => other,
-    }
+/// `recv(fd, buf)` once, non-blocking.
+pub(crate) fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
+    cvt(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) })
+}
+
+/// `send(fd, buf)` once, non-blocking, without `SIGPIPE` on a closed peer.
+pub(crate) fn send_now(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    // SAFETY: `buf` is valid for `buf.len()` bytes of reads.
+    cvt(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) })
 }

@@ -6,10 +6,10 @@
 //! back with the result ([`BufResult`](crate::buf::BufResult)), so it is
 //! sound on completion backends. The streams also implement futures-io's
 //! `AsyncRead`/`AsyncWrite` for runtime-agnostic crates: those traits lend a
-//! slice for one poll only, so each stream receives into (and sends from)
-//! a buffer of its own, at most 64 KiB at a time, and copies; a
-//! `poll_write` that returned `Pending` has started sending and must be
-//! called again with the same bytes (every combinator does).
+//! slice for one poll only, so that path never hands it to the backend; it
+//! tries the non-blocking syscall on the slice and waits for readiness with
+//! a memory-free poll operation when it would block. No copy is made, and a
+//! poll that returned `Pending` has transferred nothing.
 //!
 //! Constructors that are not methods of [`EventLoop`](crate::EventLoop)
 //! (`TcpStream::connect`, `TcpListener::bind`, ...) use the loop running on

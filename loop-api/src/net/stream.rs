@@ -13,23 +13,23 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::io::{ReadState, WriteState};
+use crate::io::{recv_now, send_now, ReadyWait};
 use crate::net::socket::SockFd;
 
-/// A connected stream socket with its futures-io adapter state.
+/// A connected stream socket with the readiness waits of its futures-io side.
 #[derive(Debug)]
 pub(crate) struct StreamCore {
     pub(crate) sock: Rc<SockFd>,
-    read: ReadState,
-    write: WriteState,
+    read: ReadyWait<Rc<SockFd>>,
+    write: ReadyWait<Rc<SockFd>>,
 }
 
 impl StreamCore {
     pub(crate) fn new(sock: Rc<SockFd>) -> Self {
         StreamCore {
             sock,
-            read: ReadState::default(),
-            write: WriteState::default(),
+            read: ReadyWait::default(),
+            write: ReadyWait::default(),
         }
     }
 
@@ -67,7 +67,7 @@ impl StreamCore {
         cx: &mut Context<'_>,
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.read.poll_read(&self.sock, cx, out)
+        poll_read(&self.sock, &mut self.read, cx, out)
     }
 
     pub(crate) fn poll_write(
@@ -75,15 +75,61 @@ impl StreamCore {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.write.poll_write(&self.sock, cx, data)
+        poll_write(&self.sock, &mut self.write, cx, data)
     }
 
-    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.write.poll_flush(cx)
+    pub(crate) fn poll_close(&mut self) -> Poll<io::Result<()>> {
+        Poll::Ready(shutdown_write(&self.sock))
     }
+}
 
-    pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.write.poll_close(&self.sock, cx)
+fn poll_read(
+    sock: &Rc<SockFd>,
+    wait: &mut ReadyWait<Rc<SockFd>>,
+    cx: &mut Context<'_>,
+    out: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    if out.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    let lp = sock.event_loop()?;
+    wait.poll_io(
+        &lp,
+        sock.fd(),
+        cx,
+        true,
+        || sock.clone(),
+        |fd| recv_now(fd, out),
+    )
+}
+
+fn poll_write(
+    sock: &Rc<SockFd>,
+    wait: &mut ReadyWait<Rc<SockFd>>,
+    cx: &mut Context<'_>,
+    data: &[u8],
+) -> Poll<io::Result<usize>> {
+    if data.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    let lp = sock.event_loop()?;
+    wait.poll_io(
+        &lp,
+        sock.fd(),
+        cx,
+        false,
+        || sock.clone(),
+        |fd| send_now(fd, data),
+    )
+}
+
+/// `AsyncWrite::poll_close`: shuts the write direction down (the peer reads
+/// end-of-stream); a peer that is already gone is not an error. Nothing is
+/// buffered on our side, so there is nothing to flush first.
+fn shutdown_write(sock: &SockFd) -> io::Result<()> {
+    match sock.sock_ref().shutdown(Shutdown::Write) {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        other => other,
     }
 }
 
@@ -91,7 +137,7 @@ impl StreamCore {
 /// when both halves are dropped.
 pub struct ReadHalf {
     sock: Rc<SockFd>,
-    state: ReadState,
+    state: ReadyWait<Rc<SockFd>>,
 }
 
 impl ReadHalf {
@@ -115,7 +161,7 @@ impl futures_io::AsyncRead for ReadHalf {
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.state.poll_read(&this.sock, cx, out)
+        poll_read(&this.sock, &mut this.state, cx, out)
     }
 }
 
@@ -124,7 +170,7 @@ impl futures_io::AsyncRead for ReadHalf {
 /// `AsyncWriteExt::close`) to send end-of-stream.
 pub struct WriteHalf {
     sock: Rc<SockFd>,
-    state: WriteState,
+    state: ReadyWait<Rc<SockFd>>,
 }
 
 impl WriteHalf {
@@ -157,16 +203,16 @@ impl futures_io::AsyncWrite for WriteHalf {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.state.poll_write(&this.sock, cx, data)
+        poll_write(&this.sock, &mut this.state, cx, data)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().state.poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Nothing is buffered on our side.
+        Poll::Ready(Ok(()))
     }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.state.poll_close(&this.sock, cx)
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(shutdown_write(&self.sock))
     }
 }
 
@@ -241,20 +287,21 @@ macro_rules! stream_api {
                 self.get_mut().core.poll_write(cx, data)
             }
 
+            /// Nothing is buffered on our side: always ready.
             fn poll_flush(
                 self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
+                _cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                self.get_mut().core.poll_flush(cx)
+                std::task::Poll::Ready(Ok(()))
             }
 
-            /// Flushes, then shuts down the write direction (the peer reads
-            /// end-of-stream); the descriptor closes when the stream is dropped.
+            /// Shuts down the write direction (the peer reads end-of-stream);
+            /// the descriptor closes when the stream is dropped.
             fn poll_close(
                 self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
+                _cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                self.get_mut().core.poll_close(cx)
+                self.get_mut().core.poll_close()
             }
         }
 
