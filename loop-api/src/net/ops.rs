@@ -5,6 +5,11 @@
 //! operation: the owning `Rc<SockFd>` for the loop's own sockets, an
 //! [`FdUse`](crate::borrowed::FdUse) guard for a user's socket. Dropping the
 //! returned future cancels the operation.
+//!
+//! A completion backend may hand `WouldBlock` back for a non-blocking
+//! descriptor instead of waiting (io_uring does for some operations); the
+//! operations then wait for readiness with a memory-free poll and submit
+//! again ([`submit`]). Readiness backends never report it: they wait inside.
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -18,20 +23,66 @@ use crate::event_loop::EventLoop;
 use crate::net::socket::SockFd;
 use crate::op::OpFuture;
 
+/// Submits the operation `make(&mut keep)` builds on `fd` until it does
+/// not report `WouldBlock`, waiting for `fd` to become readable
+/// (`readable`) or writable in between.
+///
+/// # Safety
+/// Every pointer in the operations `make` builds must point into heap
+/// memory owned by `keep` (as [`OpFuture::new`] requires), and `keep` (or
+/// the caller) must keep `fd` open until the returned future completes or
+/// is dropped.
+async unsafe fn submit<K: 'static>(
+    lp: &EventLoop,
+    fd: RawFd,
+    readable: bool,
+    mut keep: K,
+    make: impl Fn(&mut K) -> Op,
+) -> (io::Result<OpOutput>, K) {
+    loop {
+        let op = make(&mut keep);
+        // SAFETY: the caller's contract: the op points into `keep`, which
+        // the OpFuture owns, and `fd` stays open.
+        let (res, k) = unsafe { OpFuture::new(lp, op, keep) }.await;
+        keep = k;
+        match res {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let poll = if readable {
+                    Op::PollReadable { fd }
+                } else {
+                    Op::PollWritable { fd }
+                };
+                // SAFETY: a poll points into no memory; `keep`, held across
+                // this await, keeps `fd` open.
+                let (res, ()) = unsafe { OpFuture::new(lp, poll, ()) }.await;
+                if let Err(e) = res {
+                    return (Err(e), keep);
+                }
+            }
+            other => return (other, keep),
+        }
+    }
+}
+
 /// Runs the receive-type operation `make(ptr, len)` into `buf`'s whole
 /// capacity and marks the bytes the kernel wrote as initialised.
 async fn receive<B: IoBufMut, K: 'static>(
     lp: &EventLoop,
-    mut buf: B,
+    fd: RawFd,
+    buf: B,
     keep: K,
-    make: impl FnOnce(*mut u8, usize) -> Op,
+    make: impl Fn(*mut u8, usize) -> Op,
 ) -> BufResult<OpOutput, B> {
-    let op = make(buf.stable_mut_ptr(), buf.bytes_total());
     // SAFETY: the pointer and length describe `buf`'s own stable memory
-    // (IoBufMut's contract) and `buf` is owned by the future; `keep` keeps
-    // the descriptor open (an owned socket's Rc) or the caller does (a
-    // borrowed one) until the future completes or is dropped.
-    let (res, (mut buf, _keep)) = unsafe { OpFuture::new(lp, op, (buf, keep)) }.await;
+    // (IoBufMut's contract), and `buf` travels in the keep-alive; `keep`
+    // keeps the descriptor open (an owned socket's Rc) or the caller does
+    // (a borrowed one) until the future completes or is dropped.
+    let (res, (mut buf, _keep)) = unsafe {
+        submit(lp, fd, true, (buf, keep), |(buf, _)| {
+            make(buf.stable_mut_ptr(), buf.bytes_total())
+        })
+    }
+    .await;
     if let Ok(out) = &res {
         // SAFETY: the kernel wrote `out.res <= bytes_total()` bytes at the start.
         unsafe { buf.set_init(out.res) };
@@ -46,7 +97,7 @@ pub(crate) async fn recv<B: IoBufMut, K: 'static>(
     buf: B,
     keep: K,
 ) -> BufResult<usize, B> {
-    let (res, buf) = receive(lp, buf, keep, |buf, len| Op::Recv { fd, buf, len }).await;
+    let (res, buf) = receive(lp, fd, buf, keep, |buf, len| Op::Recv { fd, buf, len }).await;
     (res.map(|out| out.res), buf)
 }
 
@@ -58,12 +109,17 @@ async fn send_from<B: IoBuf, K: 'static>(
     from: usize,
     keep: K,
 ) -> (io::Result<usize>, B, K) {
-    let len = buf.bytes_init() - from;
-    // SAFETY: `from <= bytes_init()`, so the offset stays inside `buf`.
-    let ptr = unsafe { buf.stable_ptr().add(from) };
-    let op = Op::Send { fd, buf: ptr, len };
-    // SAFETY: as in `recv`: the memory is `buf`'s own, owned by the future.
-    let (res, (buf, keep)) = unsafe { OpFuture::new(lp, op, (buf, keep)) }.await;
+    // SAFETY: the op reads `buf[from..]`, `buf`'s own stable memory
+    // (`from <= bytes_init()` keeps the offset inside it), and `buf`
+    // travels in the keep-alive; the descriptor stays open as in `receive`.
+    let (res, (buf, keep)) = unsafe {
+        submit(lp, fd, false, (buf, keep), |(buf, _)| Op::Send {
+            fd,
+            buf: buf.stable_ptr().add(from),
+            len: buf.bytes_init() - from,
+        })
+    }
+    .await;
     (res.map(|out| out.res), buf, keep)
 }
 
@@ -107,7 +163,7 @@ pub(crate) async fn recv_from<B: IoBufMut, K: 'static>(
     buf: B,
     keep: K,
 ) -> BufResult<(usize, SockAddr), B> {
-    let (res, buf) = receive(lp, buf, keep, |buf, len| Op::RecvFrom { fd, buf, len }).await;
+    let (res, buf) = receive(lp, fd, buf, keep, |buf, len| Op::RecvFrom { fd, buf, len }).await;
     let res = res.map(|out| (out.res, out.addr.map_or_else(unnamed, normalize)));
     (res, buf)
 }
@@ -120,14 +176,16 @@ pub(crate) async fn send_to<B: IoBuf, K: 'static>(
     addr: SockAddr,
     keep: K,
 ) -> BufResult<usize, B> {
-    let op = Op::SendTo {
-        fd,
-        buf: buf.stable_ptr(),
-        len: buf.bytes_init(),
-        addr,
-    };
-    // SAFETY: as in `recv`; the address travels inside the op.
-    let (res, (buf, _keep)) = unsafe { OpFuture::new(lp, op, (buf, keep)) }.await;
+    // SAFETY: as in `send_from`; the address travels inside the op.
+    let (res, (buf, _keep)) = unsafe {
+        submit(lp, fd, false, (buf, keep), |(buf, _)| Op::SendTo {
+            fd,
+            buf: buf.stable_ptr(),
+            len: buf.bytes_init(),
+            addr: addr.clone(),
+        })
+    }
+    .await;
     (res.map(|out| out.res), buf)
 }
 
@@ -137,10 +195,9 @@ pub(crate) async fn accept<K: 'static>(
     fd: RawFd,
     keep: K,
 ) -> io::Result<(OwnedFd, SockAddr)> {
-    let op = Op::Accept { fd };
     // SAFETY: the op points into no memory; `keep` (or the caller) keeps
     // the listening descriptor open.
-    let (res, _keep) = unsafe { OpFuture::new(lp, op, keep) }.await;
+    let (res, _keep) = unsafe { submit(lp, fd, true, keep, |_| Op::Accept { fd }) }.await;
     let out = res?;
     // SAFETY: a successful accept returns a new descriptor that nobody else
     // owns; from here the OwnedFd closes it on every path.
