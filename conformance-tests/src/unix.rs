@@ -25,6 +25,7 @@ macro_rules! __unix_tests {
             write_after_peer_closed_fails_once,
             unix_datagram_by_path,
             stream_pair_and_futures_io,
+            connect_waits_while_backlog_is_full,
         ]);
     };
 }
@@ -242,5 +243,48 @@ pub fn stream_pair_and_futures_io(factory: impl Factory) {
         .await;
         let () = w;
         assert!(r.unwrap() == data);
+    });
+}
+
+/// A listener with a full backlog: connects wait (no hang once there is
+/// room), and a low-level sock_connect reports EAGAIN instead of hanging.
+pub fn connect_waits_while_backlog_is_full(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let path = temp_socket_path("backlog");
+        let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+        s.bind(&socket2::SockAddr::unix(&path).unwrap()).unwrap();
+        s.listen(1).unwrap();
+        let listener = UnixListener::from_std(std::os::unix::net::UnixListener::from(
+            std::os::fd::OwnedFd::from(s),
+        ))
+        .unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..5 {
+            let p = path.clone();
+            clients.push(
+                lp.create_task(async move { UnixStream::connect(&p).await })
+                    .unwrap(),
+            );
+        }
+        lp.sleep(Duration::from_millis(30)).await;
+        // The backlog is full now: a raw non-blocking connect says so at once.
+        let raw = socket2::Socket::new(
+            socket2::Domain::UNIX,
+            socket2::Type::STREAM.nonblocking(),
+            None,
+        )
+        .unwrap();
+        let err = lp
+            .sock_connect(&raw, socket2::SockAddr::unix(&path).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EAGAIN), "{err}");
+        let mut accepted = Vec::new();
+        for _ in 0..5 {
+            accepted.push(listener.accept().await.unwrap());
+        }
+        for client in clients {
+            client.await.unwrap().unwrap();
+        }
     });
 }

@@ -27,6 +27,11 @@ use crate::net::socket::{new_pair, new_socket, running_loop, SockFd};
 use crate::net::stream::{sock_fd_traits, stream_api, StreamCore};
 use crate::net::DEFAULT_BACKLOG;
 
+/// The first pause before retrying a connect refused for a full backlog.
+const BACKLOG_RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(1);
+/// The longest pause between such retries.
+const BACKLOG_RETRY_MAX: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The socket file a socket bound, identified by device and inode so that
 /// a file someone else put at the same path later is left alone.
 #[derive(Debug)]
@@ -194,7 +199,9 @@ impl UnixStream {
     }
 
     /// Connects to the socket at `path` on the running loop. A missing path
-    /// is `NotFound`; a path nobody listens on is `ConnectionRefused`.
+    /// is `NotFound`; a path nobody listens on is `ConnectionRefused`. While
+    /// the listener's backlog is full, the connect is retried (the kernel
+    /// gives no readiness signal for that), pausing 1 ms, doubling up to 50 ms.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         Self::connect_on(&running_loop()?, path.as_ref()).await
     }
@@ -202,8 +209,20 @@ impl UnixStream {
     pub(crate) async fn connect_on(lp: &EventLoop, path: &Path) -> io::Result<UnixStream> {
         let addr = SockAddr::unix(path)?;
         let sock = SockFd::new(lp, new_socket(Domain::UNIX, Type::STREAM, None)?);
-        sock.connect(addr).await?;
-        Ok(UnixStream::from_sock(sock))
+        // A listener with a full backlog answers EAGAIN, and nothing
+        // signals when it has room again: retry with a growing pause, as a
+        // blocking connect would wait (bound it with `wait_for`).
+        let mut pause = BACKLOG_RETRY_MIN;
+        loop {
+            match sock.connect(addr.clone()).await {
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                    lp.sleep(pause).await;
+                    pause = (pause * 2).min(BACKLOG_RETRY_MAX);
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(UnixStream::from_sock(sock)),
+            }
+        }
     }
 
     /// A connected pair of streams on the running loop.

@@ -195,6 +195,11 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
         }
         let connecting = matches!(op, Op::Connect { .. });
         match syscalls::attempt(&op) {
+            // A Unix-domain connect to a listener whose backlog is full
+            // fails with EAGAIN without starting (an in-progress connect
+            // reports EINPROGRESS), and no readiness event ever says there
+            // is room: report it instead of waiting forever.
+            Err(e) if connecting && e.raw_os_error() == Some(libc::EAGAIN) => Poll::Ready(Err(e)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 match self.park(id, op, connecting) {
                     Ok(()) => Poll::Pending,
