@@ -8,6 +8,7 @@
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -89,18 +90,8 @@ fn poll_read(
     cx: &mut Context<'_>,
     out: &mut [u8],
 ) -> Poll<io::Result<usize>> {
-    if out.is_empty() {
-        return Poll::Ready(Ok(0));
-    }
-    let lp = sock.event_loop()?;
-    wait.poll_io(
-        &lp,
-        sock.fd(),
-        cx,
-        true,
-        || sock.clone(),
-        |fd| recv_now(fd, out),
-    )
+    let empty = out.is_empty();
+    poll_sock(sock, wait, cx, true, empty, |fd| recv_now(fd, out))
 }
 
 fn poll_write(
@@ -109,18 +100,25 @@ fn poll_write(
     cx: &mut Context<'_>,
     data: &[u8],
 ) -> Poll<io::Result<usize>> {
-    if data.is_empty() {
+    poll_sock(sock, wait, cx, false, data.is_empty(), |fd| {
+        send_now(fd, data)
+    })
+}
+
+/// One futures-io transfer on `sock` (nothing to do for an empty slice).
+fn poll_sock(
+    sock: &Rc<SockFd>,
+    wait: &mut ReadyWait<Rc<SockFd>>,
+    cx: &mut Context<'_>,
+    readable: bool,
+    empty: bool,
+    attempt: impl FnMut(RawFd) -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    if empty {
         return Poll::Ready(Ok(0));
     }
     let lp = sock.event_loop()?;
-    wait.poll_io(
-        &lp,
-        sock.fd(),
-        cx,
-        false,
-        || sock.clone(),
-        |fd| send_now(fd, data),
-    )
+    wait.poll_io(&lp, sock.fd(), cx, readable, || sock.clone(), attempt)
 }
 
 /// `AsyncWrite::poll_close`: shuts the write direction down (the peer reads
