@@ -88,14 +88,14 @@ macro_rules! __section {
                 #[test]
                 fn $test() {
                     let _shared = $crate::support::shared();
-                    $crate::$module::$test($factory);
+                    $crate::support::run_or_skip(|| $crate::$module::$test($factory));
                 }
             )*
             $($(
                 #[test]
                 fn $xtest() {
                     let _exclusive = $crate::support::exclusive();
-                    $crate::$module::$xtest($factory);
+                    $crate::support::run_or_skip(|| $crate::$module::$xtest($factory));
                 }
             )*)?
         }

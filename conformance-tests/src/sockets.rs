@@ -196,6 +196,11 @@ pub fn sock_accept_cancelled_by_timeout_then_works(factory: impl Factory) {
         let (l, addr) = tcp_listener();
         let res = wait_for(lp.sock_accept(&l), Duration::from_millis(100)).await;
         assert!(matches!(res, Err(Error::TimedOut)));
+        // Let the cancellation reach the kernel before the next connection
+        // arrives: on io_uring a cancel still in flight can lose the race
+        // and accept it (the loop then closes it, as for any accept that
+        // completes after cancellation).
+        lp.sleep(Duration::from_millis(10)).await;
         let client = nonblocking(Domain::IPV4, Type::STREAM);
         let (accepted, connected) = join(lp.sock_accept(&l), lp.sock_connect(&client, addr)).await;
         connected.unwrap();

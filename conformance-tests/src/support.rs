@@ -73,3 +73,55 @@ pub fn shared() -> RwLockReadGuard<'static, ()> {
 pub fn exclusive() -> RwLockWriteGuard<'static, ()> {
     PROCESS_WIDE.write().unwrap_or_else(|e| e.into_inner())
 }
+
+/// The panic payload of an allowed skip (see [`skip`]).
+#[derive(Debug)]
+pub struct Skip(pub String);
+
+/// Ends the current conformance test early as skipped, printing `reason`.
+///
+/// The only permitted use is a backend that cannot run on this host at all
+/// (io_uring unavailable); the backend's factory decides that, and CI
+/// forbids it. It unwinds with a [`Skip`] payload, without the panic hook,
+/// to the test wrapper ([`run_or_skip`]), which returns normally.
+pub fn skip(reason: impl Into<String>) -> ! {
+    std::panic::resume_unwind(Box::new(Skip(reason.into())))
+}
+
+/// Runs one conformance test. A [`skip`] ends it as passed with a notice;
+/// every other panic — a failed assertion, an unexpected error — propagates
+/// unchanged, so the test fails as usual.
+pub fn run_or_skip(test: impl FnOnce()) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(test)) {
+        Ok(()) => {}
+        Err(payload) => match payload.downcast::<Skip>() {
+            Ok(skip) => eprintln!("notice: test skipped: {}", skip.0),
+            Err(payload) => std::panic::resume_unwind(payload),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{run_or_skip, skip};
+
+    #[test]
+    fn a_skip_ends_the_test_as_passed() {
+        let mut after = false;
+        run_or_skip(|| {
+            skip("no io_uring here");
+            #[allow(unreachable_code)]
+            {
+                after = true;
+            }
+        });
+        assert!(!after);
+    }
+
+    #[test]
+    fn any_other_panic_still_fails() {
+        let result = std::panic::catch_unwind(|| run_or_skip(|| panic!("real failure")));
+        let payload = result.unwrap_err();
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"real failure"));
+    }
+}

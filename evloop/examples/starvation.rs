@@ -47,7 +47,9 @@ fn round(cooperative: bool) -> Result<u32, evloop::Error> {
 }
 
 fn main() -> Result<(), evloop::Error> {
-    println!("backend: {}", evloop::DefaultPolicy.backend());
+    let lp = evloop::new_event_loop()?;
+    println!("backend: {}", lp.backend_name());
+    lp.close()?;
     let greedy = round(false)?;
     println!("greedy cruncher (never awaits): ticker got {greedy} ticks in 300 ms  <- starved");
     let polite = round(true)?;

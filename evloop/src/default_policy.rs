@@ -4,8 +4,15 @@ use loop_api::{Error, EventLoop, EventLoopPolicy, Result};
 
 use crate::BACKEND_ENV;
 
-/// The backend used when `EVLOOP_BACKEND` is not set.
-pub const DEFAULT_BACKEND: &str = "mio";
+/// The backend used when `EVLOOP_BACKEND` is not set: io_uring, chosen by
+/// measurement (it spends 10–25 % less server CPU per echoed request than
+/// epoll on our machines; see the README). Where it cannot run, the default
+/// policy falls back to [`FALLBACK_BACKEND`] and says why in a debug log.
+pub const DEFAULT_BACKEND: &str = "uring";
+
+/// The backend the default policy uses when [`DEFAULT_BACKEND`] is not
+/// compiled in or cannot run on this host.
+pub const FALLBACK_BACKEND: &str = "mio";
 
 /// Every backend name evloop knows, compiled in or not.
 const KNOWN: &[&str] = &["mio", "polling", "uring"];
@@ -19,6 +26,9 @@ pub fn available_backends() -> Vec<&'static str> {
     if cfg!(feature = "backend-polling") {
         v.push("polling");
     }
+    if cfg!(feature = "backend-uring") {
+        v.push("uring");
+    }
     v
 }
 
@@ -30,6 +40,8 @@ pub fn new_event_loop_for(name: &str) -> Result<EventLoop> {
         "mio" => backend_mio::new_event_loop(),
         #[cfg(feature = "backend-polling")]
         "polling" => backend_polling::new_event_loop(),
+        #[cfg(feature = "backend-uring")]
+        "uring" => backend_uring::new_event_loop(),
         known if KNOWN.contains(&known) => Err(Error::BackendUnavailable {
             backend: known.to_owned(),
             reason: format!("not compiled in (enable evloop's `backend-{known}` feature)"),
@@ -41,17 +53,24 @@ pub fn new_event_loop_for(name: &str) -> Result<EventLoop> {
     }
 }
 
-/// Picks the backend from `EVLOOP_BACKEND`, else [`DEFAULT_BACKEND`].
+/// Picks the backend named by `EVLOOP_BACKEND` (an error if it cannot be
+/// used), else [`DEFAULT_BACKEND`], falling back to [`FALLBACK_BACKEND`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DefaultPolicy;
 
 impl DefaultPolicy {
-    /// The backend this policy would use now.
-    pub fn backend(&self) -> String {
+    /// The backend `EVLOOP_BACKEND` asks for, if it is set.
+    pub fn requested(&self) -> Option<String> {
         match std::env::var(BACKEND_ENV) {
-            Ok(name) if !name.trim().is_empty() => name.trim().to_ascii_lowercase(),
-            _ => DEFAULT_BACKEND.to_owned(),
+            Ok(name) if !name.trim().is_empty() => Some(name.trim().to_ascii_lowercase()),
+            _ => None,
         }
+    }
+
+    /// The backend this policy tries first: the requested one, else [`DEFAULT_BACKEND`].
+    pub fn backend(&self) -> String {
+        self.requested()
+            .unwrap_or_else(|| DEFAULT_BACKEND.to_owned())
     }
 }
 
@@ -61,6 +80,57 @@ impl EventLoopPolicy for DefaultPolicy {
     }
 
     fn new_event_loop(&self) -> Result<EventLoop> {
-        new_event_loop_for(&self.backend())
+        if let Some(name) = self.requested() {
+            return new_event_loop_for(&name);
+        }
+        with_fallback(
+            || new_event_loop_for(DEFAULT_BACKEND),
+            || new_event_loop_for(FALLBACK_BACKEND),
+        )
+    }
+}
+
+/// `first()`, or `fallback()` if `first` reports its backend unavailable.
+fn with_fallback(
+    first: impl FnOnce() -> Result<EventLoop>,
+    fallback: impl FnOnce() -> Result<EventLoop>,
+) -> Result<EventLoop> {
+    match first() {
+        Err(Error::BackendUnavailable { backend, reason }) => {
+            log::debug!(
+                "evloop: default backend `{backend}` unavailable ({reason}); \
+                 falling back to `{FALLBACK_BACKEND}`"
+            );
+            fallback()
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unavailable() -> Result<EventLoop> {
+        Err(Error::BackendUnavailable {
+            backend: "uring".into(),
+            reason: "io_uring_disabled is 2".into(),
+        })
+    }
+
+    #[test]
+    fn unavailable_default_falls_back() {
+        let lp = with_fallback(unavailable, || new_event_loop_for(FALLBACK_BACKEND)).unwrap();
+        assert_eq!(lp.backend_name(), FALLBACK_BACKEND);
+        lp.close().unwrap();
+    }
+
+    #[test]
+    fn other_errors_do_not_fall_back() {
+        let r = with_fallback(
+            || Err(Error::Io(std::io::Error::other("boom"))),
+            || panic!("must not fall back on a real error"),
+        );
+        assert!(matches!(r, Err(Error::Io(_))));
     }
 }

@@ -7,7 +7,8 @@
 //! The backend is chosen, in this order, by:
 //! 1. a policy installed with [`set_event_loop_policy`], or a factory given to [`run_with`];
 //! 2. the `EVLOOP_BACKEND` environment variable (`mio`, `polling`, `uring`);
-//! 3. the built-in default ([`DEFAULT_BACKEND`]).
+//! 3. the built-in default ([`DEFAULT_BACKEND`], io_uring), falling back to
+//!    [`FALLBACK_BACKEND`] (epoll through mio) where io_uring cannot run.
 //!
 //! ```
 //! let answer = evloop::run(async {
@@ -26,7 +27,9 @@ pub use loop_api::*;
 
 mod default_policy;
 
-pub use default_policy::{available_backends, new_event_loop_for, DefaultPolicy, DEFAULT_BACKEND};
+pub use default_policy::{
+    available_backends, new_event_loop_for, DefaultPolicy, DEFAULT_BACKEND, FALLBACK_BACKEND,
+};
 
 /// The environment variable that picks the backend without code changes.
 pub const BACKEND_ENV: &str = "EVLOOP_BACKEND";

@@ -41,6 +41,9 @@ use crate::timers::Timers;
 /// The longest a single wait may block (asyncio's `MAXIMUM_SELECT_TIMEOUT`).
 const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// How long `close` waits for a completion backend to return orphaned operations.
+const ORPHAN_DRAIN: Duration = Duration::from_secs(2);
+
 /// How far in the future a "huge" delay lands (deadlines that overflow `Instant`).
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
@@ -624,6 +627,10 @@ impl EventLoop {
                 break;
             }
         }
+        // A completion backend (io_uring) may still own the memory of
+        // orphaned operations: let their final completions arrive (bounded)
+        // so that memory is freed and accepted descriptors are closed.
+        let drained = self.drain_orphans(ORPHAN_DRAIN);
         // Drop order matters: the driver goes first, because its Drop waits
         // until the kernel no longer references any in-flight operation;
         // only then is the memory kept for orphaned operations freed.
@@ -637,8 +644,52 @@ impl EventLoop {
             .take();
         drop(notifier);
         let orphans = std::mem::take(&mut *inner.ops.borrow_mut());
-        drop(orphans);
+        if drained {
+            drop(orphans);
+        } else {
+            // The kernel kept some operation past the bound: we cannot know
+            // whether it still writes into the orphans' buffers, so they
+            // are leaked, never freed.
+            for (_, slot) in orphans {
+                if let OpSlot::Orphan { keepalive, .. } = slot {
+                    std::mem::forget(keepalive);
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Runs the driver until no orphaned operation is left or `bound`
+    /// passes; `true` if none is left. Readiness backends never orphan
+    /// operations (their `cancel` answers `Done`), so this returns at once.
+    fn drain_orphans(&self, bound: Duration) -> bool {
+        let inner = &*self.inner;
+        let has_orphans = || {
+            inner
+                .ops
+                .borrow()
+                .iter()
+                .any(|(_, slot)| matches!(slot, OpSlot::Orphan { .. }))
+        };
+        let deadline = Instant::now() + bound;
+        let mut completions = Vec::new();
+        while has_orphans() {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let waited = match inner.driver.borrow_mut().as_mut() {
+                Some(driver) => driver.wait(Some(deadline - now), &mut completions),
+                None => return false,
+            };
+            for completion in completions.drain(..) {
+                inner.deliver(completion);
+            }
+            if waited.is_err() {
+                return !has_orphans();
+            }
+        }
+        true
     }
 
     /// Installs `handler` as the exception handler (`None` restores the default).

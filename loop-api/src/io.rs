@@ -106,3 +106,20 @@ pub(crate) fn send_now(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for `buf.len()` bytes of reads.
     cvt(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) })
 }
+
+/// `sendto(fd, buf, addr)` once, non-blocking, without `SIGPIPE`.
+pub(crate) fn send_to_now(fd: RawFd, buf: &[u8], addr: &socket2::SockAddr) -> io::Result<usize> {
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    // SAFETY: `buf` is valid for `buf.len()` bytes of reads; `addr` is a
+    // valid socket address of `addr.len()` bytes.
+    cvt(unsafe {
+        libc::sendto(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            flags,
+            addr.as_ptr().cast(),
+            addr.len(),
+        )
+    })
+}

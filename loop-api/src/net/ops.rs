@@ -168,7 +168,17 @@ pub(crate) async fn recv_from<B: IoBufMut, K: 'static>(
     (res, buf)
 }
 
-/// `sendto(addr)` of the whole of `buf`: the count sent.
+/// `sendto(addr)` of the whole of `buf` as one datagram: the count sent.
+///
+/// A datagram send completes or fails at once, so it is made directly (a
+/// non-blocking `sendto` on the owned buffer, on every backend); only when
+/// the socket or the receiver's queue is full does it wait, with a
+/// memory-free writability poll and one loop iteration (an unconnected
+/// AF_UNIX sender reports writable even while its receiver is full, so the
+/// retry may spin once per iteration until the receiver drains), and try
+/// again. (As an io_uring `SendMsg`, Linux 6.18 retries a send refused by a
+/// full AF_UNIX receiver from an iterator the refused attempt already
+/// consumed, delivering an empty datagram: hence no `Op::SendTo` here.)
 pub(crate) async fn send_to<B: IoBuf, K: 'static>(
     lp: &EventLoop,
     fd: RawFd,
@@ -176,17 +186,25 @@ pub(crate) async fn send_to<B: IoBuf, K: 'static>(
     addr: SockAddr,
     keep: K,
 ) -> BufResult<usize, B> {
-    // SAFETY: as in `send_from`; the address travels inside the op.
-    let (res, (buf, _keep)) = unsafe {
-        submit(lp, fd, false, (buf, keep), |(buf, _)| Op::SendTo {
-            fd,
-            buf: buf.stable_ptr(),
-            len: buf.bytes_init(),
-            addr: addr.clone(),
-        })
+    // Held until the send is done: keeps the descriptor open.
+    let _keep = keep;
+    loop {
+        match crate::io::send_to_now(fd, buf.as_slice(), &addr) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let poll = Op::PollWritable { fd };
+                // SAFETY: a poll points into no memory; `_keep`, owned by
+                // this future across the await, keeps `fd` open.
+                let (res, ()) = unsafe { OpFuture::new(lp, poll, ()) }.await;
+                if let Err(e) = res {
+                    return (Err(e), buf);
+                }
+                // Let the rest of the loop (the receiver, perhaps) run.
+                crate::yield_now().await;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return (other, buf),
+        }
     }
-    .await;
-    (res.map(|out| out.res), buf)
 }
 
 /// `accept4`: the new (non-blocking, close-on-exec) descriptor and the peer.

@@ -1,0 +1,486 @@
+//! [`UringDriver`]: the [`Driver`] on an io_uring instance.
+//!
+//! Every operation becomes one SQE whose user data is
+//! `generation << 32 | id`; the driver keeps, per id, what the kernel may
+//! still reference (see [`crate::ops`]) until that SQE's CQE is reaped. A
+//! generation that changes with every submission means a late
+//! `AsyncCancel` can never hit a newer operation that reuses the id.
+//! Two user-data values with generation 0 are reserved: the waker's read
+//! and the `AsyncCancel` requests themselves.
+//!
+//! `submit` only pushes the SQE; `wait` makes one `io_uring_enter` per loop
+//! iteration that both submits everything pushed since the last one and
+//! waits (with an `EXT_ARG` timespec for a timeout).
+
+use std::io;
+use std::marker::PhantomData;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use io_uring::types::{SubmitArgs, Timespec};
+use io_uring::{opcode, squeue, types::Fd, IoUring};
+use loop_api::driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
+
+use crate::builder::RingConfig;
+use crate::notify::EventFd;
+use crate::ops::{self, Holding, Stable};
+use crate::probe::Support;
+use crate::NAME;
+
+/// `io_uring_enter` flags (`IORING_ENTER_*`, linux/io_uring.h).
+const ENTER_GETEVENTS: u32 = 1 << 0;
+const ENTER_SQ_WAKEUP: u32 = 1 << 1;
+const ENTER_EXT_ARG: u32 = 1 << 3;
+
+/// User data of the waker's eventfd read (generation 0: never an operation's).
+const WAKER_UD: u64 = u32::MAX as u64;
+/// User data of every `AsyncCancel` request (generation 0 as well).
+const CANCEL_UD: u64 = u32::MAX as u64 - 1;
+
+/// Ids at or above this are refused: the per-id table is a vector indexed
+/// by id, and the loop's ids are dense (one per operation in flight).
+pub const MAX_OPS: usize = 1 << 24;
+
+/// How often `submit` flushes a full submission queue before giving up.
+const PUSH_ATTEMPTS: usize = 8;
+
+/// How long Drop waits for the kernel to return cancelled operations.
+const DROP_WAIT: Duration = Duration::from_secs(2);
+
+/// One operation the kernel owns.
+struct InFlight {
+    user_data: u64,
+    holding: Holding,
+}
+
+/// A [`Driver`] that submits every operation to an io_uring instance.
+///
+/// Not `Send`: with `SINGLE_ISSUER`/`DEFER_TASKRUN` only the thread that
+/// created the ring may submit to it or wait on it, and the loop that owns
+/// the driver is single-threaded anyway.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>() {}
+/// assert_send::<backend_uring::UringDriver>();
+/// ```
+pub struct UringDriver {
+    // Drop order (fields drop in declaration order, after `Drop::drop` ran):
+    // the ring goes first, then the tables. `Drop::drop` has by then
+    // collected the final CQE of every operation, or leaked the memory of
+    // those the kernel did not return in time, so nothing the kernel may
+    // still write is freed.
+    ring: IoUring,
+    /// Per id: the operation in flight and the memory it holds.
+    ops: Vec<Option<InFlight>>,
+    in_flight: usize,
+    generation: u32,
+    /// CQEs taken off the ring (to make room while flushing a full SQ) and
+    /// not yet turned into completions.
+    reaped: Vec<(u64, i32)>,
+    /// `AsyncCancel` requests that found the SQ full; pushed by the next `wait`.
+    deferred_cancels: Vec<u64>,
+    /// The cross-thread waker; the driver keeps a clone so the eventfd stays
+    /// open while its read is in flight.
+    waker: Arc<EventFd>,
+    /// Where the waker's read lands; `None` only after Drop leaked it.
+    waker_buf: Option<Stable<u64>>,
+    waker_armed: bool,
+    support: Support,
+    config: RingConfig,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl std::fmt::Debug for UringDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UringDriver")
+            .field("config", &self.config)
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    // ETIME: the wait's timeout expired. EINTR: a signal. EBUSY/EAGAIN: the
+    // CQ overflowed or the kernel is short of memory; reaping makes progress.
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)
+    )
+}
+
+impl UringDriver {
+    pub(crate) fn new(ring: IoUring, support: Support, config: RingConfig) -> io::Result<Self> {
+        Ok(UringDriver {
+            ring,
+            ops: Vec::new(),
+            in_flight: 0,
+            generation: 0,
+            reaped: Vec::with_capacity(64),
+            deferred_cancels: Vec::new(),
+            waker: Arc::new(EventFd::new()?),
+            waker_buf: Some(Stable::new(0u64)),
+            waker_armed: false,
+            support,
+            config,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The ring's setup as it was finally accepted by the kernel.
+    pub fn config(&self) -> RingConfig {
+        self.config
+    }
+
+    /// Number of operations submitted whose final completion has not been
+    /// reported yet (cancelled ones included).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    fn next_user_data(&mut self, id: OpId) -> u64 {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.generation = 1;
+        }
+        (u64::from(self.generation) << 32) | id as u64
+    }
+
+    /// One `io_uring_enter`: submits every pushed SQE, runs pending task
+    /// work, and waits for `min_complete` completions or `timeout`.
+    fn enter(&mut self, min_complete: u32, timeout: Option<Duration>) -> io::Result<usize> {
+        let mut sq = self.ring.submission();
+        let to_submit = sq.len() as u32;
+        let mut flags = ENTER_GETEVENTS;
+        if self.config.sqpoll {
+            // The kernel's SQ thread may be asleep; the fence orders our tail
+            // update before reading its flag (see io-uring's `need_wakeup`).
+            fence(Ordering::SeqCst);
+            if sq.need_wakeup() {
+                flags |= ENTER_SQ_WAKEUP;
+            }
+        }
+        sq.sync();
+        drop(sq);
+        let submitter = self.ring.submitter();
+        match timeout {
+            Some(timeout) if min_complete > 0 => {
+                let ts = Timespec::from(timeout);
+                let args = SubmitArgs::new().timespec(&ts);
+                // SAFETY: `args` (and the timespec it points to) outlive the
+                // call; EXT_ARG tells the kernel that the argument is an
+                // io_uring_getevents_arg of `size_of::<SubmitArgs>()` bytes,
+                // which is what SubmitArgs wraps (io-uring's own
+                // `submit_with_args` passes it the same way).
+                unsafe {
+                    submitter.enter(to_submit, min_complete, flags | ENTER_EXT_ARG, Some(&args))
+                }
+            }
+            // SAFETY: no argument pointer; the flags are valid enter flags.
+            _ => unsafe { submitter.enter::<libc::sigset_t>(to_submit, min_complete, flags, None) },
+        }
+    }
+
+    /// Pushes `entry`, flushing the SQ to the kernel if it is full.
+    ///
+    /// # Safety
+    /// Every pointer in `entry` must stay valid until its final CQE is reaped.
+    unsafe fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
+        for _ in 0..PUSH_ATTEMPTS {
+            // SAFETY: the caller guarantees the entry's memory outlives its
+            // completion.
+            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+                return Ok(());
+            }
+            self.flush()?;
+        }
+        Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "the io_uring submission queue stays full",
+        ))
+    }
+
+    /// Hands the SQ to the kernel without waiting, and takes the CQEs off
+    /// the ring so it has room (they are reported by the next `wait`).
+    fn flush(&mut self) -> io::Result<()> {
+        match self.enter(0, None) {
+            Ok(_) => {}
+            Err(e) if is_transient(&e) => {}
+            Err(e) => return Err(e),
+        }
+        self.reap();
+        if self.config.sqpoll && self.ring.submission().is_full() {
+            // Let the SQ thread consume entries (IORING_ENTER_SQ_WAIT).
+            let _ = self.ring.submitter().squeue_wait();
+        }
+        Ok(())
+    }
+
+    /// Moves every CQE from the ring into `self.reaped`.
+    fn reap(&mut self) {
+        let cq = self.ring.completion();
+        self.reaped
+            .extend(cq.map(|cqe| (cqe.user_data(), cqe.result())));
+    }
+
+    /// Starts the read of the waker's eventfd, unless one is in flight.
+    fn arm_waker(&mut self) -> io::Result<()> {
+        if self.waker_armed {
+            return Ok(());
+        }
+        let Some(buf) = self.waker_buf.as_ref() else {
+            return Ok(());
+        };
+        use std::os::fd::AsRawFd;
+        let entry = opcode::Read::new(Fd(self.waker.as_raw_fd()), buf.as_ptr().cast::<u8>(), 8)
+            .offset(u64::MAX)
+            .build()
+            .user_data(WAKER_UD);
+        // SAFETY: the 8-byte buffer is owned by `self.waker_buf` and the
+        // eventfd by `self.waker`; Drop frees neither before this read's
+        // final CQE (it leaks the buffer if that CQE never comes).
+        unsafe { self.push(&entry)? };
+        self.waker_armed = true;
+        Ok(())
+    }
+
+    /// Pushes the `AsyncCancel` requests that found the SQ full earlier.
+    fn push_deferred_cancels(&mut self) -> io::Result<()> {
+        while let Some(target) = self.deferred_cancels.pop() {
+            let entry = opcode::AsyncCancel::new(target)
+                .build()
+                .user_data(CANCEL_UD);
+            // SAFETY: AsyncCancel points into no memory.
+            if let Err(e) = unsafe { self.push(&entry) } {
+                self.deferred_cancels.push(target);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the operation a CQE with `user_data` belongs to, if it is
+    /// still ours (a stale or reserved user data yields `None`).
+    fn take_op(&mut self, user_data: u64) -> Option<(OpId, InFlight)> {
+        let id = (user_data & u64::from(u32::MAX)) as usize;
+        let slot = self.ops.get_mut(id)?;
+        if slot.as_ref()?.user_data != user_data {
+            return None;
+        }
+        self.in_flight -= 1;
+        slot.take().map(|op| (id, op))
+    }
+
+    /// Turns the reaped CQEs into completions.
+    fn process(&mut self, done: &mut Vec<Completion>) -> io::Result<()> {
+        let mut reaped = std::mem::take(&mut self.reaped);
+        let mut waker_error = None;
+        for (user_data, res) in reaped.drain(..) {
+            match user_data {
+                WAKER_UD => {
+                    self.waker_armed = false;
+                    if res < 0 && res != -libc::ECANCELED && res != -libc::EINTR {
+                        waker_error = Some(io::Error::from_raw_os_error(-res));
+                    }
+                }
+                CANCEL_UD => {}
+                _ => {
+                    if let Some((id, op)) = self.take_op(user_data) {
+                        // SAFETY: every CQE is final (no multishot operation
+                        // is ever submitted), so the kernel is done with the
+                        // operation's memory.
+                        let result = unsafe { op.holding.finish(res) };
+                        done.push(Completion { id, result });
+                    }
+                }
+            }
+        }
+        self.reaped = reaped;
+        match waker_error {
+            Some(e) => Err(io::Error::new(
+                e.kind(),
+                format!("the io_uring waker's eventfd read failed: {e}"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn close_sync(fd: i32) -> io::Result<OpOutput> {
+        // SAFETY: `Op::Close` hands the descriptor to the driver: nobody else
+        // uses or closes it.
+        if unsafe { libc::close(fd) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OpOutput::new(0))
+    }
+}
+
+impl Driver for UringDriver {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    unsafe fn submit(&mut self, id: OpId, op: Op) -> Poll<io::Result<OpOutput>> {
+        if id >= MAX_OPS {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "operation id {id} is out of range (at most {MAX_OPS} operations in flight)"
+                ),
+            )));
+        }
+        if matches!(self.ops.get(id), Some(Some(_))) {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("operation id {id} is already in flight"),
+            )));
+        }
+        if let Op::Close { fd } = op {
+            if !self.support.close {
+                // The kernel lacks IORING_OP_CLOSE (before 5.6): close here.
+                return Poll::Ready(Self::close_sync(fd));
+            }
+        }
+        // SAFETY: `submit`'s contract is `prepare`'s: the pointers in `op`
+        // stay valid until the completion for `id` is reported.
+        let (entry, holding) = match unsafe { ops::prepare(op) } {
+            Ok(prepared) => prepared,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let user_data = self.next_user_data(id);
+        // SAFETY: the caller's memory lives until the completion for `id`
+        // (submit's contract); the driver's own memory is in `holding`,
+        // stored below and dropped only when the final CQE is reaped. If
+        // the push fails the kernel never saw the entry and dropping
+        // `holding` is fine.
+        if let Err(e) = unsafe { self.push(&entry.user_data(user_data)) } {
+            return Poll::Ready(Err(e));
+        }
+        if id >= self.ops.len() {
+            self.ops.resize_with(id + 1, || None);
+        }
+        self.ops[id] = Some(InFlight { user_data, holding });
+        self.in_flight += 1;
+        Poll::Pending
+    }
+
+    fn cancel(&mut self, id: OpId) -> Cancel {
+        let Some(Some(op)) = self.ops.get(id) else {
+            return Cancel::Done;
+        };
+        let target = op.user_data;
+        let entry = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(CANCEL_UD);
+        // SAFETY: AsyncCancel points into no memory. If the SQ is full the
+        // request waits for the next `wait` (no flushing here: cancel runs
+        // from destructors and must not fail).
+        if unsafe { self.ring.submission().push(&entry) }.is_err() {
+            self.deferred_cancels.push(target);
+        }
+        // Even if the kernel already finished it, the CQE is still to be
+        // reaped: the memory stays the loop's to keep until it is reported.
+        Cancel::Pending
+    }
+
+    fn release_fd(&mut self, _fd: std::os::fd::RawFd) {
+        // Nothing is registered per descriptor: every operation is one-shot.
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>, done: &mut Vec<Completion>) -> io::Result<()> {
+        self.push_deferred_cancels()?;
+        self.arm_waker()?;
+        let ready = !self.reaped.is_empty() || !self.ring.completion().is_empty();
+        let timeout = if ready { Some(Duration::ZERO) } else { timeout };
+        let nonblocking = timeout == Some(Duration::ZERO);
+        let skip_enter = nonblocking && {
+            let sq = self.ring.submission();
+            // Nothing to submit, no deferred task work, no overflowed CQEs:
+            // a syscall would find nothing.
+            sq.is_empty() && !sq.taskrun() && !sq.cq_overflow()
+        };
+        if !skip_enter {
+            let min_complete = if nonblocking { 0 } else { 1 };
+            match self.enter(min_complete, timeout) {
+                Ok(_) => {}
+                Err(e) if is_transient(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.reap();
+        self.process(done)
+    }
+
+    fn notifier(&self) -> Arc<dyn Notify> {
+        self.waker.clone()
+    }
+}
+
+impl Drop for UringDriver {
+    fn drop(&mut self) {
+        // 1. Ask the kernel to give back every operation still in flight.
+        //    (The loop has normally let its orphaned operations finish
+        //    already; what is left here are the waker's read and operations
+        //    of futures that outlived the loop.)
+        let mut targets: Vec<u64> = self.ops.iter().flatten().map(|op| op.user_data).collect();
+        if self.waker_armed {
+            targets.push(WAKER_UD);
+        }
+        targets.append(&mut self.deferred_cancels);
+        for target in targets {
+            let entry = opcode::AsyncCancel::new(target)
+                .build()
+                .user_data(CANCEL_UD);
+            // SAFETY: AsyncCancel points into no memory.
+            if unsafe { self.push(&entry) }.is_err() {
+                break;
+            }
+        }
+
+        // 2. Submit, and collect final CQEs until every operation is back,
+        //    bounded by DROP_WAIT. An accept that completed anyway yields a
+        //    descriptor nobody will receive: close it.
+        let deadline = Instant::now() + DROP_WAIT;
+        loop {
+            self.reap();
+            for (user_data, res) in std::mem::take(&mut self.reaped) {
+                if user_data == WAKER_UD {
+                    self.waker_armed = false;
+                } else if let Some((_, op)) = self.take_op(user_data) {
+                    let yields_fd = op.holding.yields_fd();
+                    // SAFETY: a final CQE (no multishot operations exist).
+                    if let (true, Ok(out)) = (yields_fd, unsafe { op.holding.finish(res) }) {
+                        let _ = Self::close_sync(out.res as i32);
+                    }
+                }
+            }
+            if self.in_flight == 0 && !self.waker_armed {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            match self.enter(1, Some(deadline - now)) {
+                Ok(_) => {}
+                Err(e) if is_transient(&e) => {}
+                Err(_) => break,
+            }
+        }
+
+        // 3. Whatever the kernel has not returned may still be written to:
+        //    leak its memory instead of freeing it. Only after this do the
+        //    fields drop — the ring first (unmapping it and closing its
+        //    descriptor makes the kernel cancel what is left), then the
+        //    now-empty tables and the eventfd handle.
+        if self.in_flight > 0 {
+            for op in self.ops.iter_mut().filter_map(Option::take) {
+                std::mem::forget(op.holding);
+            }
+        }
+        if self.waker_armed {
+            std::mem::forget(self.waker_buf.take());
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Can io_uring run here? The opcode probe and readable reasons for refusal.
+
+use std::io;
+
+use io_uring::{opcode, IoUring, Probe};
+
+/// Every opcode the driver submits, with the kernel version that added it.
+/// `Close` is not here: without it the driver closes synchronously.
+pub(crate) const REQUIRED_OPCODES: &[(u8, &str)] = &[
+    (opcode::Accept::CODE, "Accept (5.5)"),
+    (opcode::Connect::CODE, "Connect (5.5)"),
+    (opcode::Recv::CODE, "Recv (5.6)"),
+    (opcode::Send::CODE, "Send (5.6)"),
+    (opcode::Read::CODE, "Read (5.6)"),
+    (opcode::Write::CODE, "Write (5.6)"),
+    (opcode::RecvMsg::CODE, "RecvMsg (5.3)"),
+    (opcode::SendMsg::CODE, "SendMsg (5.3)"),
+    (opcode::PollAdd::CODE, "PollAdd (5.1)"),
+    (opcode::AsyncCancel::CODE, "AsyncCancel (5.5)"),
+];
+
+/// What the probe found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Support {
+    /// The kernel has the Close opcode (5.6).
+    pub(crate) close: bool,
+}
+
+/// Probes `ring` for every opcode and feature the driver needs.
+pub(crate) fn check(ring: &IoUring) -> Result<Support, String> {
+    let params = ring.params();
+    if !params.is_feature_ext_arg() {
+        return Err(
+            "the kernel lacks IORING_FEAT_EXT_ARG (Linux 5.11), needed for timed waits".into(),
+        );
+    }
+    if !params.is_feature_nodrop() {
+        return Err(
+            "the kernel lacks IORING_FEAT_NODROP (Linux 5.5): completions could be lost".into(),
+        );
+    }
+    if !params.is_feature_rw_cur_pos() {
+        return Err(
+            "the kernel lacks IORING_FEAT_RW_CUR_POS (Linux 5.6), needed to read pipes".into(),
+        );
+    }
+    let mut probe = Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| format!("IORING_REGISTER_PROBE failed (Linux 5.6 needed): {e}"))?;
+    let missing: Vec<&str> = REQUIRED_OPCODES
+        .iter()
+        .filter(|(code, _)| !probe.is_supported(*code))
+        .map(|(_, name)| *name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the kernel lacks io_uring opcodes: {}",
+            missing.join(", ")
+        ));
+    }
+    Ok(Support {
+        close: probe.is_supported(opcode::Close::CODE),
+    })
+}
+
+/// `kernel.io_uring_disabled` (Linux 6.6+): 0 allowed, 1 only for the
+/// `io_uring_group` and CAP_SYS_ADMIN, 2 disabled for everyone.
+fn disabled_sysctl() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+/// Why `io_uring_setup` failed, in words.
+pub(crate) fn setup_error_reason(e: &io::Error) -> String {
+    let sysctl = disabled_sysctl();
+    let sysctl_note = match sysctl.as_deref() {
+        Some("0") | None => String::new(),
+        Some(v) => format!(" (kernel.io_uring_disabled = {v})"),
+    };
+    match e.raw_os_error() {
+        Some(libc::ENOSYS) => format!("io_uring_setup is not implemented by this kernel (ENOSYS){sysctl_note}"),
+        Some(libc::EPERM) => format!(
+            "io_uring_setup was refused (EPERM): io_uring is disabled by sysctl or a seccomp/container policy{sysctl_note}"
+        ),
+        Some(libc::EACCES) => format!("io_uring_setup was refused (EACCES) by a security policy{sysctl_note}"),
+        Some(libc::ENOMEM) => "io_uring_setup failed (ENOMEM): locked-memory limit (RLIMIT_MEMLOCK) too low?".to_owned(),
+        _ => format!("io_uring_setup failed: {e}{sysctl_note}"),
+    }
+}
