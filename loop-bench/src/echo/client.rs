@@ -46,6 +46,8 @@ struct Conn {
     read: usize,
     /// When the current message started.
     started: Instant,
+    /// Whether a round trip has completed on this connection yet.
+    served: bool,
 }
 
 struct Snapshot {
@@ -85,11 +87,13 @@ pub fn run(addr: SocketAddr, conns: usize, size: usize, win: Window) -> io::Resu
             written: 0,
             read: 0,
             started: Instant::now(),
+            served: false,
         });
     }
 
     let mut latencies: Vec<u64> = Vec::with_capacity(1 << 16);
     let mut recording = false;
+    let mut unserved = all.len();
     let mut requests = 0u64;
     let mut last_progress = Instant::now();
     for conn in all.iter_mut() {
@@ -115,14 +119,23 @@ pub fn run(addr: SocketAddr, conns: usize, size: usize, win: Window) -> io::Resu
         }
         for event in events.iter() {
             let conn = &mut all[event.token().0];
+            let mut first = false;
             drive(conn, &message, &mut scratch, &mut |ns| {
                 if recording {
                     latencies.push(ns);
                     requests += 1;
                 }
+                first = true;
             })?;
+            if first && !conn.served {
+                conn.served = true;
+                unserved -= 1;
+            }
         }
-        if start.is_none() && now >= warm_end {
+        // Warm-up ends when its time is up and every connection has had a
+        // round trip, so accepting (1,000 connections take a while) is
+        // never inside the window.
+        if start.is_none() && now >= warm_end && (unserved == 0 || now - warm_end > STALL) {
             let s = snapshot()?;
             end_at = s.at + win.measure;
             start = Some(s);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use evloop::{EventLoop, LoopHandle};
 
-use super::{Runtime, Stopper};
+use super::{Runtime, Stopper, ECHO_BUF};
 
 /// evloop on the backend `backend` (`mio`, `polling`, `uring`), each loop
 /// made by `evloop::new_event_loop_for`.
@@ -104,17 +104,57 @@ impl Runtime for Evloop {
     }
 
     fn echo_supported(&self) -> Result<(), String> {
-        Err(
-            "not available: evloop's networking API (TcpListener/TcpStream) is not on main yet"
-                .to_owned(),
-        )
+        Ok(())
     }
 
     fn serve_echo(
         &self,
-        _listener: TcpListener,
-        _ready: Box<dyn FnOnce(Stopper)>,
+        listener: TcpListener,
+        ready: Box<dyn FnOnce(Stopper)>,
     ) -> Result<(), String> {
-        self.echo_supported()
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("set_nonblocking: {e}"))?;
+        self.block_on(move |lp| async move {
+            let listener = evloop::net::TcpListener::from_std(listener)
+                .map_err(|e| format!("evloop listener: {e}"))?;
+            let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+            ready(Box::new(move || {
+                stop_tx.close();
+            }));
+            let accept = async {
+                loop {
+                    let stream = match listener.accept().await {
+                        Ok((stream, _)) => stream,
+                        Err(e) => return Err::<(), String>(format!("accept: {e}")),
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let task = lp.create_task(async move {
+                        let mut buf = Vec::with_capacity(ECHO_BUF);
+                        loop {
+                            let (res, data) = stream.read(buf).await;
+                            match res {
+                                Ok(0) | Err(_) => break,
+                                Ok(_) => {}
+                            }
+                            let (res, data) = stream.write_all(data).await;
+                            if res.is_err() {
+                                break;
+                            }
+                            buf = data;
+                        }
+                    });
+                    match task {
+                        Ok(task) => task.detach(),
+                        Err(e) => return Err(format!("create_task: {e}")),
+                    }
+                }
+            };
+            futures_lite::future::or(accept, async {
+                let _ = stop_rx.recv().await;
+                Ok(())
+            })
+            .await
+        })?
     }
 }
