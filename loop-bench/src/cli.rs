@@ -70,6 +70,16 @@ pub struct Args {
     #[arg(long, default_value = "target/loop-bench/results.svg")]
     pub plot: PathBuf,
 
+    /// Extra attempts for a measurement during which other processes kept
+    /// the machine busy (see --busy-threshold); 0 keeps every first attempt.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub retries: u32,
+
+    /// Cores' worth of CPU used by other processes during a measurement
+    /// above which it is retried.
+    #[arg(long, default_value_t = 0.25, value_parser = parse_cores)]
+    pub busy_threshold: f64,
+
     /// Do not pin the loop and the load generator to separate cores.
     #[arg(long)]
     pub no_pin: bool,
@@ -127,6 +137,14 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .filter(|b| (1..=16 * 1024 * 1024).contains(b))
         .ok_or_else(|| format!("`{s}`: sizes go from 1 byte to 16 MiB"))?;
     Ok(bytes)
+}
+
+/// Parses a non-negative number of cores.
+pub fn parse_cores(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a number of cores (try 0.25)")),
+    }
 }
 
 fn cells(args: &Args, sizes: &[usize], conns: &[u32]) -> Vec<Cell> {
@@ -266,6 +284,8 @@ pub fn main() -> ExitCode {
         sched,
         echo,
         placement,
+        retries: if args.smoke { 0 } else { args.retries },
+        busy_threshold: args.busy_threshold,
     };
     let names: Vec<String> = contenders.iter().map(Contender::name).collect();
     let host = Host::detect();
@@ -334,6 +354,8 @@ pub fn main() -> ExitCode {
             client_cpu: placement.client,
             smoke: args.smoke,
             echo_server_buffer: crate::runtime::ECHO_BUF,
+            retries: plan.retries,
+            busy_threshold: plan.busy_threshold,
         },
         contenders: names.clone(),
         skipped,

@@ -36,6 +36,23 @@ fn with_spread(s: &Summary, f: fn(f64) -> String) -> String {
     format!("{} ±{:.0}%", f(s.median), s.spread_pct)
 }
 
+/// The foreign load above which a sample is marked `*` in the tables.
+pub const BUSY_MARK: f64 = 0.25;
+
+/// `*` if any repetition of `row` ran while other processes used more than
+/// [`BUSY_MARK`] cores.
+fn busy_mark(row: &Row) -> &'static str {
+    if row
+        .samples
+        .iter()
+        .any(|s| s.foreign_cores.is_some_and(|f| f > BUSY_MARK))
+    {
+        "*"
+    } else {
+        ""
+    }
+}
+
 /// Renders rows of cells as an aligned text table.
 fn table(title: &str, header: &[String], lines: &[Vec<String>]) -> String {
     let cols = header.len();
@@ -77,7 +94,10 @@ fn cell_text(row: Option<&Row>, pick: &dyn Fn(&Row) -> Option<String>) -> String
     match row {
         None => String::new(),
         Some(r) => match r.status {
-            Status::Ok => pick(r).unwrap_or_else(|| "-".to_owned()),
+            Status::Ok => match pick(r) {
+                Some(text) => format!("{text}{}", busy_mark(r)),
+                None => "-".to_owned(),
+            },
             Status::Unavailable => "n/a".to_owned(),
             Status::Failed => "FAILED".to_owned(),
         },
@@ -169,6 +189,25 @@ pub fn tables(rows: &[Row], contenders: &[String], reps: u32) -> String {
             "TCP echo, round-trip latency p50 / p99 (median over reps)",
             &header("size x conns"),
             &grid(&echo, &|r| p50_p99(r)),
+        );
+    }
+    let foreign: Vec<(f64, u32)> = rows
+        .iter()
+        .flat_map(|r| r.samples.iter())
+        .filter_map(|s| s.foreign_cores.map(|f| (f, s.attempts)))
+        .collect();
+    if !foreign.is_empty() {
+        let n = foreign.len() as f64;
+        let mean = foreign.iter().map(|(f, _)| f).sum::<f64>() / n;
+        let max = foreign.iter().map(|(f, _)| *f).fold(0.0, f64::max);
+        let retried = foreign.iter().filter(|(_, a)| *a > 1).count();
+        let _ = writeln!(
+            out,
+            "\nOther processes used {mean:.2} cores on average during the measurements \
+             (at most {max:.2}); {retried} of {} measurements were retried because the \
+             machine was busy. `*`: a repetition in that cell still ran while others \
+             used more than {BUSY_MARK} cores.",
+            foreign.len()
         );
     }
     let mut notes = String::new();
@@ -393,6 +432,10 @@ pub struct Settings {
     pub smoke: bool,
     /// Bytes each echo connection's server task reads at a time.
     pub echo_server_buffer: usize,
+    /// Extra attempts allowed for a measurement taken while the machine was busy.
+    pub retries: u32,
+    /// Foreign load (cores) that counts as busy.
+    pub busy_threshold: f64,
 }
 
 /// The whole JSON document.

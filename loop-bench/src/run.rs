@@ -6,6 +6,8 @@
 //! (another build starting, thermal limits) hits every contender alike
 //! instead of whichever happened to run last.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::contender::Contender;
@@ -13,7 +15,7 @@ use crate::echo::EchoCell;
 use crate::sample::{Sample, Window};
 use crate::sched::{Outcome, SchedWorkload};
 use crate::stats::Summary;
-use crate::sys::Placement;
+use crate::sys::{LoadProbe, Placement};
 
 /// One cell of the race: a scheduling workload or an echo configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,6 +59,11 @@ pub struct Plan {
     pub echo: Window,
     /// Where threads go.
     pub placement: Placement,
+    /// Extra attempts for a measurement during which other processes used
+    /// more than `busy_threshold` cores.
+    pub retries: u32,
+    /// Foreign load (cores) above which a measurement is retried.
+    pub busy_threshold: f64,
 }
 
 impl Plan {
@@ -196,10 +203,7 @@ pub fn run(plan: &Plan, progress: &mut dyn FnMut(u64, &str)) -> Vec<Row> {
                 if row.status != Status::Ok {
                     continue;
                 }
-                let outcome = match cell {
-                    Cell::Sched(w) => contender.sched(*w, plan.sched, plan.placement),
-                    Cell::Echo(c) => contender.echo(*c, plan.echo, plan.placement),
-                };
+                let outcome = measure(plan, cell, contender);
                 match outcome {
                     Outcome::Ok(sample) => row.samples.push(sample),
                     Outcome::Unavailable(reason) => {
@@ -219,6 +223,39 @@ pub fn run(plan: &Plan, progress: &mut dyn FnMut(u64, &str)) -> Vec<Row> {
         row.summarise();
     }
     rows
+}
+
+/// One measurement, taken again (up to `plan.retries` times, after a
+/// pause) while other processes keep the machine busier than
+/// `plan.busy_threshold`; of the attempts, the one with the least foreign
+/// load is kept.
+fn measure(plan: &Plan, cell: &Cell, contender: &Contender) -> Outcome {
+    let mut attempts = 0;
+    let mut best: Option<Sample> = None;
+    loop {
+        attempts += 1;
+        let probe = LoadProbe::now();
+        let outcome = match cell {
+            Cell::Sched(w) => contender.sched(*w, plan.sched, plan.placement),
+            Cell::Echo(c) => contender.echo(*c, plan.echo, plan.placement),
+        };
+        let foreign = probe.and_then(|p| p.foreign_cores());
+        let Outcome::Ok(mut sample) = outcome else {
+            return outcome;
+        };
+        sample.foreign_cores = foreign;
+        let load = |s: &Sample| s.foreign_cores.unwrap_or(0.0);
+        if best.as_ref().is_none_or(|b| load(&sample) < load(b)) {
+            best = Some(sample);
+        }
+        let busy = foreign.is_some_and(|f| f > plan.busy_threshold);
+        if !busy || attempts > plan.retries {
+            let mut kept = best.unwrap_or_default();
+            kept.attempts = attempts;
+            return Outcome::Ok(kept);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// How long a plan will take, roughly, in seconds (for the default's sanity).

@@ -66,6 +66,12 @@ pub struct Sample {
     /// The load generator's CPU time over wall time (echo only); near 1.0
     /// means the load generator, not the server, limits requests/s.
     pub client_util: Option<f64>,
+    /// Cores' worth of CPU that other processes used while this
+    /// measurement ran (from `/proc/stat`): interference, not ours.
+    pub foreign_cores: Option<f64>,
+    /// How many times the measurement was taken (more than 1 when earlier
+    /// attempts were discarded because the machine was busy).
+    pub attempts: u32,
 }
 
 impl Sample {

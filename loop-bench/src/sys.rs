@@ -159,10 +159,79 @@ mod tests {
     }
 
     #[test]
+    fn machine_is_at_least_as_busy_as_us() {
+        let probe = LoadProbe::now().unwrap();
+        assert!(machine_busy().unwrap() > Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(20));
+        let foreign = probe.foreign_cores().unwrap();
+        assert!(foreign >= 0.0);
+    }
+
+    #[test]
     fn some_cpu_is_allowed() {
         let cpus = allowed_cpus();
         assert!(!cpus.is_empty());
         pin_current_thread(cpus[0]).unwrap();
         assert!(pin_current_thread(usize::MAX).is_err());
+    }
+}
+
+/// CPU time the whole machine spent busy (every core: user, nice, system,
+/// irq, softirq and steal from the first line of `/proc/stat`).
+pub fn machine_busy() -> io::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat
+        .lines()
+        .next()
+        .filter(|l| l.starts_with("cpu "))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no cpu line in /proc/stat"))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let at = |i: usize| f.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal (guest is inside user).
+    let ticks = at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as u64 } else { 100 };
+    Ok(Duration::from_nanos(
+        ticks.saturating_mul(1_000_000_000) / hz,
+    ))
+}
+
+/// A reading of how busy the machine and this process were, to tell how
+/// much CPU *other* processes took during a measurement.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadProbe {
+    at: std::time::Instant,
+    machine: Duration,
+    process: Duration,
+}
+
+impl LoadProbe {
+    /// Reads the machine's and this process's CPU time now.
+    pub fn now() -> Option<LoadProbe> {
+        Some(LoadProbe {
+            machine: machine_busy().ok()?,
+            process: process_cpu().ok()?.total(),
+            at: std::time::Instant::now(),
+        })
+    }
+
+    /// Cores' worth of CPU that other processes (and the hypervisor, as
+    /// steal time) used since `self`: 0.0 on a quiet machine, up to the
+    /// number of cores. `/proc/stat` counts in ticks (10 ms), so short
+    /// windows read coarsely.
+    pub fn foreign_cores(&self) -> Option<f64> {
+        let now = LoadProbe::now()?;
+        let wall = (now.at - self.at).as_secs_f64();
+        if wall <= 0.0 {
+            return None;
+        }
+        let machine = now.machine.saturating_sub(self.machine).as_secs_f64();
+        let ours = now.process.saturating_sub(self.process).as_secs_f64();
+        Some(((machine - ours) / wall).max(0.0))
     }
 }

@@ -121,6 +121,7 @@ fn bad_input_is_a_usage_error_not_a_panic() {
         &["--conns", "0"],
         &["--workloads", "nope"],
         &["--sched-ms", "-5"],
+        &["--busy-threshold", "nan"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_loop-bench"))
             .args(args)
