@@ -98,7 +98,7 @@ pub fn svg(rows: &[Row], contenders: &[String], subtitle: &str) -> String {
                 .collect(),
         });
         sections.push(Section {
-            title: "TCP echo: requests per second (bounded by the load generator's core)"
+            title: "TCP echo: requests per second (server and load generator on one core each)"
                 .to_owned(),
             panels: echo
                 .iter()
