@@ -331,6 +331,7 @@ pub fn targets(rows: &[Row]) -> Vec<Target> {
             continue;
         }
         let met_cells = ratios.iter().filter(|(x, _)| *x >= 1.0).count();
+        let geomean = (ratios.iter().map(|(x, _)| x.ln()).sum::<f64>() / ratios.len() as f64).exp();
         let worst = ratios
             .iter()
             .min_by(|a, b| a.0.total_cmp(&b.0))
@@ -343,7 +344,7 @@ pub fn targets(rows: &[Row]) -> Vec<Target> {
             goal: 1.0,
             met: worst.0 >= 1.0,
             detail: format!(
-                "{met_cells}/{} cells at or above tokio; worst {:.2}x ({})",
+                "{met_cells}/{} cells at or above tokio; geometric mean {geomean:.2}x; worst {:.2}x ({})",
                 ratios.len(),
                 worst.0,
                 worst.1
