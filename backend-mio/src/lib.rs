@@ -110,9 +110,5 @@ pub fn driver() -> io::Result<ReadinessDriver<MioSelector>> {
 
 /// A new event loop on this backend.
 pub fn new_event_loop() -> Result<EventLoop, Error> {
-    let driver = driver().map_err(|e| Error::BackendUnavailable {
-        backend: NAME.to_owned(),
-        reason: format!("cannot create an epoll instance: {e}"),
-    })?;
-    Ok(EventLoop::from_driver(Box::new(driver)))
+    loop_api::readiness::new_event_loop(NAME, MioSelector::new())
 }

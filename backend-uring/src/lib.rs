@@ -22,7 +22,7 @@
 //!   operation the kernel did not return by then is leaked, never freed.
 //!
 //! ## Measuring
-//! `cargo run --release -p backend-uring --example echo` races a loop-level
+//! `cargo run --release -p backend-uring --example echo_bench` races a loop-level
 //! TCP echo server on mio, on this backend's default ring and on a plain
 //! ring (interleaved runs; requests/s and server CPU time per request).
 //!

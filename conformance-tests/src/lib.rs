@@ -17,19 +17,26 @@
 
 use loop_api::{EventLoop, Result};
 
+pub mod bad_input_net;
 pub mod exceptions;
 pub mod executor;
 pub mod lifecycle;
+pub mod net_support;
 pub mod pipes;
 pub mod policy;
+pub mod readiness;
 pub mod resources;
 pub mod scheduling;
 pub mod signals;
+pub mod sockets;
 pub mod subprocess;
 pub mod support;
 pub mod tasks;
+pub mod tcp;
 pub mod threads;
 pub mod timers;
+pub mod udp;
+pub mod unix;
 
 /// What the suite needs from a backend: a way to make a fresh loop.
 pub trait Factory: Fn() -> Result<EventLoop> + Copy + Send + Sync + 'static {}
@@ -53,6 +60,12 @@ macro_rules! conformance_suite {
             $crate::__exceptions_tests!($factory);
             $crate::__policy_tests!($factory);
             $crate::__resources_tests!($factory);
+            $crate::__sockets_tests!($factory);
+            $crate::__readiness_tests!($factory);
+            $crate::__tcp_tests!($factory);
+            $crate::__udp_tests!($factory);
+            $crate::__unix_tests!($factory);
+            $crate::__bad_input_net_tests!($factory);
             $crate::__executor_tests!($factory);
             $crate::__signals_tests!($factory);
             $crate::__pipes_tests!($factory);

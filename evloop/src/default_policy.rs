@@ -23,6 +23,9 @@ pub fn available_backends() -> Vec<&'static str> {
     if cfg!(feature = "backend-mio") {
         v.push("mio");
     }
+    if cfg!(feature = "backend-polling") {
+        v.push("polling");
+    }
     if cfg!(feature = "backend-uring") {
         v.push("uring");
     }
@@ -35,6 +38,8 @@ pub fn new_event_loop_for(name: &str) -> Result<EventLoop> {
     match name {
         #[cfg(feature = "backend-mio")]
         "mio" => backend_mio::new_event_loop(),
+        #[cfg(feature = "backend-polling")]
+        "polling" => backend_polling::new_event_loop(),
         #[cfg(feature = "backend-uring")]
         "uring" => backend_uring::new_event_loop(),
         known if KNOWN.contains(&known) => Err(Error::BackendUnavailable {

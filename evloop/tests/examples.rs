@@ -114,3 +114,37 @@ fn swap_backend_with_one_policy_call() {
         );
     }
 }
+
+#[test]
+fn echo_example_echoes_every_line_on_every_backend() {
+    for backend in evloop::available_backends() {
+        let out = run_example("echo", backend, &[]);
+        for line in [
+            "hello, evloop",
+            "the quick brown fox",
+            "jumps over the lazy dog",
+        ] {
+            assert!(out.contains(&format!("echo: {line}\n")), "{out}");
+        }
+    }
+}
+
+#[test]
+fn randint_example_answers_in_range_on_every_backend() {
+    for backend in evloop::available_backends() {
+        let out = run_example("randint", backend, &[]);
+        assert!(out.contains("requests one after another"), "{out}");
+        assert!(out.contains("requests concurrently"), "{out}");
+        let answers = out
+            .lines()
+            .find_map(|l| l.strip_prefix("first answers: "))
+            .expect("answers printed");
+        let answers: Vec<u64> = answers
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(", ")
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert_eq!(answers.len(), 10, "{out}");
+        assert!(answers.iter().all(|&n| n <= 10), "{out}");
+    }
+}

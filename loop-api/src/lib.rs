@@ -15,9 +15,13 @@
 //! - [`EventLoop::run_in_executor`]: blocking work on a thread pool ([`Executor`]);
 //! - [`EventLoop::add_signal_handler`]: Unix signals on the loop thread ([`signal`]);
 //! - [`process`]: child processes with async pipes, `wait`, signals, `communicate`;
-//! - [`pipe`]: pipes, FIFOs and PTY masters as async streams.
+//! - [`pipe`]: pipes, FIFOs and PTY masters as async streams;
+//! - [`net`]: TCP, UDP and Unix sockets, [`EventLoop::create_server`] and
+//!   [`EventLoop::create_connection`], `sock_*` operations on the user's own
+//!   sockets, and readiness callbacks ([`EventLoop::add_reader`]).
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+mod borrowed;
 pub mod buf;
 pub mod driver;
 mod error;
@@ -28,6 +32,8 @@ mod extensions;
 mod fd;
 mod futures;
 mod handle;
+mod io;
+pub mod net;
 mod op;
 pub mod pipe;
 mod policy;
@@ -37,6 +43,7 @@ pub mod signal;
 mod sys;
 mod task;
 mod timers;
+mod watch;
 
 pub use error::{Error, Result};
 pub use event_loop::{get_running_loop, EventLoop, LoopHandle};

@@ -27,7 +27,6 @@
 //! reader sees end of stream while the `PipeWriter` value is still around.
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
@@ -37,6 +36,7 @@ use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::Op;
 use crate::error::{Error, Result};
 use crate::event_loop::EventLoop;
+use crate::io::ReadyWait;
 use crate::op::OpFuture;
 use crate::sys;
 
@@ -70,8 +70,9 @@ fn prepare(fd: RawFd) -> Result<bool> {
 struct Stream {
     lp: EventLoop,
     fd: Option<OwnedFd>,
-    /// A pending `PollReadable`/`PollWritable` of `poll_read`/`poll_write`.
-    ready: Option<OpFuture<()>>,
+    /// A pending `PollReadable`/`PollWritable` of `poll_read`/`poll_write`;
+    /// dropped before the descriptor is closed.
+    ready: ReadyWait<()>,
 }
 
 impl Stream {
@@ -88,35 +89,11 @@ impl Stream {
         &mut self,
         cx: &mut Context<'_>,
         readable: bool,
-        mut attempt: impl FnMut(RawFd) -> io::Result<usize>,
+        attempt: impl FnMut(RawFd) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
-        loop {
-            if let Some(fut) = self.ready.as_mut() {
-                match Pin::new(fut).poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready((result, ())) => {
-                        self.ready = None;
-                        result?;
-                    }
-                }
-            }
-            let fd = self.raw()?;
-            match attempt(fd) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let op = if readable {
-                        Op::PollReadable { fd }
-                    } else {
-                        Op::PollWritable { fd }
-                    };
-                    // SAFETY: a readiness poll points into no memory; the
-                    // descriptor stays open while `ready` exists (it is
-                    // dropped before the descriptor is closed).
-                    self.ready = Some(unsafe { OpFuture::new(&self.lp, op, ()) });
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => return Poll::Ready(other),
-            }
-        }
+        let fd = self.raw()?;
+        self.ready
+            .poll_io(&self.lp, fd, cx, readable, || (), attempt)
     }
 
     /// Waits until the descriptor is readable (or writable).
@@ -136,7 +113,7 @@ impl Stream {
     fn close(&mut self) {
         // Drop order: the readiness wait first (it cancels its operation),
         // then the descriptor, once the backend has forgotten it.
-        drop(self.ready.take());
+        self.ready.clear();
         if let Some(fd) = self.fd.take() {
             sys::release_and_close(Some(&self.lp.inner), fd);
         }
@@ -188,7 +165,7 @@ impl PipeReader {
             stream: Stream {
                 lp: lp.clone(),
                 fd: Some(fd),
-                ready: None,
+                ready: ReadyWait::default(),
             },
             tty,
         })
@@ -275,7 +252,7 @@ impl PipeWriter {
             stream: Stream {
                 lp: lp.clone(),
                 fd: Some(fd),
-                ready: None,
+                ready: ReadyWait::default(),
             },
         })
     }

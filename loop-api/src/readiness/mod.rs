@@ -17,6 +17,25 @@ use std::task::Poll;
 use std::time::Duration;
 
 use crate::driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
+use crate::{Error, EventLoop};
+
+/// A new event loop on a readiness backend: `selector` is the result of
+/// creating the backend's selector; a failure becomes
+/// [`Error::BackendUnavailable`] naming `backend` and saying why.
+pub fn new_event_loop<S: Selector + 'static>(
+    backend: &str,
+    selector: io::Result<S>,
+) -> crate::Result<EventLoop> {
+    match selector {
+        Ok(selector) => Ok(EventLoop::from_driver(Box::new(ReadinessDriver::new(
+            selector,
+        )))),
+        Err(e) => Err(Error::BackendUnavailable {
+            backend: backend.to_owned(),
+            reason: format!("cannot create the readiness selector: {e}"),
+        }),
+    }
+}
 
 /// A readiness event for one descriptor.
 #[derive(Debug, Clone, Copy)]
@@ -176,6 +195,11 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
         }
         let connecting = matches!(op, Op::Connect { .. });
         match syscalls::attempt(&op) {
+            // A Unix-domain connect to a listener whose backlog is full
+            // fails with EAGAIN without starting (an in-progress connect
+            // reports EINPROGRESS), and no readiness event ever says there
+            // is room: report it instead of waiting forever.
+            Err(e) if connecting && e.raw_os_error() == Some(libc::EAGAIN) => Poll::Ready(Err(e)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 match self.park(id, op, connecting) {
                     Ok(()) => Poll::Pending,

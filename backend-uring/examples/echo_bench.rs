@@ -10,7 +10,7 @@
 //! when the client saturates its own core.
 //!
 //! ```text
-//! cargo run --release -p backend-uring --example echo -- [--size 1024] [--conns 10] [--secs 3] [--rounds 3] [--backends mio,uring,uring-plain]
+//! cargo run --release -p backend-uring --example echo_bench -- [--size 1024] [--conns 10] [--secs 3] [--rounds 3] [--backends mio,uring,uring-plain]
 //! ```
 
 use std::io::{self, Read, Write};

@@ -1,0 +1,171 @@
+//! Section 18, networking parts (BAD-3, BAD-4, BAD-5 and friends): bad
+//! descriptors, blocking sockets and bad addresses give typed errors, never
+//! a panic or a hang.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+
+use loop_api::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use loop_api::Error;
+use socket2::{Domain, Socket, Type};
+
+use crate::net_support::run_net;
+use crate::support::new_loop;
+use crate::Factory;
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __bad_input_net_tests {
+    ($f:expr) => {
+        $crate::__section!($f, bad_input_net: [
+            blocking_socket_is_invalid_argument,
+            closed_fd_is_ebadf_not_hang,
+            negative_fd_is_invalid_argument,
+            sock_ops_on_closed_loop_fail,
+            constructors_need_a_running_loop,
+            bad_addresses_are_errors,
+            unix_path_too_long_is_invalid_input,
+        ]);
+    };
+}
+
+/// A descriptor number that is certainly not open in this process (above
+/// the descriptor limit), so parallel tests cannot race for it.
+const NEVER_OPEN: RawFd = 1 << 24;
+
+fn invalid_argument(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidInput
+        && matches!(
+            e.get_ref().and_then(|i| i.downcast_ref::<Error>()),
+            Some(Error::InvalidArgument(_))
+        )
+}
+
+/// BAD-5: a blocking socket passed to sock_* is an InvalidArgument error.
+pub fn blocking_socket_is_invalid_argument(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let blocking = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let e = lp.sock_connect(&blocking, addr).await.unwrap_err();
+        assert!(invalid_argument(&e), "sock_connect: {e:?}");
+        let e = lp.sock_recv(&blocking, 10).await.unwrap_err();
+        assert!(invalid_argument(&e), "sock_recv: {e:?}");
+        let (res, _) = lp.sock_sendall(&blocking, b"x".as_slice()).await;
+        assert!(invalid_argument(&res.unwrap_err()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let e = lp.sock_accept(&listener).await.unwrap_err();
+        assert!(invalid_argument(&e), "sock_accept: {e:?}");
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let e = lp.sock_recvfrom(&udp, 10).await.unwrap_err();
+        assert!(invalid_argument(&e));
+        let (res, _) = lp.sock_sendto(&udp, b"x".as_slice(), addr).await;
+        assert!(invalid_argument(&res.unwrap_err()));
+    });
+}
+
+/// BAD-4: sock_* and add_reader on a descriptor that is not open fail with EBADF at once.
+pub fn closed_fd_is_ebadf_not_hang(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let ebadf = |e: &io::Error| e.raw_os_error() == Some(libc::EBADF);
+        let e = lp.sock_recv(&NEVER_OPEN, 10).await.unwrap_err();
+        assert!(ebadf(&e), "{e:?}");
+        let (res, _) = lp.sock_sendall(&NEVER_OPEN, b"x".as_slice()).await;
+        assert!(ebadf(&res.unwrap_err()));
+        let e = lp.sock_accept(&NEVER_OPEN).await.unwrap_err();
+        assert!(ebadf(&e));
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert!(ebadf(
+            &lp.sock_connect(&NEVER_OPEN, addr).await.unwrap_err()
+        ));
+        match lp.add_reader(NEVER_OPEN, || {}) {
+            Err(Error::Io(e)) => assert!(ebadf(&e)),
+            other => panic!("add_reader on a closed fd: {other:?}"),
+        }
+        assert!(matches!(
+            lp.add_writer(NEVER_OPEN, || {}),
+            Err(Error::Io(_))
+        ));
+        assert!(!lp.remove_reader(NEVER_OPEN));
+    });
+}
+
+/// A negative descriptor is a typed InvalidArgument error.
+pub fn negative_fd_is_invalid_argument(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        assert!(matches!(
+            lp.add_reader(-1, || {}),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            lp.add_writer(-5, || {}),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(!lp.remove_reader(-1));
+        assert!(!lp.remove_writer(-1));
+        let e = lp.sock_recv(&-1, 4).await.unwrap_err();
+        assert!(invalid_argument(&e), "{e:?}");
+    });
+}
+
+/// sock_* on a closed loop fail with Closed instead of hanging.
+pub fn sock_ops_on_closed_loop_fail(factory: impl Factory) {
+    let lp = new_loop(factory);
+    lp.close().unwrap();
+    let (a, _b) = Socket::pair(Domain::UNIX, Type::STREAM.nonblocking(), None).unwrap();
+    let fut = lp.sock_recv(&a, 4);
+    // Poll it by hand: a closed loop cannot run anything.
+    let mut fut = std::pin::pin!(fut);
+    let waker = std::task::Waker::noop();
+    match fut
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(waker))
+    {
+        std::task::Poll::Ready(Err(e)) => {
+            let inner = e.get_ref().and_then(|i| i.downcast_ref::<Error>());
+            assert!(matches!(inner, Some(Error::Closed)), "{e:?}");
+        }
+        other => panic!("expected an immediate error, got {other:?}"),
+    }
+    assert!(a.as_raw_fd() >= 0);
+}
+
+/// Socket constructors outside a running loop are NoRunningLoop errors, not panics.
+pub fn constructors_need_a_running_loop(_factory: impl Factory) {
+    let no_loop = |e: io::Error| {
+        let inner = e.get_ref().and_then(|i| i.downcast_ref::<Error>());
+        assert!(matches!(inner, Some(Error::NoRunningLoop)), "{e:?}");
+    };
+    no_loop(TcpListener::bind("127.0.0.1:0").unwrap_err());
+    no_loop(UdpSocket::bind("127.0.0.1:0").unwrap_err());
+    no_loop(UnixStream::pair().unwrap_err());
+    no_loop(UnixListener::bind(crate::net_support::temp_socket_path("noloop")).unwrap_err());
+}
+
+/// Addresses that resolve to nothing or do not parse are errors.
+pub fn bad_addresses_are_errors(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let none: &[SocketAddr] = &[];
+        let e = TcpStream::connect(none).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(TcpListener::bind(none).is_err());
+        assert!(lp.create_server(none, |_s| async {}).is_err());
+        assert!(TcpStream::connect("no port here").await.is_err());
+        assert!(UdpSocket::bind("127.0.0.1:99999").is_err());
+    });
+}
+
+/// A Unix path longer than the kernel accepts is InvalidInput.
+pub fn unix_path_too_long_is_invalid_input(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let long = std::env::temp_dir().join("x".repeat(200));
+        assert_eq!(
+            UnixListener::bind(&long).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        let e = UnixStream::connect(&long).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(lp.create_unix_server(&long, |_s| async {}).is_err());
+    });
+}

@@ -1,0 +1,644 @@
+//! Section 10 — TCP (TCP-*): `create_server`, `create_connection`,
+//! listeners and streams. asyncio's protocol callbacks map onto our stream
+//! API: `connection_made` is the handler starting with the stream,
+//! `data_received` a completed read, `eof_received` a read of 0,
+//! `connection_lost` the handler returning (the stream dropped).
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::time::Duration;
+
+use loop_api::net::{TcpListener, TcpSocket, TcpStream};
+use loop_api::{sleep, wait_for, Error, EventLoop};
+
+use crate::net_support::{
+    close_server, io_close, io_read_exact, io_read_to_end, io_write_all, join, pattern,
+    raise_fd_limit, run_net,
+};
+use crate::support::{capture_exceptions, Log};
+use crate::Factory;
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __tcp_tests {
+    ($f:expr) => {
+        $crate::__section!($f, tcp: [
+            create_server_serves_a_connection,
+            create_connection_round_trip,
+            accepted_std_socket_can_be_adopted,
+            server_address_in_use,
+            connect_from_local_address_in_use,
+            server_close_refuses_new_connections,
+            wait_closed_waits_for_live_connections,
+            abort_clients_ends_connections,
+            serve_forever_runs_until_close,
+            dropping_last_handle_closes_server,
+            reuse_port_off_unless_requested,
+            connect_refused,
+            transfer_1mb_both_directions_at_once,
+            peer_closes_with_data_unread,
+            cancelled_read_loses_no_byte,
+            accept_dropped_after_completion_closes_connection,
+            futures_io_adapters,
+            split_halves_in_two_tasks,
+            handler_panic_keeps_server_serving,
+            stream_addresses_and_nodelay,
+        ] exclusive [
+            thousand_concurrent_connections,
+        ]);
+    };
+}
+
+const LOCAL: &str = "127.0.0.1:0";
+
+async fn read_all(s: &TcpStream) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        let (res, b) = s.read(buf).await;
+        buf = b;
+        match res? {
+            0 => return Ok(out),
+            n => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+async fn read_exact(s: &TcpStream, n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let (res, buf) = s.read(Vec::with_capacity(n - out.len())).await;
+        assert!(res.unwrap() > 0, "early EOF");
+        out.extend_from_slice(&buf);
+    }
+    out
+}
+
+/// An echo server and a client connected to it.
+async fn echo_pair(lp: &EventLoop) -> (loop_api::net::Server, TcpStream) {
+    let server = echo_server(lp);
+    let c = TcpStream::connect(server.local_addr().unwrap())
+        .await
+        .unwrap();
+    (server, c)
+}
+
+/// An echo server on 127.0.0.1: every connection gets its bytes back.
+fn echo_server(lp: &EventLoop) -> loop_api::net::Server {
+    lp.create_server(LOCAL, |s: TcpStream| async move {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        loop {
+            let (res, b) = s.read(buf).await;
+            match res {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let (res, b) = s.write_all(b).await;
+            if res.is_err() {
+                return;
+            }
+            buf = b;
+        }
+    })
+    .unwrap()
+}
+
+/// TCP-1: one listening socket; the handler sees 3 bytes from 127.0.0.1;
+/// the stages happen once each, in order.
+pub fn create_server_serves_a_connection(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let log = Log::new();
+        let l = log.clone();
+        let server = lp
+            .create_server(("127.0.0.1", 0), move |s: TcpStream| {
+                let l = l.clone();
+                async move {
+                    l.push(format!("made {}", s.peer_addr().unwrap().ip()));
+                    let data = read_all(&s).await.unwrap();
+                    l.push(format!("eof after {}", data.len()));
+                    drop(s);
+                    l.push("lost".to_owned());
+                }
+            })
+            .unwrap();
+        assert_eq!(server.local_addrs().len(), 1, "one listening socket");
+        let addr = server.local_addr().unwrap();
+        let c = TcpStream::connect(addr).await.unwrap();
+        let (res, _) = c.write_all(b"xxx".as_slice()).await;
+        res.unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(read_all(&c).await.unwrap(), b"", "server closed its side");
+        close_server(&server).await;
+        assert_eq!(log.get(), ["made 127.0.0.1", "eof after 3", "lost"]);
+    });
+}
+
+/// TCP-2: create_connection resolves to a connected stream; data flows both ways.
+pub fn create_connection_round_trip(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let server = echo_server(&lp);
+        let addr = server.local_addr().unwrap();
+        let c = lp.create_connection(addr).await.unwrap();
+        assert_eq!(c.peer_addr().unwrap(), addr);
+        assert_eq!(c.local_addr().unwrap().ip(), addr.ip());
+        let (res, _) = c.write_all(b"hello".as_slice()).await;
+        res.unwrap();
+        assert_eq!(read_exact(&c, 5).await, b"hello");
+        drop(c);
+        close_server(&server).await;
+    });
+}
+
+/// TCP-2: a socket accepted by other means (std) is adopted (connect_accepted_socket).
+pub fn accepted_std_socket_can_be_adopted(factory: impl Factory) {
+    run_net(factory, |_lp| async move {
+        let l = std::net::TcpListener::bind(LOCAL).unwrap();
+        let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (accepted, _) = l.accept().unwrap();
+        let s = TcpStream::from_std(accepted).unwrap();
+        let c = TcpStream::from_std(client).unwrap();
+        let (res, _) = c.write_all(b"adopted".as_slice()).await;
+        res.unwrap();
+        assert_eq!(read_exact(&s, 7).await, b"adopted");
+    });
+}
+
+/// TCP-3: binding a port in use is AddrInUse, and nothing stays bound.
+pub fn server_address_in_use(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let first = echo_server(&lp);
+        let addr = first.local_addr().unwrap();
+        let err = lp.create_server(addr, |_s| async {}).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
+        let err = TcpListener::bind(addr).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        close_server(&first).await;
+    });
+}
+
+/// TCP-3: connecting from a local address already in use is AddrInUse.
+pub fn connect_from_local_address_in_use(factory: impl Factory) {
+    run_net(factory, |_lp| async move {
+        let taken = TcpListener::bind(LOCAL).unwrap();
+        let local = taken.local_addr().unwrap();
+        let socket = TcpSocket::new_v4().unwrap();
+        let err = socket.bind(local).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    });
+}
+
+/// TCP-4: after close(), connects are refused, no address is listed, and
+/// the server is not serving; serve_forever is an error.
+pub fn server_close_refuses_new_connections(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let server = echo_server(&lp);
+        let addr = server.local_addr().unwrap();
+        // Let the accept task park on the listening socket first.
+        let c = TcpStream::connect(addr).await.unwrap();
+        drop(c);
+        assert!(server.is_serving());
+        server.close();
+        assert!(!server.is_serving());
+        assert!(server.local_addrs().is_empty());
+        // Immediately, without another iteration: refused.
+        let err = TcpStream::connect(addr).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+        assert!(server.serve_forever().await.is_err());
+        server.wait_closed().await;
+        let err = TcpStream::connect(addr).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    });
+}
+
+/// TCP-5: wait_closed blocks while the server is open or a connection lives.
+pub fn wait_closed_waits_for_live_connections(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let server = echo_server(&lp);
+        let addr = server.local_addr().unwrap();
+        let c = TcpStream::connect(addr).await.unwrap();
+        let (res, _) = c.write_all(b"hi".as_slice()).await;
+        res.unwrap();
+        assert_eq!(read_exact(&c, 2).await, b"hi");
+        assert_eq!(server.connection_count(), 1);
+        let waiter = lp.create_task(server.wait_closed()).unwrap();
+        lp.sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "the server is open");
+        server.close();
+        lp.sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "a connection is alive");
+        let (res, _) = c.write_all(b"still".as_slice()).await;
+        res.unwrap();
+        assert_eq!(
+            read_exact(&c, 5).await,
+            b"still",
+            "live connections keep working"
+        );
+        drop(c);
+        wait_for(waiter, Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(server.connection_count(), 0);
+    });
+}
+
+/// TCP-5: abort_clients ends live connections, which lets wait_closed finish.
+pub fn abort_clients_ends_connections(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let server = echo_server(&lp);
+        let addr = server.local_addr().unwrap();
+        let c = TcpStream::connect(addr).await.unwrap();
+        let (res, _) = c.write_all(b"x".as_slice()).await;
+        res.unwrap();
+        read_exact(&c, 1).await;
+        server.close();
+        server.abort_clients();
+        server.wait_closed().await;
+        assert_eq!(
+            read_all(&c).await.unwrap_or_default(),
+            b"",
+            "the server side closed"
+        );
+    });
+}
+
+/// TCP-4: serve_forever returns once the server is closed; dropping it closes the server.
+pub fn serve_forever_runs_until_close(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let server = echo_server(&lp);
+        let s2 = server.clone();
+        let forever = lp
+            .create_task(async move { s2.serve_forever().await })
+            .unwrap();
+        lp.sleep(Duration::from_millis(10)).await;
+        assert!(!forever.is_finished());
+        server.close();
+        forever.await.unwrap().unwrap();
+
+        let server = echo_server(&lp);
+        let s2 = server.clone();
+        let forever = lp
+            .create_task(async move { s2.serve_forever().await })
+            .unwrap();
+        lp.sleep(Duration::from_millis(10)).await;
+        forever.cancel();
+        assert!(forever.await.unwrap_err().is_cancelled());
+        assert!(
+            !server.is_serving(),
+            "cancelling serve_forever closes the server"
+        );
+    });
+}
+
+/// Dropping the last Server handle stops listening; live connections go on.
+pub fn dropping_last_handle_closes_server(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let (server, c) = echo_pair(&lp).await;
+        let addr = server.local_addr().unwrap();
+        let clone = server.clone();
+        drop(server);
+        TcpStream::connect(addr).await.unwrap();
+        drop(clone);
+        let err = TcpStream::connect(addr).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+        let (res, _) = c.write_all(b"alive".as_slice()).await;
+        res.unwrap();
+        assert_eq!(
+            read_exact(&c, 5).await,
+            b"alive",
+            "the connection outlives the server"
+        );
+    });
+}
+
+/// TCP-6: SO_REUSEPORT is off unless asked; with it two listeners share a port.
+pub fn reuse_port_off_unless_requested(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let plain = TcpListener::bind(LOCAL).unwrap();
+        assert!(!socket2::SockRef::from(&plain).reuse_port().unwrap());
+
+        let a = TcpSocket::new_v4().unwrap();
+        a.set_reuseport(true).unwrap();
+        a.bind(LOCAL.parse().unwrap()).unwrap();
+        let addr = a.local_addr().unwrap();
+        let a = a.listen(16).unwrap();
+        let b = TcpSocket::new_v4().unwrap();
+        b.set_reuseport(true).unwrap();
+        b.bind(addr).unwrap();
+        let b = b.listen(16).unwrap();
+        let server_a = lp.serve_tcp(a, |_s| async {}).unwrap();
+        let server_b = lp.serve_tcp(b, |_s| async {}).unwrap();
+        for _ in 0..4 {
+            TcpStream::connect(addr).await.unwrap();
+        }
+        server_a.close();
+        server_b.close();
+        server_a.wait_closed().await;
+        server_b.wait_closed().await;
+    });
+}
+
+/// A port nobody listens on: ConnectionRefused, from every entry point.
+pub fn connect_refused(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let l = TcpListener::bind(LOCAL).unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let err = TcpStream::connect(("127.0.0.1", port)).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+        let err = lp.create_connection(("127.0.0.1", port)).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+        // Several addresses, all refused: still ConnectionRefused.
+        let two: [SocketAddr; 2] = [
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            SocketAddr::from(([127, 0, 0, 1], port)),
+        ];
+        let err = TcpStream::connect(&two[..]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    });
+}
+
+/// 1 MB each way at the same time on one connection, every byte in order.
+pub fn transfer_1mb_both_directions_at_once(factory: impl Factory) {
+    const SIZE: usize = 1024 * 1024;
+    run_net(factory, |lp| async move {
+        let server = lp
+            .create_server(LOCAL, |s: TcpStream| async move {
+                let down = pattern(SIZE, 0x5a);
+                let (sent, got) = join(s.write_all(down), read_exact(&s, SIZE)).await;
+                sent.0.unwrap();
+                assert!(got == pattern(SIZE, 0xa5), "server received wrong bytes");
+                s.shutdown(Shutdown::Write).unwrap();
+                assert!(read_all(&s).await.unwrap().is_empty());
+            })
+            .unwrap();
+        let c = TcpStream::connect(server.local_addr().unwrap())
+            .await
+            .unwrap();
+        let up = pattern(SIZE, 0xa5);
+        let (sent, got) = join(c.write_all(up), read_exact(&c, SIZE)).await;
+        sent.0.unwrap();
+        assert!(got == pattern(SIZE, 0x5a), "client received wrong bytes");
+        c.shutdown(Shutdown::Write).unwrap();
+        assert!(read_all(&c).await.unwrap().is_empty());
+        close_server(&server).await;
+    });
+}
+
+/// A peer that closes with data still unread resets the connection: our
+/// reads and writes fail (reset or broken pipe) and never hang or kill the
+/// process with SIGPIPE.
+pub fn peer_closes_with_data_unread(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let received = Rc::new(Cell::new(false));
+        let r = received.clone();
+        let server = lp
+            .create_server(LOCAL, move |s: TcpStream| {
+                let r = r.clone();
+                async move {
+                    // Wait until data is pending, then close without reading it.
+                    let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+                    while !matches!(socket2::SockRef::from(&s).peek(&mut probe), Ok(n) if n > 0) {
+                        sleep(Duration::from_millis(1)).await;
+                    }
+                    r.set(true);
+                }
+            })
+            .unwrap();
+        let c = TcpStream::connect(server.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (res, _) = c.write_all(vec![1u8; 10_000]).await;
+        res.unwrap();
+        let (res, _) = c.read(Vec::with_capacity(16)).await;
+        assert!(received.get());
+        match res {
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}"),
+            Ok(n) => assert_eq!(n, 0, "nothing was ever sent to us"),
+        }
+        // Writes after the reset fail within a few attempts.
+        let mut failed = None;
+        for _ in 0..100 {
+            let (res, _) = c.write_all(vec![2u8; 1000]).await;
+            if let Err(e) = res {
+                failed = Some(e);
+                break;
+            }
+            lp.sleep(Duration::from_millis(1)).await;
+        }
+        let e = failed.expect("writing to a reset connection fails");
+        assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
+            "{e}"
+        );
+        close_server(&server).await;
+    });
+}
+
+/// Dropping an in-flight read cancels it; the next read still gets every byte.
+pub fn cancelled_read_loses_no_byte(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let (server, c) = echo_pair(&lp).await;
+        for round in 0..5u8 {
+            let res = wait_for(c.read(Vec::with_capacity(64)), Duration::from_millis(10)).await;
+            assert!(matches!(res, Err(Error::TimedOut)));
+            let (res, _) = c.write_all(vec![round; 40]).await;
+            res.unwrap();
+            assert_eq!(read_exact(&c, 40).await, vec![round; 40]);
+        }
+        drop(c);
+        close_server(&server).await;
+    });
+}
+
+/// An accept that completed but whose result was never collected closes
+/// the new connection when dropped, rather than leaking it.
+pub fn accept_dropped_after_completion_closes_connection(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let l = TcpListener::bind(LOCAL).unwrap();
+        let mut client = {
+            let mut accept = std::pin::pin!(l.accept());
+            // Poll once: the accept parks, nothing to accept yet.
+            std::future::poll_fn(|cx| {
+                assert!(accept.as_mut().poll(cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+            let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            // The loop completes the accept while nobody polls it ...
+            lp.sleep(Duration::from_millis(20)).await;
+            client
+            // ... and here the future is dropped with its result uncollected.
+        };
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 8];
+        let n = std::io::Read::read(&mut client, &mut buf).expect("EOF, not a timeout");
+        assert_eq!(n, 0, "the accepted connection was closed");
+        drop(l);
+    });
+}
+
+/// futures-io: AsyncRead/AsyncWrite on streams, written against the traits alone.
+pub fn futures_io_adapters(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let server = lp
+            .create_server(LOCAL, |mut s: TcpStream| async move {
+                let all = io_read_to_end(&mut s).await.unwrap();
+                io_write_all(&mut s, &all).await.unwrap();
+                io_close(&mut s).await.unwrap();
+            })
+            .unwrap();
+        let mut c = TcpStream::connect(server.local_addr().unwrap())
+            .await
+            .unwrap();
+        let data = pattern(300_000, 9);
+        io_write_all(&mut c, &data[..1]).await.unwrap();
+        io_write_all(&mut c, &data[1..]).await.unwrap();
+        io_close(&mut c).await.unwrap();
+        let mut first = [0u8; 7];
+        io_read_exact(&mut c, &mut first).await.unwrap();
+        assert_eq!(first, data[..7]);
+        let rest = io_read_to_end(&mut c).await.unwrap();
+        assert!(rest == data[7..], "echo differs");
+        close_server(&server).await;
+    });
+}
+
+/// into_split: the halves work from two tasks at once.
+pub fn split_halves_in_two_tasks(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let (server, c) = echo_pair(&lp).await;
+        let (rd, wr) = c.into_split();
+        let writer = lp
+            .create_task(async move {
+                for i in 0..100u8 {
+                    let (res, _) = wr.write_all(vec![i; 100]).await;
+                    res.unwrap();
+                }
+                wr.shutdown().unwrap();
+            })
+            .unwrap();
+        let reader = lp
+            .create_task(async move {
+                let mut got = Vec::new();
+                loop {
+                    let (res, buf) = rd.read(Vec::with_capacity(4096)).await;
+                    if res.unwrap() == 0 {
+                        return got;
+                    }
+                    got.extend_from_slice(&buf);
+                }
+            })
+            .unwrap();
+        writer.await.unwrap();
+        let got = reader.await.unwrap();
+        let want: Vec<u8> = (0..100u8).flat_map(|i| vec![i; 100]).collect();
+        assert!(got == want);
+        close_server(&server).await;
+    });
+}
+
+/// A handler that panics is reported; its connection closes; the server goes on.
+pub fn handler_panic_keeps_server_serving(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let errors = capture_exceptions(&lp);
+        let count = Rc::new(Cell::new(0));
+        let n = count.clone();
+        let server = lp
+            .create_server(LOCAL, move |s: TcpStream| {
+                n.set(n.get() + 1);
+                let first = n.get() == 1;
+                async move {
+                    if first {
+                        panic!("handler failed");
+                    }
+                    let (res, _) = s.write_all(b"ok".as_slice()).await;
+                    res.unwrap();
+                }
+            })
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let c1 = TcpStream::connect(addr).await.unwrap();
+        assert!(
+            read_all(&c1).await.unwrap_or_default().is_empty(),
+            "closed by the panic"
+        );
+        let c2 = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(read_all(&c2).await.unwrap(), b"ok");
+        assert!(errors
+            .get()
+            .iter()
+            .any(|e| e.payload.as_deref() == Some("handler failed")));
+        close_server(&server).await;
+    });
+}
+
+/// Addresses and TCP_NODELAY on a stream.
+pub fn stream_addresses_and_nodelay(factory: impl Factory) {
+    run_net(factory, |_lp| async move {
+        let l = TcpListener::bind(LOCAL).unwrap();
+        let addr = l.local_addr().unwrap();
+        let (c, accepted) = join(TcpStream::connect(addr), l.accept()).await;
+        let c = c.unwrap();
+        let (s, peer) = accepted.unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+        assert_eq!(s.peer_addr().unwrap(), c.local_addr().unwrap());
+        assert_eq!(c.peer_addr().unwrap(), addr);
+        c.set_nodelay(true).unwrap();
+        assert!(c.nodelay().unwrap());
+        c.set_nodelay(false).unwrap();
+        assert!(!c.nodelay().unwrap());
+    });
+}
+
+/// 1,000 concurrent connections to one server, each echoing its own message.
+pub fn thousand_concurrent_connections(factory: impl Factory) {
+    const N: usize = 1000;
+    let limit = raise_fd_limit(3 * N as u64 + 200);
+    assert!(
+        limit >= 2 * N as u64 + 100,
+        "RLIMIT_NOFILE too low for the test: {limit}"
+    );
+    run_net(factory, |lp| async move {
+        let server = echo_server(&lp);
+        let addr = server.local_addr().unwrap();
+        let mut clients = Vec::new();
+        for i in 0..N {
+            let client = lp
+                .create_task(async move {
+                    let c = TcpStream::connect(addr).await?;
+                    let msg = format!("client {i}\n").into_bytes();
+                    let (res, msg) = c.write_all(msg).await;
+                    res?;
+                    let mut got = Vec::new();
+                    while got.len() < msg.len() {
+                        let (res, buf) = c.read(Vec::with_capacity(64)).await;
+                        if res? == 0 {
+                            return Err(io::ErrorKind::UnexpectedEof.into());
+                        }
+                        got.extend_from_slice(&buf);
+                    }
+                    assert_eq!(got, msg);
+                    io::Result::Ok(c)
+                })
+                .unwrap();
+            clients.push(client);
+        }
+        let mut streams = Vec::new();
+        for client in clients {
+            streams.push(client.await.unwrap().unwrap());
+        }
+        // All 1,000 are connected at once.
+        assert_eq!(server.connection_count(), N);
+        drop(streams);
+        close_server(&server).await;
+    });
+}

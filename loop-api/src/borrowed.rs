@@ -1,0 +1,102 @@
+//! Descriptors the loop borrows from the user.
+//!
+//! `sock_*` operations and readiness watchers (`add_reader`/`add_writer`)
+//! work on descriptors the loop does not own. A readiness backend keeps a
+//! registration for every descriptor it waited on; if that registration
+//! outlived the loop's use, a user who closes the descriptor and gets the
+//! same number back from the kernel for a new socket would inherit a stale
+//! one (mio's edge-triggered registration would then never fire). So each
+//! use is counted here, and when the last one ends the driver is told to
+//! forget the descriptor ([`Driver::release_fd`](crate::driver::Driver::release_fd)).
+//! Counting matters because two uses overlap routinely: a `sock_recv` and a
+//! `sock_sendall` on one socket, or a reader and a writer on one fd.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::rc::Weak;
+
+use crate::event_loop::{EventLoop, LoopInner};
+use crate::extensions::Extension;
+use crate::Error;
+
+/// How many uses each borrowed descriptor has on one loop (a loop
+/// extension, created on first use).
+#[derive(Debug, Default)]
+pub(crate) struct BorrowedFds {
+    uses: RefCell<HashMap<RawFd, usize>>,
+}
+
+impl Extension for BorrowedFds {
+    fn on_close(&self, _lp: &EventLoop) {
+        // The backend goes away with the loop, and every registration with it.
+    }
+}
+
+/// One use of a user's descriptor; dropping the last use of a descriptor
+/// makes the driver forget it. Drop it only after the operation or watcher
+/// it covers has completed or been cancelled.
+#[derive(Debug)]
+pub(crate) struct FdUse {
+    lp: Weak<LoopInner>,
+    fd: RawFd,
+}
+
+impl FdUse {
+    /// Counts one more use of `fd` on `lp`.
+    pub(crate) fn acquire(lp: &EventLoop, fd: RawFd) -> FdUse {
+        let borrowed = lp.inner.extensions.get_or_insert_with(BorrowedFds::default);
+        *borrowed.uses.borrow_mut().entry(fd).or_insert(0) += 1;
+        FdUse {
+            lp: lp.downgrade(),
+            fd,
+        }
+    }
+}
+
+impl Drop for FdUse {
+    fn drop(&mut self) {
+        let Some(inner) = self.lp.upgrade() else {
+            return;
+        };
+        // None once the loop is closed: its backend is gone too.
+        let Some(borrowed) = inner.extensions.get::<BorrowedFds>() else {
+            return;
+        };
+        let last = {
+            let mut uses = borrowed.uses.borrow_mut();
+            match uses.get_mut(&self.fd) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => {
+                    uses.remove(&self.fd);
+                    true
+                }
+                None => false,
+            }
+        };
+        if last {
+            crate::sys::release(Some(&inner), self.fd);
+        }
+    }
+}
+
+/// Checks that `fd` can be borrowed: not negative (a typed error) and open
+/// (`EBADF` otherwise, so a dead descriptor is refused rather than
+/// registered, and no operation on it can hang).
+pub(crate) fn check_fd(fd: RawFd) -> Result<libc::c_int, Error> {
+    if fd < 0 {
+        return Err(Error::InvalidArgument(format!(
+            "invalid file descriptor {fd}"
+        )));
+    }
+    // SAFETY: F_GETFL reads the descriptor's status flags and touches no memory.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(Error::Io(io::Error::last_os_error()));
+    }
+    Ok(flags)
+}

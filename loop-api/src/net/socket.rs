@@ -1,0 +1,107 @@
+//! [`SockFd`]: a socket descriptor owned by a loop object.
+//!
+//! Every socket type (`TcpStream`, `UdpSocket`, `UnixListener`, ...) holds
+//! its descriptor in an `Rc<SockFd>`, and every operation in flight holds
+//! another clone as part of its keep-alive. So the descriptor is closed only
+//! when the last of them is gone: never while the backend may still use it,
+//! even if an operation's future is leaked or (on io_uring) outlives its
+//! cancellation. Closing first makes the driver forget the descriptor
+//! ([`Driver::release_fd`](crate::driver::Driver::release_fd)), so a stale
+//! registration can never be inherited by the next socket that gets the
+//! same number from the kernel.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::rc::{Rc, Weak};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::event_loop::{EventLoop, LoopInner};
+use crate::Error;
+
+/// A socket descriptor owned by a loop object (see the module docs).
+pub(crate) struct SockFd {
+    lp: Weak<LoopInner>,
+    fd: RawFd,
+}
+
+impl SockFd {
+    /// Takes ownership of a socket that is already non-blocking and close-on-exec.
+    pub(crate) fn new(lp: &EventLoop, socket: Socket) -> Rc<SockFd> {
+        Rc::new(SockFd {
+            lp: lp.downgrade(),
+            fd: socket.into_raw_fd(),
+        })
+    }
+
+    /// Takes ownership of a socket from the user, making it non-blocking and
+    /// close-on-exec (the loop's sockets always are).
+    pub(crate) fn adopt(lp: &EventLoop, fd: OwnedFd) -> io::Result<Rc<SockFd>> {
+        let socket = Socket::from(fd);
+        socket.set_nonblocking(true)?;
+        socket.set_cloexec(true)?;
+        Ok(SockFd::new(lp, socket))
+    }
+
+    /// The loop this socket belongs to, or an error once it is gone.
+    pub(crate) fn event_loop(&self) -> io::Result<EventLoop> {
+        match self.lp.upgrade() {
+            Some(inner) => Ok(EventLoop { inner }),
+            None => Err(Error::Closed.into()),
+        }
+    }
+
+    /// The raw descriptor.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// A borrowed view for socket options (`socket2::SockRef::from(&*sock)`).
+    pub(crate) fn sock_ref(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(self)
+    }
+}
+
+impl AsRawFd for SockFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+impl AsFd for SockFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: `fd` is open for as long as `self` lives (closed only in Drop).
+        unsafe { BorrowedFd::borrow_raw(self.fd) }
+    }
+}
+
+impl fmt::Debug for SockFd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SockFd").field(&self.fd).finish()
+    }
+}
+
+impl Drop for SockFd {
+    fn drop(&mut self) {
+        // No operation holds this descriptor any more (each holds an Rc), so
+        // the driver may forget it; then it is closed.
+        crate::sys::release(self.lp.upgrade().as_deref(), self.fd);
+        crate::fd::close_raw(self.fd);
+    }
+}
+
+/// A new non-blocking, close-on-exec socket.
+pub(crate) fn new_socket(domain: Domain, ty: Type, proto: Option<Protocol>) -> io::Result<Socket> {
+    Socket::new(domain, ty.nonblocking().cloexec(), proto)
+}
+
+/// A connected pair of non-blocking, close-on-exec Unix sockets.
+pub(crate) fn new_pair(ty: Type) -> io::Result<(Socket, Socket)> {
+    Socket::pair(Domain::UNIX, ty.nonblocking().cloexec(), None)
+}
+
+/// The loop running on this thread, as an I/O error when there is none.
+pub(crate) fn running_loop() -> io::Result<EventLoop> {
+    crate::get_running_loop().map_err(io::Error::from)
+}

@@ -1,0 +1,347 @@
+//! What every byte stream (`TcpStream`, `UnixStream`) offers: owned-buffer
+//! `read`/`write`/`write_all`, `shutdown`, splitting into halves that can
+//! live in different tasks, and the futures-io traits (see [`crate::io`]).
+//!
+//! The stream types are thin wrappers around [`StreamCore`]; the
+//! [`stream_api!`] macro gives each the same documented methods.
+
+use std::fmt;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::io::{recv_now, send_now, ReadyWait};
+use crate::net::socket::SockFd;
+
+/// A connected stream socket with the readiness waits of its futures-io side.
+#[derive(Debug)]
+pub(crate) struct StreamCore {
+    pub(crate) sock: Rc<SockFd>,
+    read: ReadyWait<Rc<SockFd>>,
+    write: ReadyWait<Rc<SockFd>>,
+}
+
+impl StreamCore {
+    pub(crate) fn new(sock: Rc<SockFd>) -> Self {
+        StreamCore {
+            sock,
+            read: ReadyWait::default(),
+            write: ReadyWait::default(),
+        }
+    }
+
+    pub(crate) async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        self.sock.recv(buf).await
+    }
+
+    pub(crate) async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        self.sock.send(buf).await
+    }
+
+    pub(crate) async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        self.sock.send_all(buf).await
+    }
+
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.sock.sock_ref().shutdown(how)
+    }
+
+    pub(crate) fn into_split(self) -> (ReadHalf, WriteHalf) {
+        (
+            ReadHalf {
+                sock: self.sock.clone(),
+                state: self.read,
+            },
+            WriteHalf {
+                sock: self.sock,
+                state: self.write,
+            },
+        )
+    }
+
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        poll_read(&self.sock, &mut self.read, cx, out)
+    }
+
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        poll_write(&self.sock, &mut self.write, cx, data)
+    }
+
+    pub(crate) fn poll_close(&mut self) -> Poll<io::Result<()>> {
+        Poll::Ready(shutdown_write(&self.sock))
+    }
+}
+
+fn poll_read(
+    sock: &Rc<SockFd>,
+    wait: &mut ReadyWait<Rc<SockFd>>,
+    cx: &mut Context<'_>,
+    out: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    let empty = out.is_empty();
+    poll_sock(sock, wait, cx, true, empty, |fd| recv_now(fd, out))
+}
+
+fn poll_write(
+    sock: &Rc<SockFd>,
+    wait: &mut ReadyWait<Rc<SockFd>>,
+    cx: &mut Context<'_>,
+    data: &[u8],
+) -> Poll<io::Result<usize>> {
+    poll_sock(sock, wait, cx, false, data.is_empty(), |fd| {
+        send_now(fd, data)
+    })
+}
+
+/// One futures-io transfer on `sock` (nothing to do for an empty slice).
+fn poll_sock(
+    sock: &Rc<SockFd>,
+    wait: &mut ReadyWait<Rc<SockFd>>,
+    cx: &mut Context<'_>,
+    readable: bool,
+    empty: bool,
+    attempt: impl FnMut(RawFd) -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    if empty {
+        return Poll::Ready(Ok(0));
+    }
+    let lp = sock.event_loop()?;
+    wait.poll_io(&lp, sock.fd(), cx, readable, || sock.clone(), attempt)
+}
+
+/// `AsyncWrite::poll_close`: shuts the write direction down (the peer reads
+/// end-of-stream); a peer that is already gone is not an error. Nothing is
+/// buffered on our side, so there is nothing to flush first.
+fn shutdown_write(sock: &SockFd) -> io::Result<()> {
+    match sock.sock_ref().shutdown(Shutdown::Write) {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        other => other,
+    }
+}
+
+/// The reading half of a stream, from `into_split`; the socket closes
+/// when both halves are dropped.
+pub struct ReadHalf {
+    sock: Rc<SockFd>,
+    state: ReadyWait<Rc<SockFd>>,
+}
+
+impl ReadHalf {
+    /// Receives into `buf` (up to its capacity, replacing its contents) and
+    /// returns the count; 0 means the peer closed its side.
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        self.sock.recv(buf).await
+    }
+}
+
+impl fmt::Debug for ReadHalf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ReadHalf").field(&self.sock.fd()).finish()
+    }
+}
+
+impl futures_io::AsyncRead for ReadHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        poll_read(&this.sock, &mut this.state, cx, out)
+    }
+}
+
+/// The writing half of a stream, from `into_split`. Dropping it does not
+/// shut the connection down; call [`shutdown`](WriteHalf::shutdown) (or
+/// `AsyncWriteExt::close`) to send end-of-stream.
+pub struct WriteHalf {
+    sock: Rc<SockFd>,
+    state: ReadyWait<Rc<SockFd>>,
+}
+
+impl WriteHalf {
+    /// Sends what the kernel takes of `buf` at once; returns the count.
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        self.sock.send(buf).await
+    }
+
+    /// Sends every byte of `buf`.
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        self.sock.send_all(buf).await
+    }
+
+    /// Shuts down the write direction: the peer reads end-of-stream.
+    pub fn shutdown(&self) -> io::Result<()> {
+        self.sock.sock_ref().shutdown(Shutdown::Write)
+    }
+}
+
+impl fmt::Debug for WriteHalf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("WriteHalf").field(&self.sock.fd()).finish()
+    }
+}
+
+impl futures_io::AsyncWrite for WriteHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        poll_write(&this.sock, &mut this.state, cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Nothing is buffered on our side.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(shutdown_write(&self.sock))
+    }
+}
+
+/// Gives a stream type wrapping a `StreamCore` in field `core` the common
+/// stream methods and trait implementations.
+macro_rules! stream_api {
+    ($ty:ident) => {
+        impl $ty {
+            /// Receives into `buf` (up to its capacity, replacing its
+            /// contents) and returns the count; 0 means the peer closed its
+            /// side (end of stream). A buffer with no capacity reads nothing.
+            ///
+            /// Dropping the future before it completes cancels the receive:
+            /// no byte is lost, the next read gets it. (A receive that had
+            /// already completed when it was dropped keeps its bytes in the
+            /// dropped buffer: cancellation races with completion, as on any
+            /// completion-based backend.)
+            pub async fn read<B: $crate::buf::IoBufMut>(
+                &self,
+                buf: B,
+            ) -> $crate::buf::BufResult<usize, B> {
+                self.core.read(buf).await
+            }
+
+            /// Sends what the kernel takes of `buf` at once; returns the count.
+            pub async fn write<B: $crate::buf::IoBuf>(
+                &self,
+                buf: B,
+            ) -> $crate::buf::BufResult<usize, B> {
+                self.core.write(buf).await
+            }
+
+            /// Sends every byte of `buf`. If the future is dropped midway,
+            /// a prefix of `buf` may have been sent.
+            pub async fn write_all<B: $crate::buf::IoBuf>(
+                &self,
+                buf: B,
+            ) -> $crate::buf::BufResult<(), B> {
+                self.core.write_all(buf).await
+            }
+
+            /// Shuts down the read direction, the write direction (the peer
+            /// reads end-of-stream) or both. The descriptor stays open until
+            /// the stream is dropped.
+            pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
+                self.core.shutdown(how)
+            }
+
+            /// Splits the stream into a reading and a writing half that can
+            /// be moved into different tasks.
+            pub fn into_split(self) -> ($crate::net::ReadHalf, $crate::net::WriteHalf) {
+                self.core.into_split()
+            }
+        }
+
+        impl futures_io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                out: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.get_mut().core.poll_read(cx, out)
+            }
+        }
+
+        impl futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                data: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.get_mut().core.poll_write(cx, data)
+            }
+
+            /// Nothing is buffered on our side: always ready.
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            /// Shuts down the write direction (the peer reads end-of-stream);
+            /// the descriptor closes when the stream is dropped.
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.get_mut().core.poll_close()
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.core.sock.fd()
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&*self.core.sock)
+            }
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_tuple(stringify!($ty))
+                    .field(&self.core.sock.fd())
+                    .finish()
+            }
+        }
+    };
+}
+pub(crate) use stream_api;
+
+/// `AsFd` for the types that hold an `Rc<SockFd>` in field `sock`.
+macro_rules! sock_fd_traits {
+    ($($ty:ident),*) => {$(
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.sock.fd()
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&*self.sock)
+            }
+        }
+    )*};
+}
+pub(crate) use sock_fd_traits;
+
+sock_fd_traits!(ReadHalf, WriteHalf);
