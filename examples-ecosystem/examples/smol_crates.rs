@@ -132,9 +132,7 @@ async fn mutex(lp: &EventLoop) -> Result<(), BoxError> {
         t?;
     }
     let log = log.lock().await;
-    let together = log
-        .chunks(3)
-        .all(|c| c.iter().all(|l| l[..8] == c[0][..8]));
+    let together = log.chunks(3).all(|c| c.iter().all(|l| l[..8] == c[0][..8]));
     println!(
         "mutex: {} lines, every writer's lines together: {together}",
         log.len()

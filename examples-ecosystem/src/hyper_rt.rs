@@ -8,9 +8,12 @@
 //! | somewhere to run connection futures: `rt::Executor` | [`EventLoop::create_task`] (futures need not be `Send`) | [`EvloopExecutor`] |
 //! | timeouts: `rt::Timer` (e.g. `header_read_timeout`) | the loop's timers ([`EventLoop::sleep`]) | [`EvloopTimer`] |
 //!
-//! A server and a client, both on the running loop:
+//! Two helpers put them together: [`serve_http1`] (asyncio's
+//! `create_server` with hyper as the protocol) and [`connect_http1`] (a TCP
+//! connection, hyper's handshake, and the connection's task). Written out by
+//! hand, a server and a client on the running loop look like this:
 //!
-//! ```no_run
+//! ```
 //! use std::convert::Infallible;
 //! use bytes::Bytes;
 //! use examples_ecosystem::hyper_rt::{EvloopExecutor, EvloopTimer, HyperIo};
@@ -51,9 +54,10 @@
 //! ```
 //!
 //! HTTP/2 is not enabled here: hyper's `http2` feature pulls in `h2`, which
-//! depends on tokio's I/O traits. HTTP/1.1 needs nothing of tokio; hyper
-//! still lists tokio as a dependency (with only its `sync` feature: no
-//! runtime, reactor, timer or thread is compiled in).
+//! depends on tokio's I/O traits. HTTP/1.1 needs nothing of tokio's
+//! runtime, but hyper 1.x still depends on tokio unconditionally, with only
+//! its `sync` feature (its HTTP/1 client uses the `tokio::pin!` macro): no
+//! runtime, reactor, timer or thread is compiled in.
 
 use std::fmt;
 use std::future::Future;
@@ -321,3 +325,67 @@ impl Future for EvloopSleep {
 }
 
 impl hyper::rt::Sleep for EvloopSleep {}
+
+/// The error of [`connect_http1`]: connecting (I/O) or hyper's handshake.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves HTTP/1.1 on `addr` (asyncio's `create_server` with hyper as the
+/// protocol): every accepted connection runs
+/// `builder.serve_connection(HyperIo::new(stream), service.clone())` as a
+/// task on `lp`. Configure timeouts on `builder` together with
+/// [`EvloopTimer`] (`builder.timer(EvloopTimer::new(lp))`).
+///
+/// A connection that ends in an error (the client went away mid-request,
+/// a header read timeout) is closed silently, as any web server does; to
+/// see those errors, write the same few lines with
+/// [`EventLoop::create_server`] and look at `serve_connection`'s result.
+///
+/// Returns evloop's [`Server`](evloop::net::Server): `local_addr()`,
+/// `close()`, `wait_closed()`, `connection_count()`.
+pub fn serve_http1<S, B>(
+    lp: &EventLoop,
+    addr: impl std::net::ToSocketAddrs,
+    builder: hyper::server::conn::http1::Builder,
+    service: S,
+) -> io::Result<evloop::net::Server>
+where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<B>,
+        > + Clone
+        + 'static,
+    S::Error: Into<BoxError>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    lp.create_server(addr, move |stream| {
+        let conn = builder.serve_connection(HyperIo::new(stream), service.clone());
+        async move {
+            let _ = conn.await;
+        }
+    })
+}
+
+/// Opens an HTTP/1.1 client connection to `addr` on the running loop: a
+/// TCP connection, hyper's handshake, and the connection's driver future
+/// spawned as a task. Send requests with the returned
+/// [`SendRequest`](hyper::client::conn::http1::SendRequest) (one at a time
+/// per connection: `ready().await` first, or open several connections for
+/// concurrency). The connection closes when the `SendRequest` is dropped.
+pub async fn connect_http1<B>(
+    addr: impl std::net::ToSocketAddrs,
+) -> Result<hyper::client::conn::http1::SendRequest<B>, BoxError>
+where
+    B: hyper::body::Body + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let lp = evloop::get_running_loop()?;
+    let stream = lp.create_connection(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(HyperIo::new(stream)).await?;
+    hyper::rt::Executor::execute(&EvloopExecutor::new(&lp), async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}

@@ -9,7 +9,7 @@
 //! never queue on the connection's lock, and other connections (or other
 //! blocking work) keep the rest of the pool.
 //!
-//! ```no_run
+//! ```
 //! use examples_ecosystem::sqlite::AsyncConnection;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

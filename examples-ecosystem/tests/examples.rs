@@ -66,7 +66,10 @@ fn smol_crates_pipeline_locks_select_stream() {
             "select!: reply in 100 ms vs timeout 5 ms -> timed out",
             "stream: even numbers times ten: [20, 40, 60, 80, 100]",
         ] {
-            assert!(out.contains(expected), "{backend}: no {expected:?} in\n{out}");
+            assert!(
+                out.contains(expected),
+                "{backend}: no {expected:?} in\n{out}"
+            );
         }
     });
 }
@@ -74,7 +77,11 @@ fn smol_crates_pipeline_locks_select_stream() {
 #[test]
 fn sqlite_inserts_from_tasks_and_reads_back() {
     on_every_backend("sqlite", &[], |backend, out| {
-        assert_eq!(lines_with(out, "inserted row id ").len(), 3, "{backend}: {out}");
+        assert_eq!(
+            lines_with(out, "inserted row id ").len(),
+            3,
+            "{backend}: {out}"
+        );
         for expected in [
             "inserted rows [4, 5] in one transaction",
             "bad statement refused: no such table: nowhere",
@@ -85,7 +92,10 @@ fn sqlite_inserts_from_tasks_and_reads_back() {
             "row #4 from Jack to Jill: I'm out of water.",
             "row #5 from Jack to Terry: Do you know where my pail is?",
         ] {
-            assert!(out.contains(expected), "{backend}: no {expected:?} in\n{out}");
+            assert!(
+                out.contains(expected),
+                "{backend}: no {expected:?} in\n{out}"
+            );
         }
         assert_eq!(lines_with(out, "row #").len(), 5, "{backend}: {out}");
     });
@@ -115,7 +125,89 @@ fn async_iteration_yields_values_as_they_become_ready() {
             r#"completion order: ["quick", "brisk", "medium", "slow"]"#,
             "first 5 even items: [10, 12, 20, 22, 30] (pages fetched: 3)",
         ] {
-            assert!(out.contains(expected), "{backend}: no {expected:?} in\n{out}");
+            assert!(
+                out.contains(expected),
+                "{backend}: no {expected:?} in\n{out}"
+            );
         }
+    });
+}
+
+#[test]
+fn hyper_json_server_and_client() {
+    on_every_backend("hyper_json", &[], |backend, out| {
+        let requests = lines_with(out, "request ");
+        assert_eq!(requests.len(), 50, "{backend}: {out}");
+        assert!(
+            requests.iter().all(|l| l.contains("-> 200 OK {\"sum\":")),
+            "{backend}: {out}"
+        );
+        for expected in [
+            "request  1: GET /add?a=1&b=2 -> 200 OK {\"sum\":3}",
+            "request 49: GET /add?a=49&b=98 -> 200 OK {\"sum\":147}",
+            "client: 50/50 correct sums over 5 connections",
+            "client: GET /add?a=one&b=2 -> 400 Bad Request",
+            "client: GET /sub?a=1&b=2 -> 404 Not Found",
+            "server: answered 52 requests",
+            "stalled client: the server closed the connection (end of stream)",
+            "stalled client: server side ended with a header read timeout: true",
+        ] {
+            assert!(
+                out.contains(expected),
+                "{backend}: no {expected:?} in\n{out}"
+            );
+        }
+    });
+}
+
+#[test]
+fn web_scraper_fetches_every_page_both_ways() {
+    on_every_backend("web_scraper", &["--think-ms", "10"], |backend, out| {
+        let one_by_one = out.find("== one by one").expect("sequential part");
+        let concurrently = out.find("== concurrently").expect("concurrent part");
+        for part in [&out[one_by_one..concurrently], &out[concurrently..]] {
+            let titles = lines_with(part, "Title found: Episode ");
+            assert_eq!(titles.len(), 20, "{backend}: {out}");
+            // Printed in episode order both ways (tasks are awaited in order).
+            for (i, title) in titles.iter().enumerate() {
+                assert!(
+                    title.ends_with(&format!("(episode {})", i + 1)),
+                    "{backend}: {out}"
+                );
+            }
+        }
+        assert!(out.contains("Title found: Episode 1: Event loops explained (episode 1)"));
+        assert!(
+            out.contains("a missing page is an error: episode 21: HTTP 404 Not Found"),
+            "{backend}: {out}"
+        );
+        assert!(out.contains("concurrent scraping was "), "{backend}: {out}");
+    });
+}
+
+#[test]
+fn async_cleanup_closes_the_connection_on_every_path() {
+    on_every_backend("async_cleanup", &[], |backend, out| {
+        for expected in [
+            "success path result: Ok(\"VALUE hello\")",
+            "client A: closed politely (server said BYE)",
+            "error path result: Err(no such key: missing)",
+            "client B: closed politely (server said BYE)",
+            "client C: dropped without close(); Drop closed the socket",
+            "cancellation path result: Err(Cancelled)",
+            "server: connection #3 dropped without QUIT (end of stream)",
+            "server: 3 connections, 2 closed cleanly, 1 dropped, 0 still open",
+        ] {
+            assert!(
+                out.contains(expected),
+                "{backend}: no {expected:?} in\n{out}"
+            );
+        }
+        assert!(!out.contains("never printed"), "{backend}: {out}");
+        assert_eq!(
+            lines_with(out, "server: connection #").len(),
+            6,
+            "{backend}: {out}"
+        );
     });
 }
