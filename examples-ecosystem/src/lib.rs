@@ -7,17 +7,16 @@
 //! backend compiled in, and check what it prints).
 //!
 //! This library holds the reusable glue the examples share:
-//! - [`hyper_rt`]: hyper 1.x on evloop (I/O adapter, executor, timer);
 //! - [`sqlite`]: an aiosqlite-like async wrapper over `rusqlite`, built on
 //!   `run_in_executor`;
 //! - [`print_backend`] and [`Rng`]: what every example starts with, and the
 //!   small random numbers the demos use (no `rand` dependency).
 //!
-//! The crate is not published: its dependencies (hyper, async-channel,
-//! async-lock, futures, rusqlite, serde_json) are never evloop's.
+//! The crate is not published: its dependencies (async-channel, async-lock,
+//! futures, rusqlite) are never evloop's, and no tokio is anywhere in its
+//! tree (hyper, which depends on tokio, lives in `examples-hyper`).
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
-pub mod hyper_rt;
 pub mod sqlite;
 
 /// Prints the first line every example prints, `backend: <name>`, for the

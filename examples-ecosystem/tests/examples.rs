@@ -1,57 +1,8 @@
 //! Runs every example of this crate on every compiled-in backend (with
 //! `EVLOOP_BACKEND` set) and checks what it prints, never how fast it ran.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-/// Where cargo put the example binaries (built by `cargo test` alongside the tests).
-fn example_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    profile_dir.join("examples").join(name)
-}
-
-/// Runs an example with `EVLOOP_BACKEND=backend`; checks that it succeeded
-/// and printed `backend: <backend>` first; returns its stdout.
-fn run_example(name: &str, backend: &str, args: &[&str]) -> String {
-    let path = example_path(name);
-    let out = Command::new(&path)
-        .args(args)
-        .env("EVLOOP_BACKEND", backend)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{name} on {backend} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        stdout.lines().next(),
-        Some(format!("backend: {backend}").as_str()),
-        "{name} must print its backend first:\n{stdout}"
-    );
-    stdout
-}
-
-/// Runs `check` on the output of `name` on every backend.
-fn on_every_backend(name: &str, args: &[&str], check: impl Fn(&str, &str)) {
-    let backends = evloop::available_backends();
-    assert!(!backends.is_empty());
-    for backend in backends {
-        let out = run_example(name, backend, args);
-        check(backend, &out);
-    }
-}
-
-/// The lines of `out` that start with `prefix`.
-fn lines_with<'a>(out: &'a str, prefix: &str) -> Vec<&'a str> {
-    out.lines().filter(|l| l.starts_with(prefix)).collect()
-}
+mod common;
+use common::*;
 
 #[test]
 fn smol_crates_pipeline_locks_select_stream() {
@@ -130,58 +81,6 @@ fn async_iteration_yields_values_as_they_become_ready() {
                 "{backend}: no {expected:?} in\n{out}"
             );
         }
-    });
-}
-
-#[test]
-fn hyper_json_server_and_client() {
-    on_every_backend("hyper_json", &[], |backend, out| {
-        let requests = lines_with(out, "request ");
-        assert_eq!(requests.len(), 50, "{backend}: {out}");
-        assert!(
-            requests.iter().all(|l| l.contains("-> 200 OK {\"sum\":")),
-            "{backend}: {out}"
-        );
-        for expected in [
-            "request  1: GET /add?a=1&b=2 -> 200 OK {\"sum\":3}",
-            "request 49: GET /add?a=49&b=98 -> 200 OK {\"sum\":147}",
-            "client: 50/50 correct sums over 5 connections",
-            "client: GET /add?a=one&b=2 -> 400 Bad Request",
-            "client: GET /sub?a=1&b=2 -> 404 Not Found",
-            "server: answered 52 requests",
-            "stalled client: the server closed the connection (end of stream)",
-            "stalled client: server side ended with a header read timeout: true",
-        ] {
-            assert!(
-                out.contains(expected),
-                "{backend}: no {expected:?} in\n{out}"
-            );
-        }
-    });
-}
-
-#[test]
-fn web_scraper_fetches_every_page_both_ways() {
-    on_every_backend("web_scraper", &["--think-ms", "10"], |backend, out| {
-        let one_by_one = out.find("== one by one").expect("sequential part");
-        let concurrently = out.find("== concurrently").expect("concurrent part");
-        for part in [&out[one_by_one..concurrently], &out[concurrently..]] {
-            let titles = lines_with(part, "Title found: Episode ");
-            assert_eq!(titles.len(), 20, "{backend}: {out}");
-            // Printed in episode order both ways (tasks are awaited in order).
-            for (i, title) in titles.iter().enumerate() {
-                assert!(
-                    title.ends_with(&format!("(episode {})", i + 1)),
-                    "{backend}: {out}"
-                );
-            }
-        }
-        assert!(out.contains("Title found: Episode 1: Event loops explained (episode 1)"));
-        assert!(
-            out.contains("a missing page is an error: episode 21: HTTP 404 Not Found"),
-            "{backend}: {out}"
-        );
-        assert!(out.contains("concurrent scraping was "), "{backend}: {out}");
     });
 }
 

@@ -1,5 +1,5 @@
 //! A real HTTP stack on evloop: hyper 1.x's HTTP/1.1 server and client,
-//! plugged in through `examples_ecosystem::hyper_rt` (an I/O adapter over
+//! plugged in through `examples_hyper::hyper_rt` (an I/O adapter over
 //! evloop's `TcpStream`, an executor over `create_task`, a timer over the
 //! loop's timers). No tokio runtime is involved.
 //!
@@ -11,8 +11,8 @@
 //!   timer): a client that sends half a request head is cut off.
 //!
 //! ```text
-//! cargo run -p examples-ecosystem --example hyper_json
-//! EVLOOP_BACKEND=mio cargo run -p examples-ecosystem --example hyper_json
+//! cargo run -p examples-hyper --example hyper_json
+//! EVLOOP_BACKEND=mio cargo run -p examples-hyper --example hyper_json
 //! curl 'http://127.0.0.1:PORT/add?a=1&b=2'   # while it runs with --serve
 //! ```
 
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use evloop::EventLoop;
-use examples_ecosystem::hyper_rt::{connect_http1, serve_http1, EvloopTimer, HyperIo};
+use examples_hyper::hyper_rt::{connect_http1, serve_http1, EvloopTimer, HyperIo};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;

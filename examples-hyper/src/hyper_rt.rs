@@ -16,7 +16,7 @@
 //! ```
 //! use std::convert::Infallible;
 //! use bytes::Bytes;
-//! use examples_ecosystem::hyper_rt::{EvloopExecutor, EvloopTimer, HyperIo};
+//! use examples_hyper::hyper_rt::{EvloopExecutor, EvloopTimer, HyperIo};
 //! use http_body_util::{BodyExt, Empty, Full};
 //! use hyper::{service::service_fn, Request, Response};
 //!

@@ -11,8 +11,8 @@
 //! the status (`raise_for_status`) and reads the body as text.
 //!
 //! ```text
-//! cargo run -p examples-ecosystem --example web_scraper
-//! EVLOOP_BACKEND=uring cargo run -p examples-ecosystem --example web_scraper -- --think-ms 100
+//! cargo run -p examples-hyper --example web_scraper
+//! EVLOOP_BACKEND=uring cargo run -p examples-hyper --example web_scraper -- --think-ms 100
 //! ```
 
 use std::convert::Infallible;
@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use examples_ecosystem::hyper_rt::{connect_http1, serve_http1, BoxError};
+use examples_hyper::hyper_rt::{connect_http1, serve_http1, BoxError};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
