@@ -1,40 +1,11 @@
 //! Runs the executor, subprocess and signal examples on every compiled-in
 //! backend and checks what they print (never how fast they ran).
 
+mod common;
+use common::*;
+
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-
-fn example_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    profile_dir.join("examples").join(name)
-}
-
-fn check(name: &str, backend: &str, out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{name} on {backend} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains(&format!("backend: {backend}")), "{stdout}");
-    stdout
-}
-
-fn run_example(name: &str, backend: &str, args: &[&str]) -> String {
-    let path = example_path(name);
-    let out = Command::new(&path)
-        .args(args)
-        .env("EVLOOP_BACKEND", backend)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
-    check(name, backend, out)
-}
+use std::process::{Command, Stdio};
 
 /// The number after `prefix` ... `during the call: ` on the line starting with `prefix`.
 fn ticks_during(out: &str, prefix: &str) -> u32 {
