@@ -3,7 +3,7 @@
 //! Server CPU is taken from the kernel's accounting (`getrusage`): the
 //! process's CPU time over the window minus the load generator thread's own.
 //! That is the server thread plus any helper thread it has (smol's
-//! async-io thread, an io_uring SQPOLL thread), the fair total.
+//! async-io thread, io_uring's kernel workers or SQPOLL thread), the fair total.
 
 pub mod client;
 
