@@ -93,7 +93,6 @@ impl Selector for MioSelector {
                 fd: ev.token().0 as RawFd,
                 readable: ev.is_readable() || ev.is_read_closed() || failed,
                 writable: ev.is_writable() || ev.is_write_closed() || failed,
-                closed: ev.is_read_closed() || failed,
             });
         }
         Ok(())

@@ -102,9 +102,6 @@ impl Selector for PollingSelector {
                 fd: ev.key as RawFd,
                 readable: ev.readable,
                 writable: ev.writable,
-                // Oneshot: every re-arm re-checks the descriptor, so a
-                // hang-up is never missed and need not be reported apart.
-                closed: false,
             });
         }
         Ok(())

@@ -46,11 +46,6 @@ pub struct Event {
     pub readable: bool,
     /// Writable, or an error or hang-up that a write would report.
     pub writable: bool,
-    /// The read side hung up or failed: reads will return end-of-stream or
-    /// an error from now on, without any further readiness edge. An
-    /// edge-triggered selector must report it; a oneshot selector may leave
-    /// it `false`, since re-arming re-checks the descriptor's state.
-    pub closed: bool,
 }
 
 /// The OS readiness mechanism a readiness backend plugs into [`ReadinessDriver`].
@@ -80,46 +75,6 @@ struct FdState {
     registered: bool,
     readers: VecDeque<OpId>,
     writers: VecDeque<OpId>,
-    /// The last stream read found the descriptor drained (`WouldBlock`, or
-    /// fewer bytes than asked for): until the selector reports it readable
-    /// again, a new read parks at once instead of trying a syscall that
-    /// would fail (tokio's rule). Cleared by every readable event.
-    read_drained: bool,
-    /// The same for writes: the send buffer was full.
-    write_full: bool,
-    /// A hang-up or error was reported: it may have come in the same edge as
-    /// the last data, so a short read no longer means "wait for an edge".
-    read_closed: bool,
-}
-
-impl FdState {
-    fn blocked(&self, read: bool) -> bool {
-        if read {
-            (self.read_drained && !self.read_closed) || !self.readers.is_empty()
-        } else {
-            self.write_full || !self.writers.is_empty()
-        }
-    }
-
-    fn set_blocked(&mut self, read: bool) {
-        if read {
-            self.read_drained = true;
-        } else {
-            self.write_full = true;
-        }
-    }
-}
-
-/// The requested length of a byte-stream operation (where a short result
-/// means the descriptor is drained or full), `None` for other operations.
-fn stream_len(op: &Op) -> Option<usize> {
-    match *op {
-        Op::Recv { len, .. }
-        | Op::Read { len, .. }
-        | Op::Send { len, .. }
-        | Op::Write { len, .. } => Some(len),
-        _ => None,
-    }
 }
 
 struct Parked {
@@ -216,33 +171,11 @@ impl<S: Selector> ReadinessDriver<S> {
                 syscalls::attempt(&parked.op)
             };
             match result {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if stream_len(&parked.op).is_some() {
-                        self.fds[fd as usize].set_blocked(read);
-                    }
-                    return;
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 result => {
-                    let short = matches!(
-                        (stream_len(&parked.op), &result),
-                        (Some(len), Ok(out)) if out.res > 0 && out.res < len
-                    );
-                    if short {
-                        self.fds[fd as usize].set_blocked(read);
-                    }
-                    let state = &mut self.fds[fd as usize];
-                    let queue = if read {
-                        &mut state.readers
-                    } else {
-                        &mut state.writers
-                    };
                     queue.pop_front();
                     self.parked.remove(&id);
                     done.push(Completion { id, result });
-                    if short {
-                        // Drained (or full): the others wait for the next edge.
-                        return;
-                    }
                 }
             }
         }
@@ -261,41 +194,13 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
             return Poll::Ready(Ok(OpOutput::new(0)));
         }
         let connecting = matches!(op, Op::Connect { .. });
-        let read = op.wants_read();
-        let stream = stream_len(&op);
-        let fd = op.fd();
-        if stream.is_some() && fd >= 0 {
-            // Known not ready (or others are already waiting, who go first):
-            // skip the syscall and wait for the selector. Only for a
-            // registered descriptor, whose next readiness edge will come.
-            if let Some(state) = self.fds.get(fd as usize) {
-                if state.registered && state.blocked(read) {
-                    return match self.park(id, op, false) {
-                        Ok(()) => Poll::Pending,
-                        Err(e) => Poll::Ready(Err(e)),
-                    };
-                }
-            }
-        }
-        let attempt = syscalls::attempt(&op);
-        if let (Some(len), Ok(out)) = (stream, &attempt) {
-            // A short transfer drained the socket (or filled its buffer).
-            // A result of 0 (end of stream) is not "drained": it repeats
-            // without any new readiness edge.
-            if out.res > 0 && out.res < len {
-                self.fd_state(fd).set_blocked(read);
-            }
-        }
-        match attempt {
+        match syscalls::attempt(&op) {
             // A Unix-domain connect to a listener whose backlog is full
             // fails with EAGAIN without starting (an in-progress connect
             // reports EINPROGRESS), and no readiness event ever says there
             // is room: report it instead of waiting forever.
             Err(e) if connecting && e.raw_os_error() == Some(libc::EAGAIN) => Poll::Ready(Err(e)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if stream.is_some() {
-                    self.fd_state(fd).set_blocked(read);
-                }
                 match self.park(id, op, connecting) {
                     Ok(()) => Poll::Pending,
                     Err(e) => Poll::Ready(Err(e)),
@@ -325,9 +230,6 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
                 state.registered = false;
                 self.selector.disarm(fd);
             }
-            state.read_drained = false;
-            state.write_full = false;
-            state.read_closed = false;
             let stale: Vec<OpId> = state
                 .readers
                 .drain(..)
@@ -348,15 +250,10 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
             if fd < 0 || fd as usize >= self.fds.len() || !self.fds[fd as usize].registered {
                 continue;
             }
-            if ev.closed {
-                self.fds[fd as usize].read_closed = true;
-            }
             if ev.readable {
-                self.fds[fd as usize].read_drained = false;
                 self.retry(fd, true, done);
             }
             if ev.writable {
-                self.fds[fd as usize].write_full = false;
                 self.retry(fd, false, done);
             }
             let state = &self.fds[fd as usize];
