@@ -170,15 +170,18 @@ pub(crate) async fn recv_from<B: IoBufMut, K: 'static>(
 
 /// `sendto(addr)` of the whole of `buf` as one datagram: the count sent.
 ///
-/// A datagram send completes or fails at once, so it is made directly (a
-/// non-blocking `sendto` on the owned buffer, on every backend); only when
-/// the socket or the receiver's queue is full does it wait, with a
-/// memory-free writability poll and one loop iteration (an unconnected
-/// AF_UNIX sender reports writable even while its receiver is full, so the
-/// retry may spin once per iteration until the receiver drains), and try
-/// again. (As an io_uring `SendMsg`, Linux 6.18 retries a send refused by a
-/// full AF_UNIX receiver from an iterator the refused attempt already
-/// consumed, delivering an empty datagram: hence no `Op::SendTo` here.)
+/// To an IP address this is one backend operation (`Op::SendTo`: a real
+/// `SendMsg` on io_uring), retried after a writability wait on `EAGAIN`.
+///
+/// To an AF_UNIX address it is made directly (a non-blocking `sendto` on the
+/// owned buffer, on every backend); only when the socket or the receiver's
+/// queue is full does it wait, with a memory-free writability poll and one
+/// loop iteration (an unconnected AF_UNIX sender reports writable even while
+/// its receiver is full, so the retry may spin once per iteration until the
+/// receiver drains), and try again. The reason: as an io_uring `SendMsg`,
+/// Linux 6.18 retries a send refused by a full AF_UNIX receiver from an
+/// iterator the refused attempt already consumed, delivering an empty
+/// datagram.
 pub(crate) async fn send_to<B: IoBuf, K: 'static>(
     lp: &EventLoop,
     fd: RawFd,
@@ -186,6 +189,21 @@ pub(crate) async fn send_to<B: IoBuf, K: 'static>(
     addr: SockAddr,
     keep: K,
 ) -> BufResult<usize, B> {
+    if addr.family() != libc::AF_UNIX as libc::sa_family_t {
+        // SAFETY: the op reads `buf`'s own stable memory (IoBuf's contract),
+        // and `buf` travels in the keep-alive; `keep` keeps the descriptor
+        // open; the address travels inside the op.
+        let (res, (buf, _keep)) = unsafe {
+            submit(lp, fd, false, (buf, keep), |(buf, _)| Op::SendTo {
+                fd,
+                buf: buf.stable_ptr(),
+                len: buf.bytes_init(),
+                addr: addr.clone(),
+            })
+        }
+        .await;
+        return (res.map(|out| out.res), buf);
+    }
     // Held until the send is done: keeps the descriptor open.
     let _keep = keep;
     loop {
