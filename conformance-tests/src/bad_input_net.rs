@@ -27,6 +27,7 @@ macro_rules! __bad_input_net_tests {
             constructors_need_a_running_loop,
             bad_addresses_are_errors,
             unix_path_too_long_is_invalid_input,
+            watcher_on_loop_socket_fd_is_refused,
         ]);
     };
 }
@@ -167,5 +168,68 @@ pub fn unix_path_too_long_is_invalid_input(factory: impl Factory) {
         let e = UnixStream::connect(&long).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         assert!(lp.create_unix_server(&long, |_s| async {}).is_err());
+    });
+}
+
+/// BAD-3: add_reader/add_writer on a descriptor owned by one of the loop's
+/// sockets is InvalidArgument ("used by" a socket) and registers nothing;
+/// remove_* on it returns false. Once the socket is closed the number is
+/// the user's again.
+pub fn watcher_on_loop_socket_fd_is_refused(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (u1, u2) = UnixStream::pair().unwrap();
+        let adopted =
+            TcpListener::from_std(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+        let fds = [
+            listener.as_raw_fd(),
+            stream.as_raw_fd(),
+            accepted.as_raw_fd(),
+            udp.as_raw_fd(),
+            u1.as_raw_fd(),
+            u2.as_raw_fd(),
+            adopted.as_raw_fd(),
+        ];
+        for fd in fds {
+            match lp.add_reader(fd, || panic!("reader on a loop socket ran")) {
+                Err(Error::InvalidArgument(msg)) => {
+                    assert!(msg.contains("used by"), "{msg}");
+                }
+                other => panic!("add_reader on loop socket fd {fd}: {other:?}"),
+            }
+            match lp.add_writer(fd, || panic!("writer on a loop socket ran")) {
+                Err(Error::InvalidArgument(msg)) => {
+                    assert!(msg.contains("used by"), "{msg}");
+                }
+                other => panic!("add_writer on loop socket fd {fd}: {other:?}"),
+            }
+            assert!(!lp.remove_reader(fd), "nothing was registered on {fd}");
+            assert!(!lp.remove_writer(fd), "nothing was registered on {fd}");
+        }
+        // The sockets still work.
+        let (res, _) = stream.write_all(b"ok".as_slice()).await;
+        res.unwrap();
+        let (res, buf) = accepted.read(Vec::with_capacity(8)).await;
+        assert!(res.unwrap() > 0);
+        assert_eq!(&buf[..1], b"o");
+
+        // A closed socket's number is no longer refused. The kernel hands out
+        // the lowest free number, which is usually the one just closed; other
+        // tests may take it first, so check only when we got it back.
+        let fd = udp.as_raw_fd();
+        drop(udp);
+        let user = Socket::new(Domain::IPV4, Type::DGRAM.nonblocking(), None).unwrap();
+        if user.as_raw_fd() == fd {
+            lp.add_reader(fd, || {}).unwrap();
+            assert!(lp.remove_reader(fd));
+        }
+        // A user socket is not refused.
+        lp.add_writer(user.as_raw_fd(), || {}).unwrap();
+        assert!(lp.remove_writer(user.as_raw_fd()));
     });
 }

@@ -348,6 +348,7 @@ async fn fd_workload(
     lp: loop_api::EventLoop,
 ) -> (
     loop_api::net::UnixStream,
+    (Socket, Socket),
     loop_api::net::Server,
     loop_api::net::TcpStream,
 ) {
@@ -402,9 +403,11 @@ async fn fd_workload(
     let (x, y) = Socket::pair(Domain::UNIX, Type::STREAM.nonblocking(), None).unwrap();
     let _ = wait_for(lp.sock_recv(&x, 8), Duration::from_millis(5)).await;
     drop((x, y));
-    // A reader left registered, and a server left open with a connection
-    // whose handler is still running, when the loop closes.
-    lp.add_reader(a.as_raw_fd(), || {}).unwrap();
+    // A reader left registered (on a user socket: the loop's own sockets
+    // refuse watchers), and a server left open with a connection whose
+    // handler is still running, when the loop closes.
+    let user = Socket::pair(Domain::UNIX, Type::STREAM.nonblocking(), None).unwrap();
+    lp.add_reader(user.0.as_raw_fd(), || {}).unwrap();
     let open = lp
         .create_server("127.0.0.1:0", |s| async move {
             let _ = s.read(Vec::with_capacity(8)).await;
@@ -416,5 +419,5 @@ async fn fd_workload(
     while open.connection_count() == 0 {
         loop_api::yield_now().await;
     }
-    (a, open, live)
+    (a, user, open, live)
 }

@@ -11,7 +11,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
 
-use loop_api::net::{TcpListener, TcpSocket, TcpStream};
+use loop_api::net::{ServerOptions, TcpListener, TcpSocket, TcpStream};
 use loop_api::{sleep, wait_for, Error, EventLoop};
 
 use crate::net_support::{
@@ -47,6 +47,8 @@ macro_rules! __tcp_tests {
             split_halves_in_two_tasks,
             handler_panic_keeps_server_serving,
             stream_addresses_and_nodelay,
+            start_serving_false_defers_accepting,
+            any_host_server_is_dual_stack,
         ] exclusive [
             thousand_concurrent_connections,
         ]);
@@ -682,5 +684,132 @@ pub fn data_and_eof_in_one_wakeup(factory: impl Factory) {
             .await
             .expect("end-of-stream repeats");
         assert_eq!(res.unwrap(), 0);
+    });
+}
+
+/// TCP-4: with `start_serving: false` the server listens but accepts
+/// nothing (connects wait in the backlog, is_serving() is false) until
+/// start_serving() or serve_forever(); a server closed before starting
+/// cannot be started and refuses connects.
+pub fn start_serving_false_defers_accepting(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let options = ServerOptions {
+            start_serving: false,
+        };
+        let served = Rc::new(Cell::new(0));
+        let s = served.clone();
+        let server = lp
+            .create_server_with(
+                LOCAL,
+                move |c: TcpStream| {
+                    let s = s.clone();
+                    async move {
+                        s.set(s.get() + 1);
+                        let (res, _) = c.write_all(b"hi".as_slice()).await;
+                        res.unwrap();
+                    }
+                },
+                options,
+            )
+            .unwrap();
+        assert!(!server.is_serving(), "not serving before start_serving()");
+        let addr = server.local_addr().expect("listening before start");
+        let c = TcpStream::connect(addr).await.unwrap();
+        lp.sleep(Duration::from_millis(50)).await;
+        assert_eq!(served.get(), 0, "nothing accepted before start_serving()");
+        assert_eq!(server.connection_count(), 0);
+        server.start_serving().unwrap();
+        assert!(server.is_serving());
+        server.start_serving().unwrap();
+        assert_eq!(
+            read_exact(&c, 2).await,
+            b"hi",
+            "the queued connect is served"
+        );
+        assert_eq!(served.get(), 1);
+        close_server(&server).await;
+
+        // serve_forever() starts a server that was not started.
+        let server = lp
+            .create_server_with(
+                LOCAL,
+                |c: TcpStream| async move {
+                    let (res, _) = c.write_all(b"ok".as_slice()).await;
+                    res.unwrap();
+                },
+                options,
+            )
+            .unwrap();
+        let c = TcpStream::connect(server.local_addr().unwrap())
+            .await
+            .unwrap();
+        let s2 = server.clone();
+        let forever = lp
+            .create_task(async move { s2.serve_forever().await })
+            .unwrap();
+        assert_eq!(read_exact(&c, 2).await, b"ok");
+        assert!(server.is_serving());
+        server.close();
+        forever.await.unwrap().unwrap();
+
+        // Closed before starting: no start, connects refused.
+        let server = lp
+            .create_server_with(LOCAL, |_c: TcpStream| async {}, options)
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        server.close();
+        assert!(!server.is_serving());
+        assert!(server.start_serving().is_err());
+        let err = TcpStream::connect(addr).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+        server.wait_closed().await;
+    });
+}
+
+/// TCP-6: the host=None server (create_server_any_host) listens on IPv4
+/// and IPv6 on one port: both 127.0.0.1 and ::1 reach it, and local_addrs()
+/// lists both. IPv6 is left out only on a host with no IPv6 loopback.
+pub fn any_host_server_is_dual_stack(factory: impl Factory) {
+    let has_v6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+    run_net(factory, move |lp| async move {
+        let server = lp
+            .create_server_any_host(0, |c: TcpStream| async move {
+                let family: &[u8] = if c.local_addr().unwrap().is_ipv4() {
+                    b"4"
+                } else {
+                    b"6"
+                };
+                let (res, _) = c.write_all(family).await;
+                res.unwrap();
+            })
+            .unwrap();
+        let addrs: Vec<SocketAddr> = server
+            .local_addrs()
+            .iter()
+            .filter_map(|a| a.as_socket())
+            .collect();
+        assert_eq!(addrs.len(), 1 + usize::from(has_v6), "{addrs:?}");
+        let port = addrs[0].port();
+        assert_ne!(port, 0);
+        assert!(
+            addrs.iter().all(|a| a.port() == port),
+            "one port: {addrs:?}"
+        );
+        assert!(addrs.iter().any(|a| a.is_ipv4()), "{addrs:?}");
+        assert_eq!(addrs.iter().any(|a| a.is_ipv6()), has_v6, "{addrs:?}");
+        assert_eq!(server.local_addr().map(|a| a.port()), Some(port));
+
+        let mut targets: Vec<(std::net::IpAddr, &[u8])> =
+            vec![(std::net::Ipv4Addr::LOCALHOST.into(), b"4")];
+        if has_v6 {
+            targets.push((std::net::Ipv6Addr::LOCALHOST.into(), b"6"));
+        }
+        for (ip, family) in targets {
+            let c = TcpStream::connect((ip, port)).await.unwrap();
+            assert_eq!(read_exact(&c, 1).await, family, "served over {ip}");
+        }
+        close_server(&server).await;
+        let err = TcpStream::connect(("127.0.0.1", port)).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
     });
 }

@@ -12,7 +12,7 @@
 //! `sock_sendall` on one socket, or a reader and a writer on one fd.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Weak;
@@ -82,6 +82,50 @@ impl Drop for FdUse {
             crate::sys::release(Some(&inner), self.fd);
         }
     }
+}
+
+/// Descriptors owned by this loop's sockets (every live `SockFd`), so that
+/// `add_reader`/`add_writer` can refuse them (a loop extension, created by
+/// the first socket). Inserting and removing a number is all a socket pays.
+#[derive(Debug, Default)]
+pub(crate) struct OwnedFds {
+    fds: RefCell<HashSet<RawFd>>,
+}
+
+impl Extension for OwnedFds {
+    fn on_close(&self, _lp: &EventLoop) {}
+}
+
+/// Records that a loop socket owns `fd` (nothing once the loop is closed).
+pub(crate) fn mark_owned(lp: &EventLoop, fd: RawFd) {
+    if lp.is_closed() {
+        return;
+    }
+    let owned = lp.inner.extensions.get_or_insert_with(OwnedFds::default);
+    owned.fds.borrow_mut().insert(fd);
+}
+
+/// Forgets that a loop socket owns `fd`; call before closing it.
+pub(crate) fn unmark_owned(inner: &LoopInner, fd: RawFd) {
+    if let Some(owned) = inner.extensions.get::<OwnedFds>() {
+        owned.fds.borrow_mut().remove(&fd);
+    }
+}
+
+/// [`Error::InvalidArgument`] if a socket of this loop owns `fd`
+/// (asyncio's "File descriptor … is used by transport").
+pub(crate) fn check_not_owned(lp: &EventLoop, fd: RawFd) -> Result<(), Error> {
+    let owned = lp
+        .inner
+        .extensions
+        .get::<OwnedFds>()
+        .is_some_and(|owned| owned.fds.borrow().contains(&fd));
+    if owned {
+        return Err(Error::InvalidArgument(format!(
+            "file descriptor {fd} is used by a socket of this loop"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks that `fd` can be borrowed: not negative (a typed error) and open

@@ -27,7 +27,7 @@ use std::os::fd::RawFd;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 
-use crate::borrowed::{check_fd, FdUse};
+use crate::borrowed::{check_fd, check_not_owned, FdUse};
 use crate::driver::{Op, OpOutput};
 use crate::event_loop::{EventLoop, LoopInner};
 use crate::exception::ExceptionContext;
@@ -171,6 +171,7 @@ impl EventLoop {
             return Err(Error::Closed);
         }
         check_fd(fd)?;
+        check_not_owned(self, fd)?;
         let table = self.inner.extensions.get_or_insert_with(Watchers::default);
         let gen = {
             let mut map = table.map.borrow_mut();
@@ -220,8 +221,10 @@ impl EventLoop {
     /// A second call for the same `fd` replaces the callback; a reader and
     /// a writer on one `fd` are independent. Keep `fd` open until the
     /// reader is removed. Errors: [`Error::Closed`] after `close()`,
-    /// [`Error::InvalidArgument`] for a negative `fd`, [`Error::Io`]
-    /// (`EBADF`) for a descriptor that is not open.
+    /// [`Error::InvalidArgument`] for a negative `fd` or for one owned by a
+    /// socket of this loop (a `TcpStream`, `TcpListener`, `UdpSocket`, Unix
+    /// socket, ...: its operations already watch it; asyncio's "is used by
+    /// transport"), [`Error::Io`] (`EBADF`) for a descriptor that is not open.
     pub fn add_reader<F: FnMut() + 'static>(&self, fd: RawFd, callback: F) -> Result<()> {
         self.add_watcher(fd, Dir::Read, Box::new(callback))
     }
@@ -233,7 +236,10 @@ impl EventLoop {
 
     /// Removes the reader on `fd`, at once: its callback never runs again
     /// and the descriptor may be closed right after. Returns whether one
-    /// was registered (always `false` once the loop is closed).
+    /// was registered: always `false` once the loop is closed, and `false`
+    /// for a descriptor owned by a socket of this loop, on which no watcher
+    /// can be added (rather than an error: nothing is removed, so nothing
+    /// went wrong).
     pub fn remove_reader(&self, fd: RawFd) -> bool {
         self.remove_watcher(fd, Dir::Read)
     }

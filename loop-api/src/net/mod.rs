@@ -33,7 +33,7 @@ mod unix;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-pub use server::{Server, WaitClosed};
+pub use server::{any_host, Server, ServerOptions, WaitClosed};
 pub use stream::{ReadHalf, WriteHalf};
 pub use tcp::{TcpListener, TcpSocket, TcpStream};
 pub use udp::UdpSocket;

@@ -91,9 +91,17 @@ impl<L: Listener> Stop for L {
     }
 }
 
+/// Starts the accept tasks of a server created with
+/// `start_serving: false`, when [`Server::start_serving`] is called.
+type PendingStart = Box<dyn FnOnce(&Rc<ServerInner>) -> io::Result<()>>;
+
 struct ServerInner {
     lp: Weak<LoopInner>,
     closed: Cell<bool>,
+    /// Whether the accept tasks run (see [`ServerOptions::start_serving`]).
+    started: Cell<bool>,
+    /// What starts them, until started or closed.
+    pending: RefCell<Option<PendingStart>>,
     listeners: RefCell<Vec<Rc<dyn Stop>>>,
     addrs: RefCell<Vec<SockAddr>>,
     /// One slot per live connection; the task handle once spawned.
@@ -129,6 +137,9 @@ impl ServerInner {
             listener.stop();
         }
         drop(listeners);
+        // A server never started drops its listeners here.
+        let pending = self.pending.borrow_mut().take();
+        drop(pending);
         self.addrs.borrow_mut().clear();
         self.wake_waiters();
     }
@@ -262,8 +273,41 @@ impl fmt::Debug for Server {
     }
 }
 
+/// Options for [`EventLoop::create_server_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Accept connections at once (the default, `true`). With `false` the
+    /// sockets listen (connects queue in the backlog) but nothing is
+    /// accepted until [`Server::start_serving`] or [`Server::serve_forever`],
+    /// and [`Server::is_serving`] is `false` until then (asyncio's
+    /// `start_serving=False`).
+    pub start_serving: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            start_serving: true,
+        }
+    }
+}
+
 impl Server {
     fn start<L, H, F>(lp: &EventLoop, listeners: Vec<L>, handler: H) -> io::Result<Server>
+    where
+        L: Listener,
+        H: Fn(L::Conn) -> F + 'static,
+        F: Future + 'static,
+    {
+        Self::create(lp, listeners, handler, ServerOptions::default())
+    }
+
+    fn create<L, H, F>(
+        lp: &EventLoop,
+        listeners: Vec<L>,
+        handler: H,
+        options: ServerOptions,
+    ) -> io::Result<Server>
     where
         L: Listener,
         H: Fn(L::Conn) -> F + 'static,
@@ -272,6 +316,8 @@ impl Server {
         let inner = Rc::new(ServerInner {
             lp: lp.downgrade(),
             closed: Cell::new(false),
+            started: Cell::new(false),
+            pending: RefCell::new(None),
             listeners: RefCell::new(Vec::new()),
             addrs: RefCell::new(Vec::new()),
             conns: RefCell::new(Slab::new()),
@@ -279,17 +325,48 @@ impl Server {
         });
         let server = Server { inner };
         let handler = Rc::new(handler);
-        for listener in listeners {
-            let listener = Rc::new(listener);
+        let listeners: Vec<Rc<L>> = listeners.into_iter().map(Rc::new).collect();
+        for listener in &listeners {
             if let Some(addr) = listener.sock_addr() {
                 server.inner.addrs.borrow_mut().push(addr);
             }
             server.inner.listeners.borrow_mut().push(listener.clone());
-            let accept = accept_loop(Rc::downgrade(&server.inner), listener, handler.clone());
-            // The accept task is detached: it ends when the server closes.
-            lp.create_task(accept)?.detach();
+        }
+        let start: PendingStart = Box::new(move |inner: &Rc<ServerInner>| {
+            let lp = inner
+                .event_loop()
+                .ok_or_else(|| io::Error::from(crate::Error::Closed))?;
+            for listener in listeners {
+                let accept = accept_loop(Rc::downgrade(inner), listener, handler.clone());
+                // The accept task is detached: it ends when the server closes.
+                lp.create_task(accept)?.detach();
+            }
+            Ok(())
+        });
+        *server.inner.pending.borrow_mut() = Some(start);
+        if options.start_serving {
+            server.start_serving()?;
         }
         Ok(server)
+    }
+
+    /// Starts accepting connections on a server created with
+    /// [`ServerOptions::start_serving`] `false` (connects made meanwhile
+    /// waited in the backlog and are served now). Does nothing if it is
+    /// already serving; an error once closed.
+    pub fn start_serving(&self) -> io::Result<()> {
+        if self.inner.closed.get() {
+            return Err(io::Error::other("the server is closed"));
+        }
+        let pending = self.inner.pending.borrow_mut().take();
+        if let Some(start) = pending {
+            self.inner.started.set(true);
+            if let Err(e) = start(&self.inner) {
+                self.inner.close();
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Stops listening now: new connects are refused (`ConnectionRefused`),
@@ -300,9 +377,10 @@ impl Server {
         self.inner.close();
     }
 
-    /// `true` until [`close`](Self::close).
+    /// `true` from [`start_serving`](Self::start_serving) (at creation,
+    /// by default) until [`close`](Self::close).
     pub fn is_serving(&self) -> bool {
-        !self.inner.closed.get()
+        self.inner.started.get() && !self.inner.closed.get()
     }
 
     /// The addresses listened on (empty once closed).
@@ -351,13 +429,13 @@ impl Server {
         }
     }
 
-    /// Serves until [`close`](Self::close) is called; if this future is
-    /// dropped first (its task cancelled), the server is closed. An error
-    /// if the server is already closed.
+    /// Starts serving if not yet started (see
+    /// [`start_serving`](Self::start_serving)) and serves until
+    /// [`close`](Self::close) is called; if this future is dropped first
+    /// (its task cancelled), the server is closed. An error if the server
+    /// is already closed.
     pub async fn serve_forever(&self) -> io::Result<()> {
-        if self.inner.closed.get() {
-            return Err(io::Error::other("the server is closed"));
-        }
+        self.start_serving()?;
         struct CloseOnDrop<'a>(&'a Server);
         impl Drop for CloseOnDrop<'_> {
             fn drop(&mut self) {
@@ -374,6 +452,63 @@ impl Server {
         })
         .await;
         Ok(())
+    }
+}
+
+/// The wildcard addresses of both families, `0.0.0.0:port` and
+/// `[::]:port`: what [`EventLoop::create_server_any_host`] binds.
+pub fn any_host(port: u16) -> [SocketAddr; 2] {
+    [
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)),
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
+    ]
+}
+
+/// Binds a listener on each of `addrs` (duplicates once). Addresses with
+/// port 0 share the port picked for the first of them (retried a few times
+/// if another socket holds it in another family); an address family the
+/// host lacks (`EAFNOSUPPORT`) is skipped when there are other addresses.
+fn bind_all(lp: &EventLoop, addrs: &[SocketAddr]) -> io::Result<Vec<TcpListener>> {
+    const ATTEMPTS: usize = 8;
+    let mut attempt = 0;
+    'retry: loop {
+        attempt += 1;
+        let mut listeners: Vec<TcpListener> = Vec::new();
+        let mut picked: Option<u16> = None;
+        let mut skipped = None;
+        for &requested in addrs {
+            let mut addr = requested;
+            if let (0, Some(port)) = (addr.port(), picked) {
+                addr.set_port(port);
+            }
+            if addr.port() != 0 && listeners.iter().any(|l| l.local_addr().ok() == Some(addr)) {
+                continue;
+            }
+            match TcpListener::bind_one(lp, addr) {
+                Ok(listener) => {
+                    if requested.port() == 0 && picked.is_none() {
+                        picked = Some(listener.local_addr()?.port());
+                    }
+                    listeners.push(listener);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) && addrs.len() > 1 => {
+                    skipped = Some(e);
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::AddrInUse
+                        && requested.port() == 0
+                        && attempt < ATTEMPTS =>
+                {
+                    continue 'retry;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if listeners.is_empty() {
+            return Err(skipped
+                .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address")));
+        }
+        return Ok(listeners);
     }
 }
 
@@ -419,23 +554,59 @@ impl EventLoop {
     /// and its connection closed; the server keeps serving. For options
     /// (`reuse_port`, the backlog), build a listener with
     /// [`TcpSocket`](crate::net::TcpSocket) and use [`serve_tcp`](Self::serve_tcp).
+    ///
+    /// When `addr` resolves to several addresses with port 0 (such as
+    /// `("localhost", 0)`), they all listen on one port, picked for the
+    /// first. An address whose family the host does not support (no IPv6
+    /// at all) is skipped if another one works.
     pub fn create_server<A, H, F>(&self, addr: A, handler: H) -> io::Result<Server>
     where
         A: ToSocketAddrs,
         H: Fn(TcpStream) -> F + 'static,
         F: Future + 'static,
     {
-        let mut listeners = Vec::new();
-        for addr in resolve(addr)? {
-            if listeners
-                .iter()
-                .any(|l: &TcpListener| l.local_addr().ok() == Some(addr))
-            {
-                continue;
-            }
-            listeners.push(TcpListener::bind_one(self, addr)?);
-        }
-        Server::start(self, listeners, handler)
+        self.create_server_with(addr, handler, ServerOptions::default())
+    }
+
+    /// [`create_server`](Self::create_server) with [`ServerOptions`], e.g.
+    /// a server that does not accept until [`Server::start_serving`]:
+    ///
+    /// ```no_run
+    /// # fn demo(lp: &loop_api::EventLoop) -> std::io::Result<()> {
+    /// use loop_api::net::ServerOptions;
+    /// let options = ServerOptions { start_serving: false, ..Default::default() };
+    /// let server = lp.create_server_with("127.0.0.1:0", |_s| async {}, options)?;
+    /// assert!(!server.is_serving());
+    /// server.start_serving()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn create_server_with<A, H, F>(
+        &self,
+        addr: A,
+        handler: H,
+        options: ServerOptions,
+    ) -> io::Result<Server>
+    where
+        A: ToSocketAddrs,
+        H: Fn(TcpStream) -> F + 'static,
+        F: Future + 'static,
+    {
+        let listeners = bind_all(self, &resolve(addr)?)?;
+        Server::create(self, listeners, handler, options)
+    }
+
+    /// Serves `port` on every interface, IPv4 and IPv6 alike (asyncio's
+    /// `create_server(host=None)`): one socket bound to `0.0.0.0` and one
+    /// (IPv6-only) to `::`, so both `127.0.0.1` and `::1` reach it. With
+    /// port 0 both share the port picked. On a host without IPv6 only the
+    /// IPv4 socket is made. See [`any_host`] for the addresses, to use with
+    /// [`create_server_with`](Self::create_server_with).
+    pub fn create_server_any_host<H, F>(&self, port: u16, handler: H) -> io::Result<Server>
+    where
+        H: Fn(TcpStream) -> F + 'static,
+        F: Future + 'static,
+    {
+        self.create_server(&any_host(port)[..], handler)
     }
 
     /// Serves connections accepted on `listener` (asyncio's `create_server(sock=...)`).

@@ -29,9 +29,11 @@ pub(crate) struct SockFd {
 impl SockFd {
     /// Takes ownership of a socket that is already non-blocking and close-on-exec.
     pub(crate) fn new(lp: &EventLoop, socket: Socket) -> Rc<SockFd> {
+        let fd = socket.into_raw_fd();
+        crate::borrowed::mark_owned(lp, fd);
         Rc::new(SockFd {
             lp: lp.downgrade(),
-            fd: socket.into_raw_fd(),
+            fd,
         })
     }
 
@@ -86,7 +88,12 @@ impl Drop for SockFd {
     fn drop(&mut self) {
         // No operation holds this descriptor any more (each holds an Rc), so
         // the driver may forget it; then it is closed.
-        crate::sys::release(self.lp.upgrade().as_deref(), self.fd);
+        let inner = self.lp.upgrade();
+        if let Some(inner) = &inner {
+            // Before closing: the number may be reused at once.
+            crate::borrowed::unmark_owned(inner, self.fd);
+        }
+        crate::sys::release(inner.as_deref(), self.fd);
         crate::fd::close_raw(self.fd);
     }
 }
