@@ -344,7 +344,7 @@ impl Driver for UringDriver {
         }
         // SAFETY: `submit`'s contract is `prepare`'s: the pointers in `op`
         // stay valid until the completion for `id` is reported.
-        let (entry, holding) = match unsafe { ops::prepare(op) } {
+        let (entry, holding) = match unsafe { ops::prepare(op, self.support.waitid) } {
             Ok(prepared) => prepared,
             Err(e) => return Poll::Ready(Err(e)),
         };

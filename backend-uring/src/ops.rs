@@ -100,6 +100,8 @@ pub(crate) enum Holding {
         /// Only kept alive, never read back.
         _msg: Stable<SendMsgBuf>,
     },
+    /// WaitId standing for WaitPid: the reaped child's `siginfo_t`.
+    WaitId(Stable<libc::siginfo_t>),
 }
 
 impl Holding {
@@ -131,6 +133,7 @@ impl Holding {
                     // bytes (at most the storage's size, which it was given)
                     // into the zero-initialised storage.
                     addr: Some(unsafe { SockAddr::new(storage, len) }),
+                    child_status: None,
                 }
             }
             Holding::RecvFrom(buf) => {
@@ -141,10 +144,38 @@ impl Holding {
                     // SAFETY: as for Accept: `msg_namelen` is what the kernel
                     // wrote into the zeroed storage, bounded by its size.
                     addr: Some(unsafe { SockAddr::new(name, hdr.msg_namelen) }),
+                    child_status: None,
+                }
+            }
+            Holding::WaitId(info) => {
+                // SAFETY: final CQE reaped (the caller's contract).
+                let info = unsafe { info.into_inner() };
+                OpOutput {
+                    res: 0,
+                    child_status: wait_status(&info),
+                    addr: None,
                 }
             }
         })
     }
+}
+
+/// The raw `waitpid` status encoded by what `waitid` stored in `info`, or
+/// `None` if it names no child (`si_pid` 0: nothing was reaped).
+fn wait_status(info: &libc::siginfo_t) -> Option<libc::c_int> {
+    // SAFETY: `info` was zero-initialised and then filled by the kernel's
+    // waitid as a SIGCHLD siginfo, whose union holds `si_pid`/`si_status`.
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return None;
+    }
+    Some(match info.si_code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_KILLED => status & 0x7f,
+        libc::CLD_DUMPED => (status & 0x7f) | 0x80,
+        // WEXITED reports only the three above; anything else is not an exit.
+        _ => return None,
+    })
 }
 
 /// Clamps a buffer length to what one SQE can carry (the kernel caps a
@@ -157,12 +188,14 @@ fn sqe_len(len: usize) -> u32 {
 /// memory the driver must hold until its final completion.
 ///
 /// `Op::Close` is prepared as the Close opcode; a driver on a kernel without
-/// it closes synchronously instead of calling this.
+/// it closes synchronously instead of calling this. `Op::WaitPid` becomes a
+/// WaitId (`P_PIDFD`, `WEXITED`) that reaps the child when `waitid` is set
+/// (the kernel has the opcode), else a PollAdd on the pidfd.
 ///
 /// # Safety
 /// The pointers in `op` must satisfy [`loop_api::driver::Driver::submit`]'s
 /// contract: valid for the operation's whole life.
-pub(crate) unsafe fn prepare(op: Op) -> io::Result<(squeue::Entry, Holding)> {
+pub(crate) unsafe fn prepare(op: Op, waitid: bool) -> io::Result<(squeue::Entry, Holding)> {
     Ok(match op {
         Op::Accept { fd } => {
             let buf = Stable::new(AcceptBuf {
@@ -268,6 +301,19 @@ pub(crate) unsafe fn prepare(op: Op) -> io::Result<(squeue::Entry, Holding)> {
         ),
         Op::PollWritable { fd } => (
             opcode::PollAdd::new(Fd(fd), libc::POLLOUT as u32).build(),
+            Holding::Ready,
+        ),
+        Op::WaitPid { pidfd } if waitid => {
+            // SAFETY: an all-zero siginfo_t is a valid value of this plain C
+            // struct (and `si_pid` 0 reads as "nothing reaped").
+            let info = Stable::new(unsafe { mem::zeroed::<libc::siginfo_t>() });
+            let entry = opcode::WaitId::new(libc::P_PIDFD, pidfd as libc::id_t, libc::WEXITED)
+                .infop(info.as_ptr())
+                .build();
+            (entry, Holding::WaitId(info))
+        }
+        Op::WaitPid { pidfd } => (
+            opcode::PollAdd::new(Fd(pidfd), libc::POLLIN as u32).build(),
             Holding::Ready,
         ),
         Op::Close { fd } => (opcode::Close::new(Fd(fd)).build(), Holding::Count),

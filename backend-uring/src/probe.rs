@@ -5,7 +5,8 @@ use std::io;
 use io_uring::{opcode, IoUring, Probe};
 
 /// Every opcode the driver submits, with the kernel version that added it.
-/// `Close` is not here: without it the driver closes synchronously.
+/// `Close` is not here: without it the driver closes synchronously. Nor is
+/// `WaitId` (6.7): without it `Op::WaitPid` polls the pidfd instead.
 pub(crate) const REQUIRED_OPCODES: &[(u8, &str)] = &[
     (opcode::Accept::CODE, "Accept (5.5)"),
     (opcode::Connect::CODE, "Connect (5.5)"),
@@ -24,6 +25,8 @@ pub(crate) const REQUIRED_OPCODES: &[(u8, &str)] = &[
 pub(crate) struct Support {
     /// The kernel has the Close opcode (5.6).
     pub(crate) close: bool,
+    /// The kernel has the WaitId opcode (6.7): `Op::WaitPid` reaps in the kernel.
+    pub(crate) waitid: bool,
 }
 
 /// Probes `ring` for every opcode and feature the driver needs.
@@ -61,6 +64,7 @@ pub(crate) fn check(ring: &IoUring) -> Result<Support, String> {
     }
     Ok(Support {
         close: probe.is_supported(opcode::Close::CODE),
+        waitid: probe.is_supported(opcode::WaitId::CODE),
     })
 }
 

@@ -883,3 +883,83 @@ fn close_frees_orphaned_buffers_only_after_their_final_completion() {
         "the orphan's memory was leaked instead of drained"
     );
 }
+
+#[test]
+fn waitpid_op_reaps_a_real_child_with_waitid() {
+    let _g = shared();
+    let mut d = driver();
+    let child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    assert!(raw >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh descriptor owned by nobody else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+    submit(
+        &mut d,
+        7,
+        Op::WaitPid {
+            pidfd: pidfd.as_raw_fd(),
+        },
+    );
+    let out = wait_for(&mut d, 7).result.unwrap();
+    assert_eq!(out.res, 0);
+    let status = out
+        .child_status
+        .expect("a 6.7+ kernel reaps through IORING_OP_WAITID");
+    assert!(libc::WIFEXITED(status), "raw status {status:#x}");
+    assert_eq!(libc::WEXITSTATUS(status), 0);
+    // The kernel reaped it: nothing is left for waitpid.
+    let mut st = 0;
+    // SAFETY: waitpid on one pid with a valid status pointer.
+    let ret = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+    assert_eq!(ret, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::ECHILD)
+    );
+    drop(child);
+}
+
+#[test]
+// The WaitPid operation reaps the child; `Child::wait` would find nothing.
+#[allow(clippy::zombie_processes)]
+fn waitpid_op_reports_a_killing_signal_and_can_be_cancelled() {
+    let _g = shared();
+    let mut d = driver();
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: as above.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    assert!(raw >= 0);
+    // SAFETY: as above.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+    // A wait that is cancelled before the child exits reaps nothing.
+    submit(
+        &mut d,
+        1,
+        Op::WaitPid {
+            pidfd: pidfd.as_raw_fd(),
+        },
+    );
+    let mut done = Vec::new();
+    d.wait(Some(Duration::ZERO), &mut done).unwrap();
+    assert_eq!(d.cancel(1), Cancel::Pending);
+    let err = wait_for(&mut d, 1).result.unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ECANCELED));
+    // A second wait sees the kill.
+    submit(
+        &mut d,
+        2,
+        Op::WaitPid {
+            pidfd: pidfd.as_raw_fd(),
+        },
+    );
+    child.kill().unwrap();
+    let status = wait_for(&mut d, 2).result.unwrap().child_status.unwrap();
+    assert!(libc::WIFSIGNALED(status), "raw status {status:#x}");
+    assert_eq!(libc::WTERMSIG(status), libc::SIGKILL);
+}

@@ -110,6 +110,20 @@ pub enum Op {
         /// The descriptor to watch.
         fd: RawFd,
     },
+    /// Completes once the child process behind `pidfd` has exited.
+    ///
+    /// A backend may reap the child itself (io_uring's `waitid` with
+    /// `P_PIDFD`, `WEXITED`): the output's [`OpOutput::child_status`] then
+    /// carries its raw wait status, and the child must not be waited for
+    /// again. Or it may only report readiness (the pidfd polled readable,
+    /// as the readiness backends and io_uring without `IORING_OP_WAITID` do):
+    /// `child_status` is `None` and the caller reaps with `waitpid(WNOHANG)`,
+    /// which may also find the child still running after a spurious wake-up.
+    /// `res` is 0 either way.
+    WaitPid {
+        /// A pidfd (`pidfd_open`) of a child of this process.
+        pidfd: RawFd,
+    },
     /// Forgets every registration for `fd` and closes it.
     Close {
         /// The descriptor to close; the backend owns it from submission on.
@@ -131,6 +145,7 @@ impl Op {
             | Op::SendTo { fd, .. }
             | Op::PollReadable { fd }
             | Op::PollWritable { fd }
+            | Op::WaitPid { pidfd: fd }
             | Op::Close { fd } => fd,
         }
     }
@@ -145,6 +160,7 @@ impl Op {
                 | Op::Read { .. }
                 | Op::RecvFrom { .. }
                 | Op::PollReadable { .. }
+                | Op::WaitPid { .. }
         )
     }
 }
@@ -156,12 +172,22 @@ pub struct OpOutput {
     pub res: usize,
     /// The peer's address, for `Accept` and `RecvFrom`.
     pub addr: Option<SockAddr>,
+    /// For [`Op::WaitPid`] only: `Some(status)` if the backend reaped the
+    /// child, `status` being the raw wait status as `waitpid(2)` would have
+    /// stored it (decode with `WIFEXITED`/`WEXITSTATUS`/`WTERMSIG`). `None`
+    /// if the backend only saw the pidfd become readable, and for every
+    /// other operation.
+    pub child_status: Option<libc::c_int>,
 }
 
 impl OpOutput {
-    /// An output with no address.
+    /// An output with no address and no child status.
     pub fn new(res: usize) -> Self {
-        OpOutput { res, addr: None }
+        OpOutput {
+            res,
+            addr: None,
+            child_status: None,
+        }
     }
 }
 

@@ -2,9 +2,13 @@
 //!
 //! - **pidfd** (Linux 5.3+, the default): `pidfd_open(pid)` gives a
 //!   descriptor that becomes readable when the child exits. The loop waits
-//!   for that with an ordinary [`Op::PollReadable`] (epoll on the readiness
-//!   backends, `PollAdd` on io_uring), then reaps with `waitpid(pid, WNOHANG)`.
-//!   Signals go through `pidfd_send_signal`, which can never hit a recycled pid.
+//!   for the exit with an [`Op::WaitPid`] on the pidfd. A readiness backend
+//!   (and io_uring before Linux 6.7) only reports the pidfd readable; the
+//!   loop then reaps with `waitpid(pid, WNOHANG)`. io_uring's `waitid`
+//!   reaps the child in the kernel and reports its status, which the loop
+//!   records as if its own `waitpid` had returned it. Signals go through
+//!   `pidfd_send_signal`, which can never hit a recycled pid (and fails
+//!   with `ESRCH` once the child is reaped, by whoever reaped it).
 //! - **SIGCHLD** (fallback when `pidfd_open` is unavailable, or chosen with
 //!   [`EventLoop::set_child_watcher`]): the loop's signal self-pipe gets a
 //!   byte on every `SIGCHLD` and the loop polls each of its unreaped children
@@ -145,6 +149,19 @@ impl ProcShared {
             sys::release_and_close(inner, fd);
         }
         state.status
+    }
+
+    /// Records the raw wait `status` of a child the backend already reaped
+    /// (an [`Op::WaitPid`] that reported one), and closes its pidfd. The
+    /// first recorded status wins, so every waiter sees the same one.
+    pub(crate) fn set_reaped(&self, status: libc::c_int, inner: Option<&LoopInner>) {
+        let mut state = self.lock();
+        if state.status.is_none() {
+            state.status = Some(status);
+        }
+        if let Some(fd) = state.pidfd.take() {
+            sys::release_and_close(inner, fd);
+        }
     }
 
     /// Sends `sig`, unless the child has been reaped (then `NotFound`).
@@ -295,9 +312,14 @@ impl ProcessState {
         if watch.shared.try_reap(Some(&lp.inner)).is_none() {
             return false;
         }
+        self.forget(watch);
+        true
+    }
+
+    /// `watch` is reaped: stop tracking it and wake its waiters.
+    fn forget(&self, watch: &Rc<Watch>) {
         self.children.borrow_mut().retain(|w| !Rc::ptr_eq(w, watch));
         watch.wake_all();
-        true
     }
 
     /// SIGCHLD mode: looks at every child that has no pidfd watch (a child
@@ -318,7 +340,11 @@ impl ProcessState {
                 lp.cancel_op(&op);
             }
             if let Some(lp) = lp {
-                // Maybe it just exited: reap it here if so.
+                // Maybe it just exited: reap it here if so. (On io_uring the
+                // cancelled WaitPid may have reaped it in the kernel already;
+                // its status is then lost with the cancelled callback and
+                // waitpid's ECHILD records 255, as for any lost status. The
+                // child is never signalled: pidfd_send_signal says ESRCH.)
                 if watch.shared.try_reap(Some(&lp.inner)).is_some() {
                     watch.wake_all();
                     continue;
@@ -348,7 +374,7 @@ impl Drop for ProcessState {
     }
 }
 
-/// Watches the child's pidfd with a readiness poll.
+/// Waits for the child's exit with an [`Op::WaitPid`] on its pidfd.
 fn arm(lp: &EventLoop, watch: &Rc<Watch>) -> Result<()> {
     let Some(fd) = watch.shared.pidfd_raw() else {
         return Ok(());
@@ -364,6 +390,16 @@ fn arm(lp: &EventLoop, watch: &Rc<Watch>) -> Result<()> {
         let Some(state) = lp.inner.extensions.get::<ProcessState>() else {
             return;
         };
+        if let Ok(crate::driver::OpOutput {
+            child_status: Some(status),
+            ..
+        }) = result
+        {
+            // The backend reaped the child: waitpid would now fail (ECHILD).
+            watch.shared.set_reaped(status, Some(&lp.inner));
+            state.forget(&watch);
+            return;
+        }
         if state.check(&lp, &watch) {
             return;
         }
@@ -383,11 +419,13 @@ fn arm(lp: &EventLoop, watch: &Rc<Watch>) -> Result<()> {
             }),
         }
     });
-    // SAFETY: PollReadable points into no memory; the pidfd stays open
-    // until the child is reaped, which happens only in this callback, in
-    // `reap_all`/`orphan_all` after this operation was cancelled, or by the
-    // reaper thread after `orphan_all` cancelled it.
-    let op = unsafe { lp.submit_with_callback(Op::PollReadable { fd }, callback) }?;
+    // SAFETY: WaitPid points into no memory (a backend that reaps keeps its
+    // own siginfo storage); the pidfd stays open until the child is reaped,
+    // which happens only in this callback (by `waitpid`, or by the backend
+    // within this very operation), in `reap_all`/`orphan_all` after this
+    // operation was cancelled, or by the reaper thread after `orphan_all`
+    // cancelled it.
+    let op = unsafe { lp.submit_with_callback(Op::WaitPid { pidfd: fd }, callback) }?;
     *watch.op.borrow_mut() = Some(op);
     Ok(())
 }

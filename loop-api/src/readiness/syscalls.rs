@@ -74,6 +74,9 @@ pub(crate) fn attempt(op: &Op) -> io::Result<OpOutput> {
         }
         Op::PollReadable { fd } => poll_now(fd, libc::POLLIN),
         Op::PollWritable { fd } => poll_now(fd, libc::POLLOUT),
+        // Readiness only: a pidfd turns readable when its process exits.
+        // The child is not reaped here (`child_status` stays `None`).
+        Op::WaitPid { pidfd } => poll_now(pidfd, libc::POLLIN),
         Op::Close { .. } => Err(io::Error::from(io::ErrorKind::InvalidInput)),
     })
 }
@@ -99,6 +102,7 @@ fn accept(fd: RawFd) -> io::Result<OpOutput> {
     Ok(OpOutput {
         res: newfd as usize,
         addr: Some(addr),
+        child_status: None,
     })
 }
 
@@ -179,6 +183,7 @@ fn recv_from(fd: RawFd, buf: *mut u8, len: usize) -> io::Result<OpOutput> {
     Ok(OpOutput {
         res: n,
         addr: Some(addr),
+        child_status: None,
     })
 }
 
