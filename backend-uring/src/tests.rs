@@ -57,6 +57,19 @@ fn submit(d: &mut UringDriver, id: usize, op: Op) {
     }
 }
 
+/// Submits a `Recv` into the whole of `buf`, which must not complete at once.
+fn submit_recv(d: &mut UringDriver, id: usize, fd: RawFd, buf: &mut [u8]) {
+    submit(
+        d,
+        id,
+        Op::Recv {
+            fd,
+            buf: buf.as_mut_ptr(),
+            len: buf.len(),
+        },
+    );
+}
+
 fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -82,15 +95,7 @@ fn recv_and_send_on_a_socketpair() {
     let mut d = driver();
     let (a, mut b) = UnixStream::pair().unwrap();
     let mut buf = vec![0u8; 64];
-    submit(
-        &mut d,
-        0,
-        Op::Recv {
-            fd: a.as_raw_fd(),
-            buf: buf.as_mut_ptr(),
-            len: buf.len(),
-        },
-    );
+    submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
     // Nothing yet: a zero wait does not block and reports nothing.
     let mut done = Vec::new();
     d.wait(Some(Duration::ZERO), &mut done).unwrap();
@@ -404,15 +409,7 @@ fn cancel_of_a_pending_recv_reports_the_final_completion() {
     let mut d = driver();
     let (a, mut b) = UnixStream::pair().unwrap();
     let mut buf = vec![0u8; 64];
-    submit(
-        &mut d,
-        7,
-        Op::Recv {
-            fd: a.as_raw_fd(),
-            buf: buf.as_mut_ptr(),
-            len: buf.len(),
-        },
-    );
+    submit_recv(&mut d, 7, a.as_raw_fd(), &mut buf);
     let mut done = Vec::new();
     d.wait(Some(Duration::ZERO), &mut done).unwrap(); // in the kernel now
     assert_eq!(d.cancel(7), Cancel::Pending);
@@ -422,15 +419,7 @@ fn cancel_of_a_pending_recv_reports_the_final_completion() {
     assert_eq!(d.in_flight(), 0);
     // Data sent after the cancellation is not consumed by the dead recv.
     b.write_all(b"late").unwrap();
-    submit(
-        &mut d,
-        7,
-        Op::Recv {
-            fd: a.as_raw_fd(),
-            buf: buf.as_mut_ptr(),
-            len: buf.len(),
-        },
-    );
+    submit_recv(&mut d, 7, a.as_raw_fd(), &mut buf);
     assert_eq!(wait_for(&mut d, 7).result.unwrap().res, 4);
     assert_eq!(&buf[..4], b"late");
 }
@@ -442,15 +431,7 @@ fn cancel_before_submission_reaches_the_kernel() {
     let (a, _b) = UnixStream::pair().unwrap();
     let mut buf = vec![0u8; 64];
     // Submit and cancel within one iteration: both SQEs go in one enter.
-    submit(
-        &mut d,
-        0,
-        Op::Recv {
-            fd: a.as_raw_fd(),
-            buf: buf.as_mut_ptr(),
-            len: buf.len(),
-        },
-    );
+    submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
     assert_eq!(d.cancel(0), Cancel::Pending);
     let c = wait_for(&mut d, 0);
     assert_eq!(c.result.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
@@ -528,15 +509,7 @@ fn zero_wait_does_not_block() {
     let mut d = driver();
     let (a, _b) = UnixStream::pair().unwrap();
     let mut buf = vec![0u8; 8];
-    submit(
-        &mut d,
-        0,
-        Op::Recv {
-            fd: a.as_raw_fd(),
-            buf: buf.as_mut_ptr(),
-            len: buf.len(),
-        },
-    );
+    submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
     let mut done = Vec::new();
     let t = Instant::now();
     for _ in 0..100 {
@@ -586,15 +559,7 @@ fn drop_with_operations_in_flight_returns_promptly() {
     let mut bufs: Vec<Vec<u8>> = (0..16).map(|_| vec![0u8; 128]).collect();
     let mut d = driver();
     for (i, buf) in bufs.iter_mut().enumerate() {
-        submit(
-            &mut d,
-            i,
-            Op::Recv {
-                fd: a.as_raw_fd(),
-                buf: buf.as_mut_ptr(),
-                len: buf.len(),
-            },
-        );
+        submit_recv(&mut d, i, a.as_raw_fd(), buf);
     }
     submit(
         &mut d,
@@ -654,15 +619,7 @@ fn every_setup_works_or_falls_back() {
         let mut d = builder.build().unwrap();
         let (a, mut b) = UnixStream::pair().unwrap();
         let mut buf = vec![0u8; 8];
-        submit(
-            &mut d,
-            0,
-            Op::Recv {
-                fd: a.as_raw_fd(),
-                buf: buf.as_mut_ptr(),
-                len: buf.len(),
-            },
-        );
+        submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
         b.write_all(b"ok").unwrap();
         assert_eq!(
             wait_for(&mut d, 0).result.unwrap().res,

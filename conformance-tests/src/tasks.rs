@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use loop_api::{gather, sleep, wait_for, yield_now, Error, EventLoop};
+use loop_api::{gather, sleep, wait_for, yield_now, Error};
 
 use crate::support::{capture_exceptions, new_loop, Log};
 use crate::Factory;
@@ -433,9 +433,4 @@ pub fn pending_task_destroyed_at_close_is_reported(factory: impl Factory) {
             .any(|c| c.message.contains("destroyed but it is pending")),
         "{reports:?}"
     );
-}
-
-#[allow(dead_code)]
-fn assert_loop_is_not_send(lp: EventLoop) -> EventLoop {
-    lp
 }

@@ -3,37 +3,17 @@
 #![allow(dead_code)] // each test crate uses its own subset
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::Command;
 use std::task::{Context, Poll};
 
-/// Where cargo put the example binaries (built by `cargo test` alongside the tests).
-pub fn example_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    profile_dir.join("examples").join(name)
-}
+/// Locating and running example binaries: one helper for every crate's tests.
+#[path = "../../../evloop/tests/common/mod.rs"]
+mod runner;
 
 /// Runs an example with `EVLOOP_BACKEND=backend`; checks that it succeeded
 /// and printed `backend: <backend>` first; returns its stdout.
 pub fn run_example(name: &str, backend: &str, args: &[&str]) -> String {
-    let path = example_path(name);
-    let out = Command::new(&path)
-        .args(args)
-        .env("EVLOOP_BACKEND", backend)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{name} on {backend} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = runner::run_example(name, backend, args);
     assert_eq!(
         stdout.lines().next(),
         Some(format!("backend: {backend}").as_str()),
