@@ -5,8 +5,10 @@
 //! still reference (see [`crate::ops`]) until that SQE's CQE is reaped. A
 //! generation that changes with every submission means a late
 //! `AsyncCancel` can never hit a newer operation that reuses the id.
-//! Two user-data values with generation 0 are reserved: the waker's read
-//! and the `AsyncCancel` requests themselves.
+//! Generation 0 is reserved: the waker's read has one fixed value, and an
+//! `AsyncCancel` request carries the bare id of the operation it targets,
+//! so that a cancel which found nothing can be retried (see [`Driver::cancel`]
+//! below).
 //!
 //! `submit` only pushes the SQE; `wait` makes one `io_uring_enter` per loop
 //! iteration that both submits everything pushed since the last one and
@@ -36,8 +38,24 @@ const ENTER_EXT_ARG: u32 = 1 << 3;
 
 /// User data of the waker's eventfd read (generation 0: never an operation's).
 const WAKER_UD: u64 = u32::MAX as u64;
-/// User data of every `AsyncCancel` request (generation 0 as well).
-const CANCEL_UD: u64 = u32::MAX as u64 - 1;
+/// User data of the `AsyncCancel` of the waker's read (generation 0, above
+/// every id, so never taken for a cancel of an operation).
+const WAKER_CANCEL_UD: u64 = u32::MAX as u64 - 1;
+
+/// How often a cancel that found nothing is sent again while its target
+/// is still in flight (see `retry_cancels`).
+const CANCEL_RETRIES: u8 = 32;
+
+/// User data of an `AsyncCancel` of the operation with id `id`:
+/// generation 0, which no operation ever has.
+fn cancel_ud(id: OpId) -> u64 {
+    id as u64
+}
+
+/// The target id of a cancel request's user data, if it is one.
+fn cancel_target(user_data: u64) -> Option<OpId> {
+    (user_data >> 32 == 0 && user_data < MAX_OPS as u64).then_some(user_data as usize)
+}
 
 /// Ids at or above this are refused: the per-id table is a vector indexed
 /// by id, and the loop's ids are dense (one per operation in flight).
@@ -48,11 +66,15 @@ const PUSH_ATTEMPTS: usize = 8;
 
 /// How long Drop waits for the kernel to return cancelled operations.
 const DROP_WAIT: Duration = Duration::from_secs(2);
+/// How often Drop asks again for what is still in flight.
+const DROP_RECANCEL: Duration = Duration::from_millis(10);
 
 /// One operation the kernel owns.
 struct InFlight {
     user_data: u64,
     holding: Holding,
+    /// `AsyncCancel` requests sent for it so far.
+    cancels: u8,
 }
 
 /// A [`Driver`] that submits every operation to an io_uring instance.
@@ -79,8 +101,11 @@ pub struct UringDriver {
     /// CQEs taken off the ring (to make room while flushing a full SQ) and
     /// not yet turned into completions.
     reaped: Vec<(u64, i32)>,
-    /// `AsyncCancel` requests that found the SQ full; pushed by the next `wait`.
-    deferred_cancels: Vec<u64>,
+    /// Ids whose `AsyncCancel` is still to be pushed (the SQ was full, or
+    /// an earlier one found nothing); pushed by the next `wait`.
+    deferred_cancels: Vec<OpId>,
+    /// Ids whose cancel came back `ENOENT`/`EALREADY` in this batch.
+    missed_cancels: Vec<OpId>,
     /// The cross-thread waker; the driver keeps a clone so the eventfd stays
     /// open while its read is in flight.
     waker: Arc<EventFd>,
@@ -119,6 +144,7 @@ impl UringDriver {
             generation: 0,
             reaped: Vec::with_capacity(64),
             deferred_cancels: Vec::new(),
+            missed_cancels: Vec::new(),
             waker: Arc::new(EventFd::new()?),
             waker_buf: Some(Stable::new(0u64)),
             waker_armed: false,
@@ -245,19 +271,54 @@ impl UringDriver {
         Ok(())
     }
 
-    /// Pushes the `AsyncCancel` requests that found the SQ full earlier.
-    fn push_deferred_cancels(&mut self) -> io::Result<()> {
-        while let Some(target) = self.deferred_cancels.pop() {
-            let entry = opcode::AsyncCancel::new(target)
+    /// The `AsyncCancel` entry for the operation in flight under `id`,
+    /// counting the attempt; `None` once it is no longer in flight.
+    fn cancel_entry(&mut self, id: OpId) -> Option<squeue::Entry> {
+        let op = self.ops.get_mut(id)?.as_mut()?;
+        op.cancels = op.cancels.saturating_add(1);
+        Some(
+            opcode::AsyncCancel::new(op.user_data)
                 .build()
-                .user_data(CANCEL_UD);
+                .user_data(cancel_ud(id)),
+        )
+    }
+
+    /// Pushes the `AsyncCancel` requests waiting for room or for a retry.
+    fn push_deferred_cancels(&mut self) -> io::Result<()> {
+        while let Some(id) = self.deferred_cancels.pop() {
+            let Some(entry) = self.cancel_entry(id) else {
+                continue;
+            };
             // SAFETY: AsyncCancel points into no memory.
             if let Err(e) = unsafe { self.push(&entry) } {
-                self.deferred_cancels.push(target);
+                self.deferred_cancels.push(id);
                 return Err(e);
             }
         }
         Ok(())
+    }
+
+    /// Schedules another cancel for each operation whose cancel came back
+    /// `ENOENT` or `EALREADY` and which is still in flight after the whole
+    /// batch was processed.
+    ///
+    /// The kernel answers `ENOENT` when the request is not where cancel
+    /// looks at that instant — it completed (its CQE is then in this batch
+    /// or a later one), or it is in transit between issue attempts (queued
+    /// as task work after a poll wake-up); in the second case it would
+    /// otherwise stay pending until data arrives, perhaps forever. Sending
+    /// the cancel again on the next `wait` finds it once it is re-armed; a
+    /// target that completed meanwhile is simply not retried.
+    fn retry_cancels(&mut self) {
+        for id in std::mem::take(&mut self.missed_cancels) {
+            let retry = matches!(
+                self.ops.get(id),
+                Some(Some(op)) if op.cancels > 0 && op.cancels < CANCEL_RETRIES
+            );
+            if retry && !self.deferred_cancels.contains(&id) {
+                self.deferred_cancels.push(id);
+            }
+        }
     }
 
     /// Takes the operation a CQE with `user_data` belongs to, if it is
@@ -284,7 +345,11 @@ impl UringDriver {
                         waker_error = Some(io::Error::from_raw_os_error(-res));
                     }
                 }
-                CANCEL_UD => {}
+                ud if cancel_target(ud).is_some() => {
+                    if res == -libc::ENOENT || res == -libc::EALREADY {
+                        self.missed_cancels.extend(cancel_target(ud));
+                    }
+                }
                 _ => {
                     if let Some((id, op)) = self.take_op(user_data) {
                         // SAFETY: every CQE is final (no multishot operation
@@ -297,6 +362,7 @@ impl UringDriver {
             }
         }
         self.reaped = reaped;
+        self.retry_cancels();
         match waker_error {
             Some(e) => Err(io::Error::new(
                 e.kind(),
@@ -360,24 +426,24 @@ impl Driver for UringDriver {
         if id >= self.ops.len() {
             self.ops.resize_with(id + 1, || None);
         }
-        self.ops[id] = Some(InFlight { user_data, holding });
+        self.ops[id] = Some(InFlight {
+            user_data,
+            holding,
+            cancels: 0,
+        });
         self.in_flight += 1;
         Poll::Pending
     }
 
     fn cancel(&mut self, id: OpId) -> Cancel {
-        let Some(Some(op)) = self.ops.get(id) else {
+        let Some(entry) = self.cancel_entry(id) else {
             return Cancel::Done;
         };
-        let target = op.user_data;
-        let entry = opcode::AsyncCancel::new(target)
-            .build()
-            .user_data(CANCEL_UD);
         // SAFETY: AsyncCancel points into no memory. If the SQ is full the
         // request waits for the next `wait` (no flushing here: cancel runs
         // from destructors and must not fail).
         if unsafe { self.ring.submission().push(&entry) }.is_err() {
-            self.deferred_cancels.push(target);
+            self.deferred_cancels.push(id);
         }
         // Even if the kernel already finished it, the CQE is still to be
         // reaped: the memory stays the loop's to keep until it is reported.
@@ -417,31 +483,49 @@ impl Driver for UringDriver {
     }
 }
 
+impl UringDriver {
+    /// Pushes an `AsyncCancel` for every operation still in flight and for
+    /// the waker's read; stops quietly if the SQ stays full.
+    fn cancel_everything(&mut self) {
+        let ids: Vec<OpId> = (0..self.ops.len())
+            .filter(|&id| self.ops[id].is_some())
+            .collect();
+        let mut entries: Vec<squeue::Entry> = ids
+            .into_iter()
+            .filter_map(|id| self.cancel_entry(id))
+            .collect();
+        if self.waker_armed {
+            entries.push(
+                opcode::AsyncCancel::new(WAKER_UD)
+                    .build()
+                    .user_data(WAKER_CANCEL_UD),
+            );
+        }
+        for entry in entries {
+            // SAFETY: AsyncCancel points into no memory.
+            if unsafe { self.push(&entry) }.is_err() {
+                break;
+            }
+        }
+    }
+}
+
 impl Drop for UringDriver {
     fn drop(&mut self) {
         // 1. Ask the kernel to give back every operation still in flight.
         //    (The loop has normally let its orphaned operations finish
         //    already; what is left here are the waker's read and operations
         //    of futures that outlived the loop.)
-        let mut targets: Vec<u64> = self.ops.iter().flatten().map(|op| op.user_data).collect();
-        if self.waker_armed {
-            targets.push(WAKER_UD);
-        }
-        targets.append(&mut self.deferred_cancels);
-        for target in targets {
-            let entry = opcode::AsyncCancel::new(target)
-                .build()
-                .user_data(CANCEL_UD);
-            // SAFETY: AsyncCancel points into no memory.
-            if unsafe { self.push(&entry) }.is_err() {
-                break;
-            }
-        }
+        self.deferred_cancels.clear();
+        self.cancel_everything();
 
         // 2. Submit, and collect final CQEs until every operation is back,
-        //    bounded by DROP_WAIT. An accept that completed anyway yields a
-        //    descriptor nobody will receive: close it.
+        //    bounded by DROP_WAIT; ask again every DROP_RECANCEL, because a
+        //    cancel can miss a request in transit (see `retry_cancels`). An
+        //    accept that completed anyway yields a descriptor nobody will
+        //    receive: close it.
         let deadline = Instant::now() + DROP_WAIT;
+        let mut next_round = Instant::now() + DROP_RECANCEL;
         loop {
             self.reap();
             for (user_data, res) in std::mem::take(&mut self.reaped) {
@@ -462,7 +546,11 @@ impl Drop for UringDriver {
             if now >= deadline {
                 break;
             }
-            match self.enter(1, Some(deadline - now)) {
+            if now >= next_round {
+                self.cancel_everything();
+                next_round = now + DROP_RECANCEL;
+            }
+            match self.enter(1, Some(next_round.min(deadline) - now)) {
                 Ok(_) => {}
                 Err(e) if is_transient(&e) => {}
                 Err(_) => break,
