@@ -93,6 +93,8 @@ impl Selector for MioSelector {
                 fd: ev.token().0 as RawFd,
                 readable: ev.is_readable() || ev.is_read_closed() || failed,
                 writable: ev.is_writable() || ev.is_write_closed() || failed,
+                // Edge-triggered: this edge is the only report of a hang-up.
+                closed: ev.is_read_closed() || ev.is_write_closed() || failed,
             });
         }
         Ok(())

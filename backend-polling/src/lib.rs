@@ -102,6 +102,8 @@ impl Selector for PollingSelector {
                 fd: ev.key as RawFd,
                 readable: ev.readable,
                 writable: ev.writable,
+                // Oneshot: every re-arm reports the current level, hang-up included.
+                closed: false,
             });
         }
         Ok(())

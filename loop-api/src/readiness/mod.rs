@@ -6,6 +6,22 @@
 //! when the descriptor is reported ready. The backends differ only in the
 //! selector they plug in: mio is edge-triggered (register once, every edge
 //! reported), polling is oneshot (re-arm after each event).
+//!
+//! **Known-drained stream sockets skip the attempt.** A `recv` on a stream
+//! socket that returns fewer bytes than asked (but not 0) has emptied the
+//! receive queue, and a `send` that takes fewer bytes than offered has
+//! filled the send buffer; the next such operation on that descriptor would
+//! only fail with `WouldBlock`. So the driver remembers it per descriptor
+//! and parks the next operation directly, saving a syscall per message
+//! (tokio does the same). Any readiness event for the descriptor forgets
+//! it. This cannot lose a wake-up: an edge-triggered registration reports
+//! every later arrival (and a new registration reports the current state),
+//! a oneshot one re-arms with the current level; a hang-up or error seen in
+//! an event is sticky ([`Event::closed`]), so end of stream that came in
+//! the same edge as the last data is still read. Datagram sockets never
+//! skip (a short datagram says nothing about the queue); the socket type is
+//! asked once per descriptor and forgotten with it in
+//! [`Driver::release_fd`].
 
 mod syscalls;
 
@@ -46,6 +62,13 @@ pub struct Event {
     pub readable: bool,
     /// Writable, or an error or hang-up that a write would report.
     pub writable: bool,
+    /// The peer hung up or the socket failed: from now on reads and writes
+    /// return at once (data, end of stream or an error), so the driver never
+    /// again parks an operation on this descriptor without trying it. An
+    /// edge-triggered selector must set it (the edge that carried the
+    /// hang-up will not come again); a oneshot selector, whose re-arm
+    /// reports the current level, may leave it `false`.
+    pub closed: bool,
 }
 
 /// The OS readiness mechanism a readiness backend plugs into [`ReadinessDriver`].
@@ -75,6 +98,26 @@ struct FdState {
     registered: bool,
     readers: VecDeque<OpId>,
     writers: VecDeque<OpId>,
+    /// A short `recv` emptied the receive queue and no event came since.
+    read_drained: bool,
+    /// A short `send` filled the send buffer and no event came since.
+    write_full: bool,
+    /// A hang-up or error was reported (sticky until `release_fd`).
+    closed: bool,
+    /// `Some(true)` for a `SOCK_STREAM` socket; asked on first need.
+    stream: Option<bool>,
+}
+
+impl FdState {
+    /// Whether `op` would certainly find this descriptor not ready.
+    fn known_not_ready(&self, op: &Op) -> bool {
+        !self.closed
+            && match op {
+                Op::Recv { .. } => self.read_drained,
+                Op::Send { .. } => self.write_full,
+                _ => false,
+            }
+    }
 }
 
 struct Parked {
@@ -118,6 +161,38 @@ impl<S: Selector> ReadinessDriver<S> {
             self.fds.resize_with(idx + 1, FdState::default);
         }
         &mut self.fds[idx]
+    }
+
+    /// Remembers what a completed `op` says about its descriptor: a short
+    /// stream `recv` drained it, a short stream `send` filled it. Returns
+    /// whether it did (then the descriptor's other parked operations of that
+    /// direction need not be tried).
+    fn note_result(&mut self, op: &Op, result: &io::Result<OpOutput>) -> bool {
+        let (fd, len, read) = match *op {
+            Op::Recv { fd, len, .. } => (fd, len, true),
+            Op::Send { fd, len, .. } => (fd, len, false),
+            _ => return false,
+        };
+        let Ok(out) = result else { return false };
+        if fd < 0 || out.res == 0 || out.res >= len {
+            return false;
+        }
+        let state = self.fd_state(fd);
+        if state.closed {
+            return false;
+        }
+        let stream = *state
+            .stream
+            .get_or_insert_with(|| syscalls::is_stream_socket(fd));
+        if !stream {
+            return false;
+        }
+        if read {
+            state.read_drained = true;
+        } else {
+            state.write_full = true;
+        }
+        true
     }
 
     /// Parks `op` until its descriptor is ready; an error if the selector
@@ -174,8 +249,13 @@ impl<S: Selector> ReadinessDriver<S> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 result => {
                     queue.pop_front();
-                    self.parked.remove(&id);
+                    let parked = self.parked.remove(&id);
+                    let exhausted =
+                        parked.is_some_and(|parked| self.note_result(&parked.op, &result));
                     done.push(Completion { id, result });
+                    if exhausted {
+                        return;
+                    }
                 }
             }
         }
@@ -194,6 +274,18 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
             return Poll::Ready(Ok(OpOutput::new(0)));
         }
         let connecting = matches!(op, Op::Connect { .. });
+        let fd = op.fd();
+        if fd >= 0
+            && self
+                .fds
+                .get(fd as usize)
+                .is_some_and(|s| s.known_not_ready(&op))
+        {
+            return match self.park(id, op, connecting) {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e)),
+            };
+        }
         match syscalls::attempt(&op) {
             // A Unix-domain connect to a listener whose backlog is full
             // fails with EAGAIN without starting (an in-progress connect
@@ -206,7 +298,10 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
                     Err(e) => Poll::Ready(Err(e)),
                 }
             }
-            result => Poll::Ready(result),
+            result => {
+                self.note_result(&op, &result);
+                Poll::Ready(result)
+            }
         }
     }
 
@@ -226,16 +321,11 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
             return;
         }
         if let Some(state) = self.fds.get_mut(fd as usize) {
+            let state = std::mem::take(state);
             if state.registered {
-                state.registered = false;
                 self.selector.disarm(fd);
             }
-            let stale: Vec<OpId> = state
-                .readers
-                .drain(..)
-                .chain(state.writers.drain(..))
-                .collect();
-            for id in stale {
+            for id in state.readers.into_iter().chain(state.writers) {
                 self.parked.remove(&id);
             }
         }
@@ -249,6 +339,14 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
             let fd = ev.fd;
             if fd < 0 || fd as usize >= self.fds.len() || !self.fds[fd as usize].registered {
                 continue;
+            }
+            let state = &mut self.fds[fd as usize];
+            state.closed |= ev.closed;
+            if ev.readable {
+                state.read_drained = false;
+            }
+            if ev.writable {
+                state.write_full = false;
             }
             if ev.readable {
                 self.retry(fd, true, done);
