@@ -21,6 +21,7 @@ macro_rules! __udp_tests {
             options_off_unless_requested,
             unix_datagram_pair_peer_is_unnamed,
             cancelled_recv_from_loses_no_datagram,
+            queued_datagrams_all_arrive_after_a_short_recv,
         ]);
     };
 }
@@ -159,5 +160,44 @@ pub fn cancelled_recv_from_loses_no_datagram(factory: impl Factory) {
         .await;
         sent.0.unwrap();
         assert_eq!(got.1, b"kept");
+    });
+}
+
+/// A datagram shorter than the buffer says nothing about the queue: with
+/// several datagrams queued at once (one readiness edge), each `recv` on a
+/// connected UDP socket and on a Unix datagram pair returns the next one at
+/// once instead of waiting for an edge that never comes.
+pub fn queued_datagrams_all_arrive_after_a_short_recv(factory: impl Factory) {
+    run_net(factory, |_lp| async move {
+        let a = UdpSocket::bind(LOCAL).unwrap();
+        let b = UdpSocket::bind(LOCAL).unwrap();
+        a.connect(b.local_addr().unwrap()).unwrap();
+        b.connect(a.local_addr().unwrap()).unwrap();
+        let (ua, ub) = UnixDatagram::pair().unwrap();
+        // A first recv that waits registers each socket with the backend.
+        let (first, sent) = join(a.recv(Vec::with_capacity(64)), b.send(b"0".as_slice())).await;
+        sent.0.unwrap();
+        assert_eq!(first.0.unwrap(), 1);
+        let (first, sent) = join(ua.recv(Vec::with_capacity(64)), ub.send(b"0".as_slice())).await;
+        sent.0.unwrap();
+        assert_eq!(first.0.unwrap(), 1);
+        for msg in [b"one".as_slice(), b"two", b"three"] {
+            b.send(msg).await.0.unwrap();
+            ub.send(msg).await.0.unwrap();
+        }
+        // Give the datagrams time to be queued, as one burst, before reading.
+        loop_api::sleep(Duration::from_millis(20)).await;
+        for want in [b"one".as_slice(), b"two", b"three"] {
+            let (res, buf) = wait_for(a.recv(Vec::with_capacity(64)), Duration::from_secs(5))
+                .await
+                .expect("a queued UDP datagram must arrive without a new edge");
+            assert_eq!(res.unwrap(), want.len());
+            assert_eq!(buf, want);
+            let (res, buf) = wait_for(ua.recv(Vec::with_capacity(64)), Duration::from_secs(5))
+                .await
+                .expect("a queued Unix datagram must arrive without a new edge");
+            assert_eq!(res.unwrap(), want.len());
+            assert_eq!(buf, want);
+        }
     });
 }
