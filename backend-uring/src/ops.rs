@@ -132,7 +132,7 @@ impl Holding {
                     // SAFETY: the kernel wrote a socket address of `len`
                     // bytes (at most the storage's size, which it was given)
                     // into the zero-initialised storage.
-                    addr: Some(unsafe { SockAddr::new(storage, len) }),
+                    addr: Some(Box::new(unsafe { SockAddr::new(storage, len) })),
                     child_status: None,
                 }
             }
@@ -143,7 +143,7 @@ impl Holding {
                     res,
                     // SAFETY: as for Accept: `msg_namelen` is what the kernel
                     // wrote into the zeroed storage, bounded by its size.
-                    addr: Some(unsafe { SockAddr::new(name, hdr.msg_namelen) }),
+                    addr: Some(Box::new(unsafe { SockAddr::new(name, hdr.msg_namelen) })),
                     child_status: None,
                 }
             }
@@ -217,7 +217,7 @@ pub(crate) unsafe fn prepare(op: Op, waitid: bool) -> io::Result<(squeue::Entry,
             (entry, Holding::Accept(buf))
         }
         Op::Connect { fd, addr } => {
-            let addr = Stable::new(addr);
+            let addr = Stable::new(*addr);
             // SAFETY: `addr` owns a live, initialised SockAddr; the shared
             // reference lives only for this call to read its pointer and length.
             let (ptr, len) = unsafe { ((*addr.as_ptr()).as_ptr(), (*addr.as_ptr()).len()) };
@@ -277,7 +277,11 @@ pub(crate) unsafe fn prepare(op: Op, waitid: bool) -> io::Result<(squeue::Entry,
             // SAFETY: as for RecvFrom.
             let (hdr, iov) =
                 unsafe { (mem::zeroed::<libc::msghdr>(), mem::zeroed::<libc::iovec>()) };
-            let msg = Stable::new(SendMsgBuf { hdr, iov, addr });
+            let msg = Stable::new(SendMsgBuf {
+                hdr,
+                iov,
+                addr: *addr,
+            });
             let p = msg.as_ptr();
             // SAFETY: as for RecvFrom; the kernel only reads through these.
             unsafe {

@@ -229,7 +229,7 @@ fn accept_and_connect_report_addresses() {
         1,
         Op::Connect {
             fd: client.as_raw_fd(),
-            addr: SockAddr::from(addr),
+            addr: Box::new(SockAddr::from(addr)),
         },
     );
 
@@ -273,7 +273,7 @@ fn connect_refused_is_an_error() {
         0,
         Op::Connect {
             fd: client.as_raw_fd(),
-            addr: SockAddr::from(port),
+            addr: Box::new(SockAddr::from(port)),
         },
     );
     let err = wait_for(&mut d, 0).result.unwrap_err();
@@ -304,7 +304,7 @@ fn recvfrom_and_sendto_carry_addresses() {
             fd: client.as_raw_fd(),
             buf: msg.as_ptr(),
             len: msg.len(),
-            addr: SockAddr::from(server.local_addr().unwrap()),
+            addr: Box::new(SockAddr::from(server.local_addr().unwrap())),
         },
     );
     let mut done = Vec::new();

@@ -42,7 +42,8 @@ pub enum Op {
         /// The socket to connect.
         fd: RawFd,
         /// Where to connect.
-        addr: SockAddr,
+        /// Boxed to keep `Op` small (it is moved on every submission).
+        addr: Box<SockAddr>,
     },
     /// `recv(fd, buf, len)`: `res` is the byte count, 0 at end of stream.
     Recv {
@@ -98,7 +99,8 @@ pub enum Op {
         /// Bytes at `buf`.
         len: usize,
         /// The destination.
-        addr: SockAddr,
+        /// Boxed to keep `Op` small (it is moved on every submission).
+        addr: Box<SockAddr>,
     },
     /// Completes (with `res` 0) once `fd` is readable (or has an error or hang-up).
     PollReadable {
@@ -171,7 +173,9 @@ pub struct OpOutput {
     /// The syscall's non-negative result: a byte count, or a new descriptor for `Accept`.
     pub res: usize,
     /// The peer's address, for `Accept` and `RecvFrom`.
-    pub addr: Option<SockAddr>,
+    /// Boxed: a `SockAddr` is 132 bytes, and every completion moves an
+    /// `OpOutput` several times.
+    pub addr: Option<Box<SockAddr>>,
     /// For [`Op::WaitPid`] only: `Some(status)` if the backend reaped the
     /// child, `status` being the raw wait status as `waitpid(2)` would have
     /// stored it (decode with `WIFEXITED`/`WEXITSTATUS`/`WTERMSIG`). `None`

@@ -164,7 +164,12 @@ pub(crate) async fn recv_from<B: IoBufMut, K: 'static>(
     keep: K,
 ) -> BufResult<(usize, SockAddr), B> {
     let (res, buf) = receive(lp, fd, buf, keep, |buf, len| Op::RecvFrom { fd, buf, len }).await;
-    let res = res.map(|out| (out.res, out.addr.map_or_else(unnamed, normalize)));
+    let res = res.map(|out| {
+        (
+            out.res,
+            out.addr.map_or_else(unnamed, |addr| normalize(*addr)),
+        )
+    });
     (res, buf)
 }
 
@@ -198,7 +203,7 @@ pub(crate) async fn send_to<B: IoBuf, K: 'static>(
                 fd,
                 buf: buf.stable_ptr(),
                 len: buf.bytes_init(),
-                addr: addr.clone(),
+                addr: Box::new(addr.clone()),
             })
         }
         .await;
@@ -238,7 +243,7 @@ pub(crate) async fn accept<K: 'static>(
     // SAFETY: a successful accept returns a new descriptor that nobody else
     // owns; from here the OwnedFd closes it on every path.
     let fd = unsafe { OwnedFd::from_raw_fd(out.res as RawFd) };
-    Ok((fd, out.addr.map_or_else(unnamed, normalize)))
+    Ok((fd, out.addr.map_or_else(unnamed, |addr| normalize(*addr))))
 }
 
 /// `connect`, completing once the connection is established or has failed.
@@ -248,7 +253,10 @@ pub(crate) async fn connect<K: 'static>(
     addr: SockAddr,
     keep: K,
 ) -> io::Result<()> {
-    let op = Op::Connect { fd, addr };
+    let op = Op::Connect {
+        fd,
+        addr: Box::new(addr),
+    };
     // SAFETY: the op points into no memory (the address travels inside it);
     // `keep` (or the caller) keeps the descriptor open.
     let (res, _keep) = unsafe { OpFuture::new(lp, op, keep) }.await;

@@ -25,7 +25,7 @@
 
 mod syscalls;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -127,11 +127,42 @@ struct Parked {
     connecting: bool,
 }
 
+/// Parked operations in a table indexed by id.
+#[derive(Default)]
+struct ParkedOps {
+    slots: Vec<Option<Parked>>,
+    len: usize,
+}
+
+impl ParkedOps {
+    fn insert(&mut self, id: OpId, parked: Parked) {
+        if id >= self.slots.len() {
+            self.slots.resize_with(id + 1, || None);
+        }
+        if self.slots[id].replace(parked).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn get(&self, id: OpId) -> Option<&Parked> {
+        self.slots.get(id)?.as_ref()
+    }
+
+    fn remove(&mut self, id: OpId) -> Option<Parked> {
+        let parked = self.slots.get_mut(id)?.take();
+        if parked.is_some() {
+            self.len -= 1;
+        }
+        parked
+    }
+}
+
 /// A [`Driver`] that emulates completion on top of a readiness [`Selector`].
 pub struct ReadinessDriver<S: Selector> {
     selector: S,
     fds: Vec<FdState>,
-    parked: HashMap<OpId, Parked>,
+    /// Parked operations by id (the loop's ids are dense slab keys).
+    parked: ParkedOps,
     events: Vec<Event>,
 }
 
@@ -139,7 +170,7 @@ impl<S: Selector> std::fmt::Debug for ReadinessDriver<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadinessDriver")
             .field("selector", &self.selector.name())
-            .field("parked", &self.parked.len())
+            .field("parked", &self.parked.len)
             .finish()
     }
 }
@@ -150,7 +181,7 @@ impl<S: Selector> ReadinessDriver<S> {
         ReadinessDriver {
             selector,
             fds: Vec::new(),
-            parked: HashMap::new(),
+            parked: ParkedOps::default(),
             events: Vec::with_capacity(256),
         }
     }
@@ -236,7 +267,7 @@ impl<S: Selector> ReadinessDriver<S> {
                 &mut state.writers
             };
             let Some(&id) = queue.front() else { return };
-            let Some(parked) = self.parked.get(&id) else {
+            let Some(parked) = self.parked.get(id) else {
                 queue.pop_front();
                 continue;
             };
@@ -249,7 +280,7 @@ impl<S: Selector> ReadinessDriver<S> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 result => {
                     queue.pop_front();
-                    let parked = self.parked.remove(&id);
+                    let parked = self.parked.remove(id);
                     let exhausted =
                         parked.is_some_and(|parked| self.note_result(&parked.op, &result));
                     done.push(Completion { id, result });
@@ -306,7 +337,7 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
     }
 
     fn cancel(&mut self, id: OpId) -> Cancel {
-        if let Some(parked) = self.parked.remove(&id) {
+        if let Some(parked) = self.parked.remove(id) {
             let fd = parked.op.fd();
             if let Some(state) = self.fds.get_mut(fd as usize) {
                 state.readers.retain(|x| *x != id);
@@ -326,7 +357,7 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
                 self.selector.disarm(fd);
             }
             for id in state.readers.into_iter().chain(state.writers) {
-                self.parked.remove(&id);
+                self.parked.remove(id);
             }
         }
     }
@@ -366,7 +397,7 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
                         .chain(state.writers.drain(..))
                         .collect();
                     for id in ids {
-                        self.parked.remove(&id);
+                        self.parked.remove(id);
                         done.push(Completion {
                             id,
                             result: Err(io::Error::new(e.kind(), e.to_string())),

@@ -120,7 +120,7 @@ fn accept(fd: RawFd) -> io::Result<OpOutput> {
     }?;
     Ok(OpOutput {
         res: newfd as usize,
-        addr: Some(addr),
+        addr: Some(Box::new(addr)),
         child_status: None,
     })
 }
@@ -201,7 +201,7 @@ fn recv_from(fd: RawFd, buf: *mut u8, len: usize) -> io::Result<OpOutput> {
     }?;
     Ok(OpOutput {
         res: n,
-        addr: Some(addr),
+        addr: Some(Box::new(addr)),
         child_status: None,
     })
 }
