@@ -39,6 +39,7 @@ macro_rules! __tcp_tests {
             reuse_port_off_unless_requested,
             connect_refused,
             data_and_eof_in_one_wakeup,
+            unread_data_does_not_busy_the_loop,
             transfer_1mb_both_directions_at_once,
             peer_closes_with_data_unread,
             cancelled_read_loses_no_byte,
@@ -684,6 +685,56 @@ pub fn data_and_eof_in_one_wakeup(factory: impl Factory) {
             .await
             .expect("end-of-stream repeats");
         assert_eq!(res.unwrap(), 0);
+    });
+}
+
+/// CPU time this thread has used so far.
+fn thread_cpu_time() -> Duration {
+    // SAFETY: `getrusage` writes one `rusage` into the zeroed value it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
+        usage
+    };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
+/// Data that arrives on a connection nobody is reading (its last reader
+/// was served) does not keep the loop busy: the loop sleeps as if the
+/// connection were silent. (A level-triggered backend that kept reporting
+/// the readable socket would spin here.)
+pub fn unread_data_does_not_busy_the_loop(factory: impl Factory) {
+    run_net(factory, |_lp| async move {
+        let l = std::net::TcpListener::bind(LOCAL).unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (mut peer, _) = l.accept().unwrap();
+        // One read that waits (registering the socket) and is served.
+        let reader = async {
+            let (res, buf) = c.read(Vec::with_capacity(64)).await;
+            (res.unwrap(), buf)
+        };
+        let writer = async {
+            sleep(Duration::from_millis(10)).await;
+            std::io::Write::write_all(&mut peer, b"first").unwrap();
+        };
+        let ((n, _), ()) = join(reader, writer).await;
+        assert_eq!(n, 5);
+        // Now data nobody reads.
+        std::io::Write::write_all(&mut peer, b"unread").unwrap();
+        let before = thread_cpu_time();
+        sleep(Duration::from_millis(300)).await;
+        let used = thread_cpu_time() - before;
+        // A spinning loop would use about 300 ms; a sleeping one almost none.
+        assert!(
+            used < Duration::from_millis(150),
+            "the loop used {used:?} of CPU while sleeping 300 ms"
+        );
+        // The data is still there for the next reader.
+        let (res, buf) = wait_for(c.read(Vec::with_capacity(64)), Duration::from_secs(5))
+            .await
+            .expect("the unread data is delivered");
+        assert_eq!(&buf[..res.unwrap()], b"unread");
     });
 }
 

@@ -5,7 +5,8 @@
 //! operation on its descriptor, ask the [`Selector`] for readiness, and retry
 //! when the descriptor is reported ready. The backends differ only in the
 //! selector they plug in: mio is edge-triggered (register once, every edge
-//! reported), polling is oneshot (re-arm after each event).
+//! reported), polling is level-triggered (interest changed only when the
+//! directions with waiters change, see [`Selector::rearm`]).
 //!
 //! **Known-drained stream sockets skip the attempt.** A `recv` on a stream
 //! socket that returns fewer bytes than asked (but not 0) has emptied the
@@ -16,7 +17,7 @@
 //! (tokio does the same). Any readiness event for the descriptor forgets
 //! it. This cannot lose a wake-up: an edge-triggered registration reports
 //! every later arrival (and a new registration reports the current state),
-//! a oneshot one re-arms with the current level; a hang-up or error seen in
+//! a oneshot or level-triggered one reports the current level; a hang-up or error seen in
 //! an event is sticky ([`Event::closed`]), so end of stream that came in
 //! the same edge as the last data is still read. Datagram sockets never
 //! skip (a short datagram says nothing about the queue); the socket type is
@@ -66,8 +67,8 @@ pub struct Event {
     /// return at once (data, end of stream or an error), so the driver never
     /// again parks an operation on this descriptor without trying it. An
     /// edge-triggered selector must set it (the edge that carried the
-    /// hang-up will not come again); a oneshot selector, whose re-arm
-    /// reports the current level, may leave it `false`.
+    /// hang-up will not come again); a oneshot or level-triggered
+    /// selector, which reports the current level, may leave it `false`.
     pub closed: bool,
 }
 
@@ -78,9 +79,27 @@ pub trait Selector {
 
     /// Asks for events when `fd` becomes readable (`read`) or writable
     /// (`write`). `registered` says whether `fd` was armed before and not
-    /// disarmed since. An edge-triggered selector may register for both
-    /// directions once and ignore later calls; a oneshot selector must re-arm.
+    /// disarmed since. Called when an operation parks, with the directions
+    /// that now have waiters. An edge-triggered selector may register for
+    /// both directions once and ignore later calls; a oneshot selector must
+    /// re-arm; a level-triggered one must include these directions.
     fn arm(&mut self, fd: RawFd, read: bool, write: bool, registered: bool) -> io::Result<()>;
+
+    /// Called after the driver handled an event for `fd`: `read`/`write`
+    /// say which directions still have waiters, `served_read` whether the
+    /// event completed a read-side operation (a reader is then likely to
+    /// come back soon). The default re-arms the directions with waiters,
+    /// which is what oneshot and edge-triggered selectors need; a
+    /// level-triggered selector may keep a read interest for the reader
+    /// that is about to return, and must drop interests nobody waits on.
+    fn rearm(&mut self, fd: RawFd, read: bool, write: bool, served_read: bool) -> io::Result<()> {
+        let _ = served_read;
+        if read || write {
+            self.arm(fd, read, write, true)
+        } else {
+            Ok(())
+        }
+    }
 
     /// Forgets `fd` (it is about to be closed or handed back to its owner).
     fn disarm(&mut self, fd: RawFd);
@@ -257,8 +276,9 @@ impl<S: Selector> ReadinessDriver<S> {
     }
 
     /// Retries the parked operations of one direction, in order, until one
-    /// would block.
-    fn retry(&mut self, fd: RawFd, read: bool, done: &mut Vec<Completion>) {
+    /// would block; whether any completed.
+    fn retry(&mut self, fd: RawFd, read: bool, done: &mut Vec<Completion>) -> bool {
+        let mut served = false;
         loop {
             let state = &mut self.fds[fd as usize];
             let queue = if read {
@@ -266,7 +286,9 @@ impl<S: Selector> ReadinessDriver<S> {
             } else {
                 &mut state.writers
             };
-            let Some(&id) = queue.front() else { return };
+            let Some(&id) = queue.front() else {
+                return served;
+            };
             let Some(parked) = self.parked.get(id) else {
                 queue.pop_front();
                 continue;
@@ -277,15 +299,16 @@ impl<S: Selector> ReadinessDriver<S> {
                 syscalls::attempt(&parked.op)
             };
             match result {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return served,
                 result => {
+                    served = true;
                     queue.pop_front();
                     let parked = self.parked.remove(id);
                     let exhausted =
                         parked.is_some_and(|parked| self.note_result(&parked.op, &result));
                     done.push(Completion { id, result });
                     if exhausted {
-                        return;
+                        return served;
                     }
                 }
             }
@@ -379,30 +402,26 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
             if ev.writable {
                 state.write_full = false;
             }
-            if ev.readable {
-                self.retry(fd, true, done);
-            }
+            let served_read = ev.readable && self.retry(fd, true, done);
             if ev.writable {
                 self.retry(fd, false, done);
             }
             let state = &self.fds[fd as usize];
             let (read, write) = (!state.readers.is_empty(), !state.writers.is_empty());
-            if read || write {
-                if let Err(e) = self.selector.arm(fd, read, write, true) {
-                    // The descriptor went bad under us: fail its waiters.
-                    let state = &mut self.fds[fd as usize];
-                    let ids: Vec<OpId> = state
-                        .readers
-                        .drain(..)
-                        .chain(state.writers.drain(..))
-                        .collect();
-                    for id in ids {
-                        self.parked.remove(id);
-                        done.push(Completion {
-                            id,
-                            result: Err(io::Error::new(e.kind(), e.to_string())),
-                        });
-                    }
+            if let Err(e) = self.selector.rearm(fd, read, write, served_read) {
+                // The descriptor went bad under us: fail its waiters.
+                let state = &mut self.fds[fd as usize];
+                let ids: Vec<OpId> = state
+                    .readers
+                    .drain(..)
+                    .chain(state.writers.drain(..))
+                    .collect();
+                for id in ids {
+                    self.parked.remove(id);
+                    done.push(Completion {
+                        id,
+                        result: Err(io::Error::new(e.kind(), e.to_string())),
+                    });
                 }
             }
         }
