@@ -8,7 +8,9 @@
 //! served, because the next read on a connection usually follows within the
 //! same iteration; an event that finds no reader drops it, so unread data
 //! never makes the loop spin. A write interest is dropped as soon as no
-//! writer waits (a socket is writable almost always).
+//! writer waits (a socket is writable almost always). A descriptor nobody
+//! waits on leaves the epoll set, since epoll reports an error or hang-up
+//! whatever the interest.
 //!
 //! polling's oneshot mode, which this backend used first, needs an
 //! `epoll_ctl` re-arm per operation that waited; measured on TCP echo it
@@ -42,8 +44,9 @@ pub struct PollingSelector {
     poller: Arc<Poller>,
     events: Events,
     notify: Arc<PollingNotify>,
-    /// The interest each registered descriptor has now, by descriptor.
-    interest: Vec<Interest>,
+    /// The interest each descriptor is registered with now, by descriptor
+    /// (`None`: not in the epoll set).
+    interest: Vec<Option<Interest>>,
 }
 
 /// The directions a descriptor is registered for.
@@ -82,33 +85,59 @@ impl PollingSelector {
         })
     }
 
-    fn current(&self, fd: RawFd) -> Interest {
-        self.interest.get(fd as usize).copied().unwrap_or_default()
+    /// What `fd` is registered for now; `None` if it is not in the epoll set.
+    fn current(&self, fd: RawFd) -> Option<Interest> {
+        self.interest.get(fd as usize).copied().flatten()
     }
 
     /// The interest entry of `fd` (the driver never passes a negative one).
-    fn slot(&mut self, fd: RawFd) -> &mut Interest {
+    fn slot(&mut self, fd: RawFd) -> &mut Option<Interest> {
         let idx = fd as usize;
         if idx >= self.interest.len() {
-            self.interest.resize(idx + 1, Interest::default());
+            self.interest.resize(idx + 1, None);
         }
         &mut self.interest[idx]
     }
 
-    /// Changes `fd`'s registered interest to `want` (one `epoll_ctl`), if it
-    /// differs from what it is.
+    /// Makes `fd`'s registration `want` with at most one `epoll_ctl`: none
+    /// if it already is. An empty interest removes the descriptor from the
+    /// epoll set, because epoll reports an error or hang-up whatever the
+    /// interest, and level-triggered it would report it on every wait.
     fn set(&mut self, fd: RawFd, want: Interest) -> io::Result<()> {
-        if self.current(fd) == want {
+        let now = self.current(fd);
+        if now == Some(want) || (now.is_none() && want == Interest::default()) {
+            return Ok(());
+        }
+        if want == Interest::default() {
+            self.delete(fd);
             return Ok(());
         }
         let event = polling::Event::new(fd as usize, want.read, want.write);
-        // SAFETY: the driver arms only descriptors that are open and stay
-        // open until it is told to disarm them (`release_fd`).
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        self.poller
-            .modify_with_mode(borrowed, event, PollMode::Level)?;
-        *self.slot(fd) = want;
+        if now.is_some() {
+            // SAFETY: the driver arms only descriptors that are open and
+            // stay open until it is told to disarm them (`release_fd`).
+            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+            self.poller
+                .modify_with_mode(borrowed, event, PollMode::Level)?;
+        } else {
+            // SAFETY: as above, and the registration is deleted (here or in
+            // `disarm`) before the descriptor is closed, which is
+            // `Poller::add`'s contract.
+            unsafe { self.poller.add_with_mode(fd, event, PollMode::Level) }?;
+        }
+        *self.slot(fd) = Some(want);
         Ok(())
+    }
+
+    /// Removes `fd` from the epoll set, if it is there.
+    fn delete(&mut self, fd: RawFd) {
+        if self.slot(fd).take().is_some() {
+            // SAFETY: the driver disarms a descriptor before it is closed,
+            // so it is still open here (if the owner closed it early, epoll
+            // already forgot it and the call fails harmlessly with EBADF).
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            let _ = self.poller.delete(fd);
+        }
     }
 }
 
@@ -117,23 +146,18 @@ impl Selector for PollingSelector {
         NAME
     }
 
-    fn arm(&mut self, fd: RawFd, read: bool, write: bool, registered: bool) -> io::Result<()> {
-        if registered {
-            // Add the new waiters' directions; keep what is there.
-            let now = self.current(fd);
-            let want = Interest {
+    fn arm(&mut self, fd: RawFd, read: bool, write: bool, _registered: bool) -> io::Result<()> {
+        // Add the new waiters' directions to what is registered (the
+        // selector tracks its own registrations: it removes descriptors
+        // nobody waits on).
+        let now = self.current(fd).unwrap_or_default();
+        self.set(
+            fd,
+            Interest {
                 read: now.read || read,
                 write: now.write || write,
-            };
-            return self.set(fd, want);
-        }
-        let event = polling::Event::new(fd as usize, read, write);
-        // SAFETY: the driver arms only descriptors that are open, and
-        // `disarm` deletes the registration before the descriptor is
-        // closed, which is `Poller::add`'s contract.
-        unsafe { self.poller.add_with_mode(fd, event, PollMode::Level) }?;
-        *self.slot(fd) = Interest { read, write };
-        Ok(())
+            },
+        )
     }
 
     fn rearm(&mut self, fd: RawFd, read: bool, write: bool, served_read: bool) -> io::Result<()> {
@@ -147,14 +171,7 @@ impl Selector for PollingSelector {
     }
 
     fn disarm(&mut self, fd: RawFd) {
-        if let Some(slot) = self.interest.get_mut(fd as usize) {
-            *slot = Interest::default();
-        }
-        // SAFETY: the driver disarms a descriptor before it is closed, so it
-        // is still open here (if the owner closed it early, epoll already
-        // forgot it and the call fails harmlessly with EBADF).
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        let _ = self.poller.delete(fd);
+        self.delete(fd);
     }
 
     fn select(&mut self, timeout: Option<Duration>, out: &mut Vec<Event>) -> io::Result<()> {

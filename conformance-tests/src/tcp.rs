@@ -40,6 +40,7 @@ macro_rules! __tcp_tests {
             connect_refused,
             data_and_eof_in_one_wakeup,
             unread_data_does_not_busy_the_loop,
+            reset_nobody_reads_does_not_busy_the_loop,
             transfer_1mb_both_directions_at_once,
             peer_closes_with_data_unread,
             cancelled_read_loses_no_byte,
@@ -735,6 +736,46 @@ pub fn unread_data_does_not_busy_the_loop(factory: impl Factory) {
             .await
             .expect("the unread data is delivered");
         assert_eq!(&buf[..res.unwrap()], b"unread");
+    });
+}
+
+/// A connection reset by its peer while nobody reads it (error and
+/// hang-up, which epoll reports whatever the interest) does not keep the
+/// loop busy either; the next read reports the reset.
+pub fn reset_nobody_reads_does_not_busy_the_loop(factory: impl Factory) {
+    run_net(factory, |_lp| async move {
+        let l = std::net::TcpListener::bind(LOCAL).unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (mut peer, _) = l.accept().unwrap();
+        let reader = async {
+            let (res, buf) = c.read(Vec::with_capacity(64)).await;
+            (res.unwrap(), buf)
+        };
+        let writer = async {
+            sleep(Duration::from_millis(10)).await;
+            std::io::Write::write_all(&mut peer, b"first").unwrap();
+        };
+        let ((n, _), ()) = join(reader, writer).await;
+        assert_eq!(n, 5);
+        // Reset: linger 0 and close.
+        socket2::SockRef::from(&peer)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(peer);
+        let before = thread_cpu_time();
+        sleep(Duration::from_millis(300)).await;
+        let used = thread_cpu_time() - before;
+        assert!(
+            used < Duration::from_millis(150),
+            "the loop used {used:?} of CPU while sleeping 300 ms"
+        );
+        let (res, _) = wait_for(c.read(Vec::with_capacity(64)), Duration::from_secs(5))
+            .await
+            .expect("the reset is reported");
+        assert!(
+            res.is_err() || res.as_ref().is_ok_and(|n| *n == 0),
+            "a reset connection reads an error or end of stream, got {res:?}"
+        );
     });
 }
 
