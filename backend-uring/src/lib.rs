@@ -52,11 +52,13 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod buf_ring;
 mod builder;
 mod driver;
 mod notify;
 mod ops;
 mod probe;
+mod recv_ring;
 
 use loop_api::{Error, EventLoop};
 
