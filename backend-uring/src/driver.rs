@@ -587,9 +587,8 @@ impl Driver for UringDriver {
     fn wait(&mut self, timeout: Option<Duration>, done: &mut Vec<Completion>) -> io::Result<()> {
         self.push_deferred_cancels()?;
         self.arm_waker()?;
-        let ready = !self.reaped.is_empty()
-            || !self.early.is_empty()
-            || !self.ring.completion().is_empty();
+        let ready =
+            !self.reaped.is_empty() || !self.early.is_empty() || !self.ring.completion().is_empty();
         let timeout = if ready { Some(Duration::ZERO) } else { timeout };
         let nonblocking = timeout == Some(Duration::ZERO);
         let skip_enter = nonblocking && {

@@ -501,7 +501,11 @@ unsafe fn fill(bufs: &mut BufRing, st: &mut FdState, buf: *mut u8, len: usize) -
         // contract); the destination is the caller's, `n` bytes fit; a
         // provided buffer and a caller's buffer never overlap.
         unsafe {
-            std::ptr::copy_nonoverlapping(bufs.data(chunk.bid, chunk.off, n as u32), buf.add(copied), n);
+            std::ptr::copy_nonoverlapping(
+                bufs.data(chunk.bid, chunk.off, n as u32),
+                buf.add(copied),
+                n,
+            );
         }
         copied += n;
         chunk.off += n as u32;
