@@ -20,6 +20,12 @@
 //! the others. A descriptor holding more than a quarter of the buffers
 //! with nobody waiting has its multishot cancelled until it is read.
 //!
+//! Copying out of the ring is what a multishot costs; for large chunks
+//! (4 KiB and more) that costs more than the submission it saves, so a
+//! descriptor that received one stops its multishot once nobody waits and
+//! makes its next 64 reads as one-shots straight into the callers'
+//! buffers, then samples the multishot again.
+//!
 //! [`RecvRing::release`] (from `release_fd`) cancels the multishot and
 //! recycles the queued buffers; the CQEs a cancelled multishot still posts
 //! are recognised by their user data (a generation per arm) and only
@@ -28,7 +34,7 @@
 //!
 //! [`Driver::read_ahead`]: loop_api::driver::Driver::read_ahead
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 
@@ -44,6 +50,13 @@ const MSHOT_BIT: u64 = 1 << 31;
 const MCANCEL_BIT: u64 = 1 << 30;
 /// Descriptors at or above this never read ahead (they must fit the user data).
 const MAX_FD: RawFd = 1 << 24;
+/// A CQE this large means the socket carries big messages: copying them
+/// out of the ring costs more than the submission a multishot saves, so
+/// the next reads go straight into the caller's buffers (one-shot).
+const LARGE_CHUNK: u32 = 4096;
+/// How many one-shot reads a socket with large chunks makes before it
+/// tries the multishot again (to notice that its messages got small).
+const DIRECT_READS: u8 = 64;
 /// How often a cancel of a released descriptor's multishot is sent again
 /// when the kernel did not find it (in transit between attempts).
 const CANCEL_RETRIES: u8 = 32;
@@ -75,6 +88,45 @@ struct Waiter {
     len: usize,
 }
 
+/// The descriptor each waiting `Recv` waits on, by op id (the loop's ids
+/// are dense and the driver refuses ids from `MAX_OPS` on).
+#[derive(Debug, Default)]
+struct Waiting {
+    /// `fd + 1` per id, 0 for none.
+    by_id: Vec<u32>,
+    len: usize,
+}
+
+impl Waiting {
+    fn insert(&mut self, id: OpId, fd: RawFd) {
+        if id >= self.by_id.len() {
+            self.by_id.resize(id + 1, 0);
+        }
+        if self.by_id[id] == 0 {
+            self.len += 1;
+        }
+        // `0 <= fd < MAX_FD`: checked by `recv` before any insert.
+        self.by_id[id] = fd as u32 + 1;
+    }
+
+    fn remove(&mut self, id: OpId) -> Option<RawFd> {
+        let slot = self.by_id.get_mut(id).filter(|s| **s != 0)?;
+        let fd = (*slot - 1) as RawFd;
+        *slot = 0;
+        self.len -= 1;
+        Some(fd)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn clear(&mut self) {
+        self.by_id.clear();
+        self.len = 0;
+    }
+}
+
 /// What a descriptor turned out to be (`SO_TYPE`, asked once).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -98,6 +150,9 @@ struct FdState {
     /// Sticky end: `Some(0)` end of stream, `Some(errno)` an error.
     end: Option<i32>,
     waiters: VecDeque<Waiter>,
+    /// One-shot reads still to make before the multishot is tried again
+    /// (set by a large chunk, see `LARGE_CHUNK`).
+    direct: u8,
 }
 
 /// A multishot of a released descriptor, whose final CQE is still to come.
@@ -139,7 +194,7 @@ pub(crate) struct RecvRing {
     bufs: BufRing,
     fds: Vec<FdState>,
     /// Which descriptor each waiting `Recv` waits on.
-    waiting: HashMap<OpId, RawFd>,
+    waiting: Waiting,
     dying: Vec<Dying>,
     /// Multishots in the kernel (armed or dying) whose final CQE has not come.
     live: usize,
@@ -156,7 +211,7 @@ impl RecvRing {
         RecvRing {
             bufs,
             fds: Vec::new(),
-            waiting: HashMap::new(),
+            waiting: Waiting::default(),
             dying: Vec::new(),
             live: 0,
             generation: 0,
@@ -256,9 +311,16 @@ impl RecvRing {
         if let Some(end) = st.end {
             return Start::Ready(end_result(end));
         }
-        if st.waiters.is_empty() && st.armed == 0 && !self.bufs.has_free() {
-            // Every buffer is queued somewhere: read into the caller's.
-            return Start::OneShot;
+        if st.waiters.is_empty() && st.armed == 0 {
+            if st.direct > 0 {
+                // Large messages: straight into the caller's buffer.
+                st.direct -= 1;
+                return Start::OneShot;
+            }
+            if !self.bufs.has_free() {
+                // Every buffer is queued somewhere: read into the caller's.
+                return Start::OneShot;
+            }
         }
         st.waiters.push_back(Waiter { id, buf, len });
         self.waiting.insert(id, fd);
@@ -284,7 +346,7 @@ impl RecvRing {
 
     /// Forgets a waiting `Recv`; `false` if `id` is not one.
     pub(crate) fn cancel(&mut self, id: OpId) -> bool {
-        let Some(fd) = self.waiting.remove(&id) else {
+        let Some(fd) = self.waiting.remove(id) else {
             return false;
         };
         if let Some(st) = self.fds.get_mut(fd as usize) {
@@ -304,7 +366,7 @@ impl RecvRing {
             self.bufs.recycle(chunk.bid);
         }
         for w in st.waiters {
-            self.waiting.remove(&w.id);
+            self.waiting.remove(w.id);
             done.push(Completion {
                 id: w.id,
                 result: Err(io::Error::from_raw_os_error(libc::ECANCELED)),
@@ -369,6 +431,9 @@ impl RecvRing {
             (n, Some(bid)) if n > 0 => {
                 let len = (n as u32).min(self.bufs.buf_size());
                 st.queue.push_back(Chunk { bid, off: 0, len });
+                if len >= LARGE_CHUNK {
+                    st.direct = DIRECT_READS;
+                }
             }
             (n, bid) if n >= 0 => {
                 // 0 is end of stream; a positive count without a buffer
@@ -412,12 +477,13 @@ impl RecvRing {
                 break;
             };
             st.waiters.pop_front();
-            self.waiting.remove(&id);
+            self.waiting.remove(id);
             done.push(Completion { id, result });
         }
         let st = &mut self.fds[fd as usize];
         if st.waiters.is_empty() {
-            if st.armed != 0 && !st.stopping && st.queue.len() >= self.max_queued {
+            let stop = st.queue.len() >= self.max_queued || st.direct > 0;
+            if st.armed != 0 && !st.stopping && stop {
                 st.stopping = true;
                 work.sqes.push(cancel_entry(st.armed, fd));
             }
@@ -426,12 +492,12 @@ impl RecvRing {
         if st.armed != 0 {
             return;
         }
-        if self.enabled && self.bufs.has_free() {
+        if self.enabled && self.bufs.has_free() && st.direct == 0 {
             self.arm(fd, work);
             return;
         }
         for w in std::mem::take(&mut st.waiters) {
-            self.waiting.remove(&w.id);
+            self.waiting.remove(w.id);
             work.one_shots.push((w.id, fd, w.buf, w.len));
         }
     }

@@ -923,6 +923,12 @@ fn waitpid_op_reports_a_killing_signal_and_can_be_cancelled() {
 
 // ---- Multishot receive into the provided-buffer ring ----
 
+fn mshot_driver() -> UringDriver {
+    let d = UringBuilder::new().multishot_recv(true).build().unwrap();
+    assert!(d.multishot_recv(), "a 6.x kernel has multishot receive");
+    d
+}
+
 /// A connected TCP pair (both non-blocking: the ring never blocks on them).
 fn tcp_pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -959,7 +965,7 @@ fn settle(d: &mut UringDriver) {
 #[test]
 fn multishot_data_arriving_before_the_recv_is_delivered_at_submit() {
     let _g = shared();
-    let mut d = driver();
+    let mut d = mshot_driver();
     assert!(d.multishot_recv(), "a 6.x kernel has multishot receive");
     let (server, mut client) = tcp_pair();
     let fd = server.as_raw_fd();
@@ -983,7 +989,7 @@ fn multishot_data_arriving_before_the_recv_is_delivered_at_submit() {
 #[test]
 fn multishot_recv_smaller_than_a_chunk_leaves_the_rest_for_the_next() {
     let _g = shared();
-    let mut d = driver();
+    let mut d = mshot_driver();
     let (server, mut client) = tcp_pair();
     let fd = server.as_raw_fd();
     assert!(d.read_ahead(fd));
@@ -1015,7 +1021,7 @@ fn multishot_recv_smaller_than_a_chunk_leaves_the_rest_for_the_next() {
 #[test]
 fn multishot_end_of_stream_comes_after_the_data_and_sticks() {
     let _g = shared();
-    let mut d = driver();
+    let mut d = mshot_driver();
     let (server, mut client) = tcp_pair();
     let fd = server.as_raw_fd();
     assert!(d.read_ahead(fd));
@@ -1037,7 +1043,7 @@ fn multishot_end_of_stream_comes_after_the_data_and_sticks() {
 #[test]
 fn multishot_a_dropped_recv_loses_no_bytes() {
     let _g = shared();
-    let mut d = driver();
+    let mut d = mshot_driver();
     let (server, mut client) = tcp_pair();
     let fd = server.as_raw_fd();
     assert!(d.read_ahead(fd));
@@ -1060,7 +1066,11 @@ fn multishot_a_dropped_recv_loses_no_bytes() {
 fn multishot_recovers_when_the_buffers_run_out() {
     let _g = shared();
     // Two buffers of 64 bytes: the multishot stops (ENOBUFS) after 128.
-    let mut d = UringBuilder::new().recv_buffers(2, 64).build().unwrap();
+    let mut d = UringBuilder::new()
+        .multishot_recv(true)
+        .recv_buffers(2, 64)
+        .build()
+        .unwrap();
     let (server, mut client) = tcp_pair();
     let (other, mut other_client) = tcp_pair();
     let fd = server.as_raw_fd();
@@ -1095,7 +1105,7 @@ fn multishot_release_and_close_leak_no_descriptor_and_do_not_hang() {
     let _g = exclusive();
     let before = fd_count();
     {
-        let mut d = driver();
+        let mut d = mshot_driver();
         let mut peers = Vec::new();
         for i in 0..4 {
             let (server, mut client) = tcp_pair();
@@ -1147,8 +1157,10 @@ fn multishot_release_and_close_leak_no_descriptor_and_do_not_hang() {
 #[test]
 fn multishot_off_or_a_datagram_socket_uses_one_shot_recvs() {
     let _g = shared();
+    // Off (also the default).
     let mut d = UringBuilder::new().multishot_recv(false).build().unwrap();
     assert!(!d.multishot_recv());
+    assert!(!driver().multishot_recv());
     let (server, mut client) = tcp_pair();
     assert!(!d.read_ahead(server.as_raw_fd()));
     let mut buf = vec![0u8; 8];
@@ -1161,7 +1173,7 @@ fn multishot_off_or_a_datagram_socket_uses_one_shot_recvs() {
     let _ = wait_for(&mut d, 1);
 
     // Datagrams keep their boundaries even where read-ahead is allowed.
-    let mut d = driver();
+    let mut d = mshot_driver();
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
     a.connect(b.local_addr().unwrap()).unwrap();
@@ -1181,7 +1193,10 @@ fn multishot_cancelled_stream_reads_under_traffic_lose_and_reorder_nothing() {
     use std::sync::Arc;
 
     let _g = shared();
-    let lp = crate::new_event_loop().unwrap();
+    let lp = UringBuilder::new()
+        .multishot_recv(true)
+        .new_event_loop()
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
     let mut tasks = Vec::new();
@@ -1253,4 +1268,42 @@ fn multishot_cancelled_stream_reads_under_traffic_lose_and_reorder_nothing() {
     );
     assert!(received.get() > 0, "no data received");
     assert!(cancelled.get() > 0, "nothing was cancelled");
+}
+
+#[test]
+fn multishot_large_chunks_switch_to_one_shot_reads_and_back() {
+    let _g = shared();
+    let mut d = mshot_driver();
+    let (server, mut client) = tcp_pair();
+    let fd = server.as_raw_fd();
+    assert!(d.read_ahead(fd));
+    let mut buf = vec![0u8; 64 * 1024];
+    // Small: the multishot serves it; a waiting Recv is cancelled at once.
+    client.write_all(b"small").unwrap();
+    assert_eq!(recv_now_or_later(&mut d, 0, fd, &mut buf).0, 5);
+    submit_recv(&mut d, 1, fd, &mut buf);
+    assert_eq!(d.cancel(1), Cancel::Done);
+    // One large chunk (>= 4 KiB, one CQE once it has all arrived) ...
+    let big = vec![7u8; 8192];
+    client.write_all(&big).unwrap();
+    settle(&mut d);
+    let mut got = 0;
+    while got < big.len() {
+        got += recv_now_or_later(&mut d, 2, fd, &mut buf).0;
+    }
+    assert_eq!(got, big.len());
+    settle(&mut d); // the multishot is cancelled meanwhile
+                    // ... and the next reads are one-shots into the caller's buffer: the
+                    // kernel holds it, so a cancel is pending until its CQE.
+    submit_recv(&mut d, 3, fd, &mut buf);
+    assert_eq!(d.cancel(3), Cancel::Pending);
+    let _ = wait_for(&mut d, 3);
+    // After enough of them the multishot is tried again.
+    for i in 0..64u8 {
+        client.write_all(&[i]).unwrap();
+        assert_eq!(recv_now_or_later(&mut d, 4, fd, &mut buf).0, 1);
+        assert_eq!(buf[0], i);
+    }
+    submit_recv(&mut d, 5, fd, &mut buf);
+    assert_eq!(d.cancel(5), Cancel::Done);
 }

@@ -103,13 +103,16 @@ fn poll_read(
     poll_sock(sock, wait, cx, true, empty, |fd| recv_now(fd, out))
 }
 
+/// An owned-buffer receive in flight for [`AheadRead`].
+type PendingRecv = Pin<Box<dyn Future<Output = BufResult<usize, Vec<u8>>>>>;
+
 /// The futures-io reads of a stream whose backend receives ahead
 /// ([`Reads::Ahead`]): the bytes are in the backend, so each read is an
 /// owned-buffer `Op::Recv` (of the slice's size) whose result is copied
 /// out. Bytes that no longer fit a later, smaller slice wait here.
 #[derive(Default)]
 struct AheadRead {
-    pending: Option<Pin<Box<dyn Future<Output = BufResult<usize, Vec<u8>>>>>>,
+    pending: Option<PendingRecv>,
     left: Vec<u8>,
     pos: usize,
 }
