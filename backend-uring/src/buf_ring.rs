@@ -107,10 +107,16 @@ impl BufRing {
         // SAFETY: the ring memory is a page-aligned mapping of `entries`
         // entries that stays mapped until `release`, which unregisters
         // first (or is leaked while the kernel may still use it).
-        unsafe {
+        let registered = unsafe {
             ring.submitter()
-                .register_buf_ring_with_flags(ring_mem as u64, entries, bgid, 0)?
+                .register_buf_ring_with_flags(ring_mem as u64, entries, bgid, 0)
         };
+        if let Err(e) = registered {
+            // SAFETY: the kernel refused the group, so it never saw either
+            // mapping: both are ours alone to unmap.
+            unsafe { this.release(ring) };
+            return Err(e);
+        }
         this.registered = true;
         for bid in 0..entries {
             this.give(bid);
