@@ -6,7 +6,9 @@ use std::time::Duration;
 use io_uring::IoUring;
 use loop_api::{Error, EventLoop};
 
+use crate::buf_ring::BufRing;
 use crate::driver::UringDriver;
+use crate::recv_ring::RecvRing;
 use crate::{probe, NAME};
 
 /// The setup a ring was created with (what the kernel accepted, after any fallback).
@@ -53,6 +55,9 @@ pub struct UringBuilder {
     coop_taskrun: bool,
     sqpoll_idle: Option<Duration>,
     fallback: bool,
+    multishot_recv: bool,
+    recv_buffers: u16,
+    recv_buffer_size: u32,
 }
 
 impl Default for UringBuilder {
@@ -65,9 +70,20 @@ impl Default for UringBuilder {
             coop_taskrun: false,
             sqpoll_idle: None,
             fallback: true,
+            multishot_recv: false,
+            recv_buffers: DEFAULT_RECV_BUFFERS,
+            recv_buffer_size: DEFAULT_RECV_BUFFER_SIZE,
         }
     }
 }
+
+/// Buffers in the provided-buffer ring of multishot receives.
+const DEFAULT_RECV_BUFFERS: u16 = 256;
+/// Size of each of them.
+const DEFAULT_RECV_BUFFER_SIZE: u32 = 16 * 1024;
+
+/// The buffer group id of the receive ring (the driver has only one).
+const RECV_BGID: u16 = 0;
 
 /// Largest SQ the kernel accepts (`IORING_MAX_ENTRIES`).
 const MAX_ENTRIES: u32 = 32768;
@@ -144,6 +160,34 @@ impl UringBuilder {
     /// then a plain ring. Default on; off makes the exact setup mandatory.
     pub fn fallback(mut self, on: bool) -> Self {
         self.fallback = on;
+        self
+    }
+
+    /// Multishot receive (`IORING_RECV_MULTISHOT`, Linux 6.0) into a
+    /// provided-buffer ring (`IORING_REGISTER_PBUF_RING`, Linux 5.19) for
+    /// the stream sockets the loop reads only through owned-buffer reads:
+    /// one receive stays armed per socket and each read copies what it
+    /// queued, which saves a submission per read and lets a cancelled read
+    /// lose nothing. Where the kernel lacks either, every read is a
+    /// one-shot `Recv`, as with `false`.
+    ///
+    /// Default off: measured on TCP echo (Linux 6.18) it costs as much
+    /// server CPU per request as one-shot `Recv`s (within ±3 %), because a
+    /// one-shot issued when the data is already there is one inline
+    /// receive, while a multishot pays a poll wake-up, task work and a
+    /// copy out of the ring.
+    pub fn multishot_recv(mut self, on: bool) -> Self {
+        self.multishot_recv = on;
+        self
+    }
+
+    /// The provided-buffer ring of multishot receives: `count` buffers (a
+    /// power of two, at most 32768) of `size` bytes each (default 256 of
+    /// 16 KiB). A socket holds buffers only until its data is read; when
+    /// every buffer is held, reads go to the kernel one by one (one-shot).
+    pub fn recv_buffers(mut self, count: u16, size: u32) -> Self {
+        self.recv_buffers = count;
+        self.recv_buffer_size = size;
         self
     }
 
@@ -230,6 +274,17 @@ impl UringBuilder {
                 2 * MAX_ENTRIES
             )));
         }
+        if self.multishot_recv
+            && (!self.recv_buffers.is_power_of_two()
+                || self.recv_buffers > 1 << 15
+                || self.recv_buffer_size == 0
+                || self.recv_buffer_size > 1 << 30)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "io_uring recv_buffers needs a power-of-two count up to 32768 of 1..=1 GiB bytes, got {} x {}",
+                self.recv_buffers, self.recv_buffer_size
+            )));
+        }
         let unavailable = |reason: String| Error::BackendUnavailable {
             backend: NAME.to_owned(),
             reason,
@@ -251,7 +306,16 @@ impl UringBuilder {
                 cq_entries: ring.params().cq_entries(),
                 ..config
             };
-            return UringDriver::new(ring, support, config)
+            // A kernel without provided-buffer rings (before 5.19) refuses
+            // the registration: every read is then a one-shot.
+            let recv = self
+                .multishot_recv
+                .then(|| {
+                    BufRing::new(&ring, self.recv_buffers, self.recv_buffer_size, RECV_BGID).ok()
+                })
+                .flatten()
+                .map(RecvRing::new);
+            return UringDriver::new(ring, support, config, recv)
                 .map_err(|e| unavailable(format!("cannot create the waker's eventfd: {e}")));
         }
         let e = refused.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL));

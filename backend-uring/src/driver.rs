@@ -29,6 +29,7 @@ use crate::builder::RingConfig;
 use crate::notify::EventFd;
 use crate::ops::{self, Holding, Stable};
 use crate::probe::Support;
+use crate::recv_ring::{self, RecvRing, Start, Work};
 use crate::NAME;
 
 /// `io_uring_enter` flags (`IORING_ENTER_*`, linux/io_uring.h).
@@ -98,9 +99,17 @@ pub struct UringDriver {
     ops: Vec<Option<InFlight>>,
     in_flight: usize,
     generation: u32,
-    /// CQEs taken off the ring (to make room while flushing a full SQ) and
-    /// not yet turned into completions.
-    reaped: Vec<(u64, i32)>,
+    /// CQEs (user data, result, flags) taken off the ring (to make room
+    /// while flushing a full SQ) and not yet turned into completions.
+    reaped: Vec<(u64, i32, u32)>,
+    /// Multishot receives into a provided-buffer ring (`None`: every
+    /// `Recv` is a one-shot; see [`crate::recv_ring`]).
+    recv: Option<RecvRing>,
+    /// What `recv` asked for while handling an event, applied right after.
+    work: Work,
+    /// Completions produced outside `wait` (by `release_fd`), reported by
+    /// the next `wait`.
+    early: Vec<Completion>,
     /// Ids whose `AsyncCancel` is still to be pushed (the SQ was full, or
     /// an earlier one found nothing); pushed by the next `wait`.
     deferred_cancels: Vec<OpId>,
@@ -136,13 +145,21 @@ fn is_transient(e: &io::Error) -> bool {
 }
 
 impl UringDriver {
-    pub(crate) fn new(ring: IoUring, support: Support, config: RingConfig) -> io::Result<Self> {
+    pub(crate) fn new(
+        ring: IoUring,
+        support: Support,
+        config: RingConfig,
+        recv: Option<RecvRing>,
+    ) -> io::Result<Self> {
         Ok(UringDriver {
             ring,
             ops: Vec::new(),
             in_flight: 0,
             generation: 0,
             reaped: Vec::with_capacity(64),
+            recv,
+            work: Work::default(),
+            early: Vec::new(),
             deferred_cancels: Vec::new(),
             missed_cancels: Vec::new(),
             waker: Arc::new(EventFd::new()?),
@@ -162,7 +179,13 @@ impl UringDriver {
     /// Number of operations submitted whose final completion has not been
     /// reported yet (cancelled ones included).
     pub fn in_flight(&self) -> usize {
-        self.in_flight
+        self.in_flight + self.recv.as_ref().map_or(0, RecvRing::waiting)
+    }
+
+    /// `true` if stream receives use multishot receive into a
+    /// provided-buffer ring ([`crate::UringBuilder::multishot_recv`]).
+    pub fn multishot_recv(&self) -> bool {
+        self.recv.as_ref().is_some_and(RecvRing::enabled)
     }
 
     fn next_user_data(&mut self, id: OpId) -> u64 {
@@ -247,7 +270,7 @@ impl UringDriver {
     fn reap(&mut self) {
         let cq = self.ring.completion();
         self.reaped
-            .extend(cq.map(|cqe| (cqe.user_data(), cqe.result())));
+            .extend(cq.map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())));
     }
 
     /// Starts the read of the waker's eventfd, unless one is in flight.
@@ -337,12 +360,18 @@ impl UringDriver {
     fn process(&mut self, done: &mut Vec<Completion>) -> io::Result<()> {
         let mut reaped = std::mem::take(&mut self.reaped);
         let mut waker_error = None;
-        for (user_data, res) in reaped.drain(..) {
+        done.append(&mut self.early);
+        for (user_data, res, flags) in reaped.drain(..) {
             match user_data {
                 WAKER_UD => {
                     self.waker_armed = false;
                     if res < 0 && res != -libc::ECANCELED && res != -libc::EINTR {
                         waker_error = Some(io::Error::from_raw_os_error(-res));
+                    }
+                }
+                ud if recv_ring::owns(ud) => {
+                    if let Some(recv) = self.recv.as_mut() {
+                        recv.complete(ud, res, flags, &mut self.work, done);
                     }
                 }
                 ud if cancel_target(ud).is_some() => {
@@ -352,9 +381,9 @@ impl UringDriver {
                 }
                 _ => {
                     if let Some((id, op)) = self.take_op(user_data) {
-                        // SAFETY: every CQE is final (no multishot operation
-                        // is ever submitted), so the kernel is done with the
-                        // operation's memory.
+                        // SAFETY: every CQE of an operation is final (the
+                        // only multishots are recv_ring's, handled above),
+                        // so the kernel is done with the operation's memory.
                         let result = unsafe { op.holding.finish(res) };
                         done.push(Completion { id, result });
                     }
@@ -363,12 +392,107 @@ impl UringDriver {
         }
         self.reaped = reaped;
         self.retry_cancels();
+        if let Some(recv) = self.recv.as_mut() {
+            recv.retry_cancels(&mut self.work);
+        }
+        self.apply_work(done)?;
         match waker_error {
             Some(e) => Err(io::Error::new(
                 e.kind(),
                 format!("the io_uring waker's eventfd read failed: {e}"),
             )),
             None => Ok(()),
+        }
+    }
+
+    /// Pushes the entries `recv` asked for and submits the receives it
+    /// handed back as one-shots.
+    fn apply_work(&mut self, done: &mut Vec<Completion>) -> io::Result<()> {
+        let mut work = std::mem::take(&mut self.work);
+        let mut result = Ok(());
+        for entry in work.sqes.drain(..) {
+            // SAFETY: a multishot receive writes only into the buffer ring,
+            // which the driver keeps mapped until no multishot is left in
+            // the kernel (Drop); a cancel points into no memory.
+            if let Err(e) = unsafe { self.push(&entry) } {
+                result = Err(e);
+            }
+        }
+        for (id, fd, buf, len) in work.one_shots.drain(..) {
+            // SAFETY: a waiting Recv's memory stays valid until its
+            // completion is reported (submit's contract); it now goes to
+            // the kernel as an ordinary Recv under the same id.
+            if let Poll::Ready(result) = unsafe { self.submit_op(id, Op::Recv { fd, buf, len }) } {
+                done.push(Completion { id, result });
+            }
+        }
+        self.work = work;
+        result
+    }
+
+    /// Submits `op` as one SQE under `id` (the ordinary, one-shot path).
+    ///
+    /// # Safety
+    /// As [`Driver::submit`].
+    unsafe fn submit_op(&mut self, id: OpId, op: Op) -> Poll<io::Result<OpOutput>> {
+        // SAFETY: `submit`'s contract is `prepare`'s: the pointers in `op`
+        // stay valid until the completion for `id` is reported.
+        let (entry, holding) = match unsafe { ops::prepare(op, self.support.waitid) } {
+            Ok(prepared) => prepared,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let user_data = self.next_user_data(id);
+        // SAFETY: the caller's memory lives until the completion for `id`
+        // (submit's contract); the driver's own memory is in `holding`,
+        // stored below and dropped only when the final CQE is reaped. If
+        // the push fails the kernel never saw the entry and dropping
+        // `holding` is fine.
+        if let Err(e) = unsafe { self.push(&entry.user_data(user_data)) } {
+            return Poll::Ready(Err(e));
+        }
+        if id >= self.ops.len() {
+            self.ops.resize_with(id + 1, || None);
+        }
+        self.ops[id] = Some(InFlight {
+            user_data,
+            holding,
+            cancels: 0,
+        });
+        self.in_flight += 1;
+        Poll::Pending
+    }
+
+    /// A `Recv` on a descriptor that may read ahead: served by `recv_ring`,
+    /// or `None` for the one-shot path.
+    ///
+    /// # Safety
+    /// As [`Driver::submit`].
+    unsafe fn submit_recv(
+        &mut self,
+        id: OpId,
+        fd: std::os::fd::RawFd,
+        buf: *mut u8,
+        len: usize,
+    ) -> Option<Poll<io::Result<OpOutput>>> {
+        let recv = self.recv.as_mut()?;
+        // SAFETY: submit's contract covers `buf..buf + len` until the
+        // completion for `id` or `Cancel::Done`.
+        match unsafe { recv.recv(id, fd, buf, len, &mut self.work) } {
+            Start::OneShot => None,
+            Start::Ready(result) => Some(Poll::Ready(result)),
+            Start::Waiting => {
+                let mut done = Vec::new();
+                if let Err(e) = self.apply_work(&mut done) {
+                    // The arm never reached the kernel: forget the Recv.
+                    if let Some(recv) = self.recv.as_mut() {
+                        recv.cancel(id);
+                        recv.arm_failed(fd);
+                    }
+                    return Some(Poll::Ready(Err(e)));
+                }
+                self.early.append(&mut done);
+                Some(Poll::Pending)
+            }
         }
     }
 
@@ -402,40 +526,32 @@ impl Driver for UringDriver {
                 format!("operation id {id} is already in flight"),
             )));
         }
-        if let Op::Close { fd } = op {
-            if !self.support.close {
-                // The kernel lacks IORING_OP_CLOSE (before 5.6): close here.
-                return Poll::Ready(Self::close_sync(fd));
+        match op {
+            Op::Close { fd } => {
+                // Whatever was received ahead on it goes.
+                self.release_fd(fd);
+                if !self.support.close {
+                    // The kernel lacks IORING_OP_CLOSE (before 5.6): close here.
+                    return Poll::Ready(Self::close_sync(fd));
+                }
             }
+            Op::Recv { fd, buf, len } => {
+                // SAFETY: submit's contract, passed on.
+                if let Some(started) = unsafe { self.submit_recv(id, fd, buf, len) } {
+                    return started;
+                }
+            }
+            _ => {}
         }
-        // SAFETY: `submit`'s contract is `prepare`'s: the pointers in `op`
-        // stay valid until the completion for `id` is reported.
-        let (entry, holding) = match unsafe { ops::prepare(op, self.support.waitid) } {
-            Ok(prepared) => prepared,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
-        let user_data = self.next_user_data(id);
-        // SAFETY: the caller's memory lives until the completion for `id`
-        // (submit's contract); the driver's own memory is in `holding`,
-        // stored below and dropped only when the final CQE is reaped. If
-        // the push fails the kernel never saw the entry and dropping
-        // `holding` is fine.
-        if let Err(e) = unsafe { self.push(&entry.user_data(user_data)) } {
-            return Poll::Ready(Err(e));
-        }
-        if id >= self.ops.len() {
-            self.ops.resize_with(id + 1, || None);
-        }
-        self.ops[id] = Some(InFlight {
-            user_data,
-            holding,
-            cancels: 0,
-        });
-        self.in_flight += 1;
-        Poll::Pending
+        // SAFETY: submit's contract, passed on.
+        unsafe { self.submit_op(id, op) }
     }
 
     fn cancel(&mut self, id: OpId) -> Cancel {
+        if self.recv.as_mut().is_some_and(|r| r.cancel(id)) {
+            // A Recv waiting for the multishot: the kernel never had its buffer.
+            return Cancel::Done;
+        }
         let Some(entry) = self.cancel_entry(id) else {
             return Cancel::Done;
         };
@@ -450,14 +566,29 @@ impl Driver for UringDriver {
         Cancel::Pending
     }
 
-    fn release_fd(&mut self, _fd: std::os::fd::RawFd) {
-        // Nothing is registered per descriptor: every operation is one-shot.
+    fn release_fd(&mut self, fd: std::os::fd::RawFd) {
+        // Only receive-ahead state is kept per descriptor: cancel its
+        // multishot (pushed now, submitted by the next `wait`, which the
+        // loop always makes) and recycle what it queued.
+        if let Some(recv) = self.recv.as_mut() {
+            recv.release(fd, &mut self.work, &mut self.early);
+            let mut done = Vec::new();
+            // A cancel that cannot be pushed now is no loss of memory
+            // safety: Drop cancels every multishot left anyway.
+            let _ = self.apply_work(&mut done);
+            self.early.append(&mut done);
+        }
+    }
+
+    fn read_ahead(&mut self, fd: std::os::fd::RawFd) -> bool {
+        self.recv.as_mut().is_some_and(|r| r.read_ahead(fd))
     }
 
     fn wait(&mut self, timeout: Option<Duration>, done: &mut Vec<Completion>) -> io::Result<()> {
         self.push_deferred_cancels()?;
         self.arm_waker()?;
-        let ready = !self.reaped.is_empty() || !self.ring.completion().is_empty();
+        let ready =
+            !self.reaped.is_empty() || !self.early.is_empty() || !self.ring.completion().is_empty();
         let timeout = if ready { Some(Duration::ZERO) } else { timeout };
         let nonblocking = timeout == Some(Duration::ZERO);
         let skip_enter = nonblocking && {
@@ -501,6 +632,11 @@ impl UringDriver {
                     .user_data(WAKER_CANCEL_UD),
             );
         }
+        if let Some(recv) = self.recv.as_mut() {
+            let mut work = Work::default();
+            recv.cancel_everything(&mut work);
+            entries.append(&mut work.sqes);
+        }
         for entry in entries {
             // SAFETY: AsyncCancel points into no memory.
             if unsafe { self.push(&entry) }.is_err() {
@@ -517,6 +653,10 @@ impl Drop for UringDriver {
         //    already; what is left here are the waker's read and operations
         //    of futures that outlived the loop.)
         self.deferred_cancels.clear();
+        if let Some(recv) = self.recv.as_mut() {
+            // Nobody will collect them, and no multishot must be re-armed.
+            recv.forget_waiters();
+        }
         self.cancel_everything();
 
         // 2. Submit, and collect final CQEs until every operation is back,
@@ -528,18 +668,25 @@ impl Drop for UringDriver {
         let mut next_round = Instant::now() + DROP_RECANCEL;
         loop {
             self.reap();
-            for (user_data, res) in std::mem::take(&mut self.reaped) {
+            for (user_data, res, flags) in std::mem::take(&mut self.reaped) {
                 if user_data == WAKER_UD {
                     self.waker_armed = false;
+                } else if recv_ring::owns(user_data) {
+                    if let Some(recv) = self.recv.as_mut() {
+                        let (mut work, mut done) = (Work::default(), Vec::new());
+                        // Only bookkeeping: no waiter is left to serve or re-arm for.
+                        recv.complete(user_data, res, flags, &mut work, &mut done);
+                    }
                 } else if let Some((_, op)) = self.take_op(user_data) {
                     let yields_fd = op.holding.yields_fd();
-                    // SAFETY: a final CQE (no multishot operations exist).
+                    // SAFETY: a final CQE (operations are one-shot; multishots are recv_ring's).
                     if let (true, Ok(out)) = (yields_fd, unsafe { op.holding.finish(res) }) {
                         let _ = Self::close_sync(out.res as i32);
                     }
                 }
             }
-            if self.in_flight == 0 && !self.waker_armed {
+            let multishots = self.recv.as_ref().map_or(0, RecvRing::live);
+            if self.in_flight == 0 && !self.waker_armed && multishots == 0 {
                 break;
             }
             let now = Instant::now();
@@ -569,6 +716,11 @@ impl Drop for UringDriver {
         }
         if self.waker_armed {
             std::mem::forget(self.waker_buf.take());
+        }
+        // The buffer ring is unmapped only if no multishot is left in the
+        // kernel; else it is leaked.
+        if let Some(recv) = self.recv.take() {
+            recv.shut_down(&self.ring);
         }
     }
 }

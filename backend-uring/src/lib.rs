@@ -14,6 +14,12 @@
 //! - Cancellation submits `AsyncCancel` and answers `Cancel::Pending`: the
 //!   operation's final CQE is still reported, and the loop frees its memory
 //!   (closing an accepted descriptor nobody will receive) only then.
+//! - Optionally ([`UringBuilder::multishot_recv`], off by default; Linux
+//!   6.0), stream sockets the loop reads only through owned-buffer reads
+//!   ([`loop_api::driver::Driver::read_ahead`]) use one multishot receive
+//!   per socket into a provided-buffer ring, each read copying what it
+//!   queued. Datagram sockets, borrowed descriptors and kernels without it
+//!   use one-shot `Recv`s.
 //! - Cross-thread wake-ups: an eventfd that the driver reads with a real
 //!   `Read` on the ring, re-armed after each completion (see `notify.rs`
 //!   for why not a ring message).
@@ -36,8 +42,8 @@
 //! `kernel.io_uring_disabled`, a missing opcode).
 //!
 //! ## Limits
-//! - Operations are single-shot; multishot accept/recv with provided buffer
-//!   rings are not used (the loop's API hands each operation its own buffer).
+//! - Every operation is one SQE and one CQE, except the optional multishot
+//!   receive of read-ahead streams (see above); multishot accept is not used.
 //! - If the kernel does not return a cancelled operation within the bound
 //!   (2 s in `EventLoop::close`, 2 s more in the driver's Drop), the memory
 //!   of that operation is leaked, never freed: the driver's own storage by
@@ -47,16 +53,20 @@
 //!   is dropped; that is sound only if the kernel returned the operation
 //!   within the bound. Socket, pipe and poll operations are cancelled at
 //!   once in practice.
-//! - A recv cancelled just as it completes loses the bytes it read (as on
-//!   every backend: the loop drops an uncollected result).
+//! - A one-shot recv cancelled just as it completes loses the bytes it read
+//!   (as on every backend: the loop drops an uncollected result). A recv
+//!   waiting on a multishot is forgotten at once (`Cancel::Done`) and loses
+//!   nothing: what arrives stays queued for the next read.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod buf_ring;
 mod builder;
 mod driver;
 mod notify;
 mod ops;
 mod probe;
+mod recv_ring;
 
 use loop_api::{Error, EventLoop};
 

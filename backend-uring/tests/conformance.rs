@@ -11,7 +11,21 @@ use loop_api::{Error, EventLoop, Result};
 /// `backend_uring::new_event_loop`, except that an unavailable io_uring
 /// skips the calling test when that is allowed.
 fn uring_or_skip() -> Result<EventLoop> {
-    match backend_uring::new_event_loop() {
+    or_skip(backend_uring::new_event_loop())
+}
+
+/// The same with multishot receive into a provided-buffer ring for streams
+/// (off by default: see `UringBuilder::multishot_recv`).
+fn uring_multishot_or_skip() -> Result<EventLoop> {
+    or_skip(
+        backend_uring::UringBuilder::new()
+            .multishot_recv(true)
+            .new_event_loop(),
+    )
+}
+
+fn or_skip(lp: Result<EventLoop>) -> Result<EventLoop> {
+    match lp {
         Err(Error::BackendUnavailable { backend, reason })
             if std::env::var("EVLOOP_REQUIRE_URING").as_deref() != Ok("1") =>
         {
@@ -25,3 +39,4 @@ fn uring_or_skip() -> Result<EventLoop> {
 }
 
 conformance_tests::conformance_suite!(uring, crate::uring_or_skip);
+conformance_tests::conformance_suite!(uring_multishot, crate::uring_multishot_or_skip);

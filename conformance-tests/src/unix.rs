@@ -25,6 +25,7 @@ macro_rules! __unix_tests {
             write_after_peer_closed_fails_once,
             unix_datagram_by_path,
             stream_pair_and_futures_io,
+            owned_reads_then_futures_io_reads_lose_nothing,
             connect_waits_while_backlog_is_full,
         ]);
     };
@@ -243,6 +244,35 @@ pub fn stream_pair_and_futures_io(factory: impl Factory) {
         .await;
         let () = w;
         assert!(r.unwrap() == data);
+    });
+}
+
+/// An owned-buffer read, then futures-io reads of the same stream (with
+/// slices smaller than what arrived): every byte, in order. (A backend that
+/// receives ahead holds bytes the socket no longer has.)
+pub fn owned_reads_then_futures_io_reads_lose_nothing(factory: impl Factory) {
+    use crate::net_support::{io_close, io_read_exact, io_read_to_end, io_write_all, pattern};
+    run_net(factory, |_lp| async move {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let data = pattern(150_000, 5);
+        let (w, r) = join(
+            async {
+                io_write_all(&mut a, &data).await.unwrap();
+                io_close(&mut a).await.unwrap();
+            },
+            async {
+                let (res, mut got) = b.read(Vec::with_capacity(1000)).await;
+                assert!(res.unwrap() > 0);
+                let mut small = [0u8; 7];
+                io_read_exact(&mut b, &mut small).await.unwrap();
+                got.extend_from_slice(&small);
+                got.extend(io_read_to_end(&mut b).await.unwrap());
+                got
+            },
+        )
+        .await;
+        let () = w;
+        assert!(r == data, "bytes lost or reordered");
     });
 }
 

@@ -256,6 +256,19 @@ pub trait Driver {
     /// only when no operation on `fd` is pending.
     fn release_fd(&mut self, fd: RawFd);
 
+    /// The loop promises that, until [`release_fd`](Driver::release_fd)`(fd)`,
+    /// it reads the stream socket `fd` only through [`Op::Recv`]: nobody
+    /// else receives from it (no direct `recv(2)`, no other owner). The
+    /// backend may then receive ahead of the operations and hand what it
+    /// holds to later `Recv`s (io_uring's multishot receive into a
+    /// provided-buffer ring). Returns `true` if it does so; the loop then
+    /// must not read `fd` by any other means until it is released.
+    /// Default: `false`, nothing changes.
+    fn read_ahead(&mut self, fd: RawFd) -> bool {
+        let _ = fd;
+        false
+    }
+
     /// Flushes submitted work, then blocks until at least one completion is
     /// available, the notifier fires, or `timeout` passes (`None`: no limit;
     /// zero: do not block). Completions are appended to `done`.

@@ -10,6 +10,7 @@
 //! registration can never be inherited by the next socket that gets the
 //! same number from the kernel.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
@@ -24,6 +25,22 @@ use crate::Error;
 pub(crate) struct SockFd {
     lp: Weak<LoopInner>,
     fd: RawFd,
+    /// How a stream's bytes are read (see [`SockFd::stream_reads`]).
+    reads: Cell<Reads>,
+}
+
+/// How the bytes of a stream socket are read, decided by its first read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reads {
+    /// No read yet.
+    Undecided,
+    /// Only `Op::Recv`, and the backend receives ahead
+    /// ([`Driver::read_ahead`](crate::driver::Driver::read_ahead)): the
+    /// futures-io side must read through `Op::Recv` too.
+    Ahead,
+    /// Owned-buffer reads are `Op::Recv`s, futures-io reads are readiness
+    /// waits plus `recv(2)`: the backend holds nothing.
+    Direct,
 }
 
 impl SockFd {
@@ -34,6 +51,7 @@ impl SockFd {
         Rc::new(SockFd {
             lp: lp.downgrade(),
             fd,
+            reads: Cell::new(Reads::Undecided),
         })
     }
 
@@ -57,6 +75,22 @@ impl SockFd {
     /// The raw descriptor.
     pub(crate) fn fd(&self) -> RawFd {
         self.fd
+    }
+
+    /// How this stream's bytes are read. The first owned-buffer read
+    /// (`for_recv`) asks the backend to receive ahead; the first
+    /// futures-io read (`!for_recv`) settles on direct reads.
+    pub(crate) fn stream_reads(&self, for_recv: bool) -> Reads {
+        if self.reads.get() == Reads::Undecided {
+            let ahead = for_recv
+                && self
+                    .lp
+                    .upgrade()
+                    .is_some_and(|inner| crate::sys::read_ahead(&inner, self.fd));
+            self.reads
+                .set(if ahead { Reads::Ahead } else { Reads::Direct });
+        }
+        self.reads.get()
     }
 
     /// A borrowed view for socket options (`socket2::SockRef::from(&*sock)`).

@@ -6,6 +6,7 @@
 //! [`stream_api!`] macro gives each the same documented methods.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::RawFd;
@@ -15,13 +16,14 @@ use std::task::{Context, Poll};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::io::{recv_now, send_now, ReadyWait};
-use crate::net::socket::SockFd;
+use crate::net::socket::{Reads, SockFd};
 
 /// A connected stream socket with the readiness waits of its futures-io side.
 #[derive(Debug)]
 pub(crate) struct StreamCore {
     pub(crate) sock: Rc<SockFd>,
     read: ReadyWait<Rc<SockFd>>,
+    ahead: AheadRead,
     write: ReadyWait<Rc<SockFd>>,
 }
 
@@ -30,11 +32,13 @@ impl StreamCore {
         StreamCore {
             sock,
             read: ReadyWait::default(),
+            ahead: AheadRead::default(),
             write: ReadyWait::default(),
         }
     }
 
     pub(crate) async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        self.sock.stream_reads(true);
         self.sock.recv(buf).await
     }
 
@@ -55,6 +59,7 @@ impl StreamCore {
             ReadHalf {
                 sock: self.sock.clone(),
                 state: self.read,
+                ahead: self.ahead,
             },
             WriteHalf {
                 sock: self.sock,
@@ -68,7 +73,7 @@ impl StreamCore {
         cx: &mut Context<'_>,
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        poll_read(&self.sock, &mut self.read, cx, out)
+        poll_read(&self.sock, &mut self.read, &mut self.ahead, cx, out)
     }
 
     pub(crate) fn poll_write(
@@ -87,11 +92,72 @@ impl StreamCore {
 fn poll_read(
     sock: &Rc<SockFd>,
     wait: &mut ReadyWait<Rc<SockFd>>,
+    ahead: &mut AheadRead,
     cx: &mut Context<'_>,
     out: &mut [u8],
 ) -> Poll<io::Result<usize>> {
     let empty = out.is_empty();
+    if !empty && sock.stream_reads(false) == Reads::Ahead {
+        return ahead.poll(sock, cx, out);
+    }
     poll_sock(sock, wait, cx, true, empty, |fd| recv_now(fd, out))
+}
+
+/// An owned-buffer receive in flight for [`AheadRead`].
+type PendingRecv = Pin<Box<dyn Future<Output = BufResult<usize, Vec<u8>>>>>;
+
+/// The futures-io reads of a stream whose backend receives ahead
+/// ([`Reads::Ahead`]): the bytes are in the backend, so each read is an
+/// owned-buffer `Op::Recv` (of the slice's size) whose result is copied
+/// out. Bytes that no longer fit a later, smaller slice wait here.
+#[derive(Default)]
+struct AheadRead {
+    pending: Option<PendingRecv>,
+    left: Vec<u8>,
+    pos: usize,
+}
+
+impl fmt::Debug for AheadRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AheadRead")
+            .field("pending", &self.pending.is_some())
+            .field("left", &(self.left.len() - self.pos))
+            .finish()
+    }
+}
+
+impl AheadRead {
+    fn poll(
+        &mut self,
+        sock: &Rc<SockFd>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.pos < self.left.len() {
+            let n = (self.left.len() - self.pos).min(out.len());
+            out[..n].copy_from_slice(&self.left[self.pos..self.pos + n]);
+            self.pos += n;
+            return Poll::Ready(Ok(n));
+        }
+        let fut = self.pending.get_or_insert_with(|| {
+            let sock = sock.clone();
+            let buf = Vec::with_capacity(out.len());
+            Box::pin(async move { sock.recv(buf).await })
+        });
+        let (res, buf) = match fut.as_mut().poll(cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => return Poll::Pending,
+        };
+        self.pending = None;
+        let n = res?;
+        let k = n.min(out.len());
+        out[..k].copy_from_slice(&buf[..k]);
+        if k < n {
+            self.left = buf;
+            self.pos = k;
+        }
+        Poll::Ready(Ok(k))
+    }
 }
 
 fn poll_write(
@@ -136,12 +202,14 @@ fn shutdown_write(sock: &SockFd) -> io::Result<()> {
 pub struct ReadHalf {
     sock: Rc<SockFd>,
     state: ReadyWait<Rc<SockFd>>,
+    ahead: AheadRead,
 }
 
 impl ReadHalf {
     /// Receives into `buf` (up to its capacity, replacing its contents) and
     /// returns the count; 0 means the peer closed its side.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        self.sock.stream_reads(true);
         self.sock.recv(buf).await
     }
 }
@@ -159,7 +227,7 @@ impl futures_io::AsyncRead for ReadHalf {
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        poll_read(&this.sock, &mut this.state, cx, out)
+        poll_read(&this.sock, &mut this.state, &mut this.ahead, cx, out)
     }
 }
 
