@@ -348,6 +348,7 @@ impl EventLoop {
 
     /// Schedules `f` to run on the next iteration, after everything already
     /// scheduled (FIFO).
+    #[inline]
     pub fn call_soon<F: FnOnce() + 'static>(&self, f: F) -> Result<Handle> {
         self.check_open()?;
         let cb: Rc<dyn Callback> = Rc::new(CallbackCell::new(f));
@@ -367,6 +368,7 @@ impl EventLoop {
 
     /// Schedules `f` to run once `delay` has elapsed on [`time`](Self::time).
     /// It never runs early; a delay too large for the clock lands a century away.
+    #[inline]
     pub fn call_later<F: FnOnce() + 'static>(&self, delay: Duration, f: F) -> Result<TimerHandle> {
         let now = Instant::now();
         let when = now
@@ -378,6 +380,7 @@ impl EventLoop {
 
     /// Schedules `f` to run at `when` (a deadline in the past runs next
     /// iteration). Timers with equal deadlines run in scheduling order.
+    #[inline]
     pub fn call_at<F: FnOnce() + 'static>(&self, when: Instant, f: F) -> Result<TimerHandle> {
         self.check_open()?;
         let mut timers = self.inner.timers.borrow_mut();
