@@ -1,6 +1,13 @@
 //! Section 1 — scheduling order (SCH-*).
 
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use loop_api::EventLoop;
 
 use crate::support::{new_loop, Log};
 use crate::Factory;
@@ -16,6 +23,8 @@ macro_rules! __scheduling_tests {
             threadsafe_and_call_soon_share_fifo,
             ready_before_io_before_timers,
             callback_released_after_run_or_cancel,
+            busy_chain_does_not_starve_io,
+            busy_chain_does_not_delay_timers,
         ]);
     };
 }
@@ -146,5 +155,106 @@ pub fn callback_released_after_run_or_cancel(factory: impl Factory) {
     assert_eq!(Rc::strong_count(&ran), 1, "running releases the closure");
     // The handles are still alive, yet the closures are gone.
     drop((h, th));
+    lp.close().unwrap();
+}
+
+/// How long a busy chain may run before a test gives up on the event it waits for.
+const CHAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// Starts a `call_soon` chain that keeps the ready queue non-empty: every
+/// step schedules the next and counts itself in `steps`. It ends when
+/// `done` is set or after [`CHAIN_LIMIT`], then stops the loop.
+fn busy_chain(lp: &EventLoop, steps: Rc<Cell<u64>>, done: Rc<Cell<bool>>) {
+    fn step(lp: &EventLoop, steps: Rc<Cell<u64>>, done: Rc<Cell<bool>>, limit: Instant) {
+        steps.set(steps.get() + 1);
+        if done.get() || (steps.get().is_multiple_of(1024) && Instant::now() >= limit) {
+            lp.stop();
+            return;
+        }
+        let next = lp.clone();
+        lp.call_soon(move || step(&next, steps, done, limit))
+            .unwrap();
+    }
+    let limit = Instant::now() + CHAIN_LIMIT;
+    let next = lp.clone();
+    lp.call_soon(move || step(&next, steps, done, limit))
+        .unwrap();
+}
+
+/// Our own rule (asyncio polls for I/O on every iteration; evloop, like
+/// tokio, polls less often while ready work keeps coming): a `call_soon`
+/// chain that never lets the ready queue empty does not starve I/O. Data
+/// written by another thread while the chain runs reaches its reader
+/// promptly, and the chain is still running then.
+pub fn busy_chain_does_not_starve_io(factory: impl Factory) {
+    let lp = new_loop(factory);
+    let (mut a, b) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let steps = Rc::new(Cell::new(0u64));
+    let done = Rc::new(Cell::new(false));
+    let seen = Rc::new(Cell::new(None::<(Instant, u64)>));
+    let (s, d, fd) = (seen.clone(), done.clone(), a.as_raw_fd());
+    let st = steps.clone();
+    lp.add_reader(fd, move || {
+        let mut byte = [0u8; 1];
+        if s.get().is_none() && a.read(&mut byte).is_ok() {
+            s.set(Some((Instant::now(), st.get())));
+            d.set(true);
+        }
+    })
+    .unwrap();
+    busy_chain(&lp, steps.clone(), done.clone());
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        let mut b = b;
+        std::thread::sleep(Duration::from_millis(50));
+        let sent = Instant::now();
+        b.write_all(b"x").unwrap();
+        sent_tx.send(sent).unwrap();
+        b
+    });
+    lp.run_forever().unwrap();
+    let _b = writer.join().unwrap();
+    let sent = sent_rx.recv().unwrap();
+    let (read_at, steps_then) = seen
+        .get()
+        .expect("the reader never ran while the chain was busy: I/O starved");
+    let delay = read_at.saturating_duration_since(sent);
+    assert!(
+        delay < Duration::from_millis(500),
+        "the reader ran {delay:?} after the write"
+    );
+    assert!(steps_then > 0, "the chain ran before the data arrived");
+    assert!(lp.remove_reader(fd));
+    lp.close().unwrap();
+}
+
+/// A timer comes due while a `call_soon` chain keeps the loop busy: it runs
+/// on time (never early, and promptly), interleaved with the chain.
+pub fn busy_chain_does_not_delay_timers(factory: impl Factory) {
+    let lp = new_loop(factory);
+    let steps = Rc::new(Cell::new(0u64));
+    let done = Rc::new(Cell::new(false));
+    let fired = Rc::new(Cell::new(None::<(Instant, u64)>));
+    let (f, d, st) = (fired.clone(), done.clone(), steps.clone());
+    let delay = Duration::from_millis(20);
+    let handle = lp
+        .call_later(delay, move || {
+            f.set(Some((Instant::now(), st.get())));
+            d.set(true);
+        })
+        .unwrap();
+    busy_chain(&lp, steps.clone(), done.clone());
+    lp.run_forever().unwrap();
+    let (at, steps_then) = fired
+        .get()
+        .expect("the timer never ran while the chain was busy");
+    assert!(at >= handle.when(), "the timer ran early");
+    let late = at - handle.when();
+    assert!(
+        late < Duration::from_millis(500),
+        "the timer ran {late:?} late"
+    );
+    assert!(steps_then > 0, "the chain ran before the timer");
     lp.close().unwrap();
 }

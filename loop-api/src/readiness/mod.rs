@@ -386,6 +386,17 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
     }
 
     fn wait(&mut self, timeout: Option<Duration>, done: &mut Vec<Completion>) -> io::Result<()> {
+        if timeout == Some(Duration::ZERO) && self.parked.len == 0 {
+            // A poll that may not block, with no operation parked, could
+            // complete nothing: it could only report descriptors nobody
+            // waits for (their events would refresh the hints below) or the
+            // notifier (whose work the loop finds in its own queue). So the
+            // selector's syscalls are skipped, as the io_uring driver skips
+            // `io_uring_enter` when it has nothing to submit. The kernel
+            // keeps those events for the next select, which comes at the
+            // latest once an operation parks.
+            return Ok(());
+        }
         let mut events = std::mem::take(&mut self.events);
         events.clear();
         let result = self.selector.select(timeout, &mut events);
