@@ -294,7 +294,7 @@ impl RecvRing {
             return Start::OneShot;
         }
         if st.kind == Kind::Unknown {
-            st.kind = if is_stream(fd) {
+            st.kind = if loop_api::driver::is_stream_socket(fd) {
                 Kind::Stream
             } else {
                 Kind::Other
@@ -583,21 +583,4 @@ unsafe fn fill(bufs: &mut BufRing, st: &mut FdState, buf: *mut u8, len: usize) -
         }
     }
     copied
-}
-
-/// `true` if `fd` is a `SOCK_STREAM` socket.
-fn is_stream(fd: RawFd) -> bool {
-    let mut ty: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: SO_TYPE writes one c_int into `ty`, whose size is in `len`.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&mut ty as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    r == 0 && ty == libc::SOCK_STREAM
 }

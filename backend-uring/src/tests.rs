@@ -692,6 +692,31 @@ fn orphaned_accept_through_the_loop_closes_its_descriptor() {
     lp.close().unwrap();
 }
 
+/// Runs the stress tasks to the end, stops the writer thread, and checks
+/// that `close()` does not wait for an operation the kernel kept.
+fn finish_cancel_stress(
+    lp: &loop_api::EventLoop,
+    tasks: Vec<loop_api::Task<()>>,
+    stop: &std::sync::atomic::AtomicBool,
+    writer: std::thread::JoinHandle<()>,
+) {
+    lp.run_until_complete(async move {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    })
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let t = Instant::now();
+    lp.close().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "close took {:?}",
+        t.elapsed()
+    );
+}
+
 #[test]
 fn cancelling_recvs_under_traffic_is_sound() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -754,21 +779,7 @@ fn cancelling_recvs_under_traffic_is_sound() {
             .unwrap(),
         );
     }
-    lp.run_until_complete(async move {
-        for t in tasks {
-            t.await.unwrap();
-        }
-    })
-    .unwrap();
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
-    let t = Instant::now();
-    lp.close().unwrap();
-    assert!(
-        t.elapsed() < Duration::from_millis(500),
-        "close took {:?}",
-        t.elapsed()
-    );
+    finish_cancel_stress(&lp, tasks, &stop, writer);
     assert!(received.get() > 0, "no data received");
     assert!(cancelled.get() > 0, "nothing was cancelled");
 }
@@ -1251,21 +1262,7 @@ fn multishot_cancelled_stream_reads_under_traffic_lose_and_reorder_nothing() {
             }
         })
     };
-    lp.run_until_complete(async move {
-        for t in tasks {
-            t.await.unwrap();
-        }
-    })
-    .unwrap();
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
-    let t = Instant::now();
-    lp.close().unwrap();
-    assert!(
-        t.elapsed() < Duration::from_millis(500),
-        "close took {:?}",
-        t.elapsed()
-    );
+    finish_cancel_stress(&lp, tasks, &stop, writer);
     assert!(received.get() > 0, "no data received");
     assert!(cancelled.get() > 0, "nothing was cancelled");
 }

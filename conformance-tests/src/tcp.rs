@@ -689,6 +689,39 @@ pub fn data_and_eof_in_one_wakeup(factory: impl Factory) {
     });
 }
 
+/// A loop-side connection and its std peer, after one read on the loop
+/// side that waited (registering the socket with the backend) and was
+/// served.
+async fn served_once() -> (TcpStream, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind(LOCAL).unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+    let (mut peer, _) = l.accept().unwrap();
+    let reader = async {
+        let (res, buf) = c.read(Vec::with_capacity(64)).await;
+        (res.unwrap(), buf)
+    };
+    let writer = async {
+        sleep(Duration::from_millis(10)).await;
+        std::io::Write::write_all(&mut peer, b"first").unwrap();
+    };
+    let ((n, _), ()) = join(reader, writer).await;
+    assert_eq!(n, 5);
+    (c, peer)
+}
+
+/// Sleeps 300 ms on the loop and checks the loop thread stayed idle: a
+/// spinning loop would use about 300 ms of CPU, a sleeping one almost none
+/// (the bound is generous).
+async fn sleep_is_idle() {
+    let before = thread_cpu_time();
+    sleep(Duration::from_millis(300)).await;
+    let used = thread_cpu_time() - before;
+    assert!(
+        used < Duration::from_millis(150),
+        "the loop used {used:?} of CPU while sleeping 300 ms"
+    );
+}
+
 /// CPU time this thread has used so far.
 fn thread_cpu_time() -> Duration {
     // SAFETY: `getrusage` writes one `rusage` into the zeroed value it is given.
@@ -707,30 +740,10 @@ fn thread_cpu_time() -> Duration {
 /// the readable socket would spin here.)
 pub fn unread_data_does_not_busy_the_loop(factory: impl Factory) {
     run_net(factory, |_lp| async move {
-        let l = std::net::TcpListener::bind(LOCAL).unwrap();
-        let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        let (mut peer, _) = l.accept().unwrap();
-        // One read that waits (registering the socket) and is served.
-        let reader = async {
-            let (res, buf) = c.read(Vec::with_capacity(64)).await;
-            (res.unwrap(), buf)
-        };
-        let writer = async {
-            sleep(Duration::from_millis(10)).await;
-            std::io::Write::write_all(&mut peer, b"first").unwrap();
-        };
-        let ((n, _), ()) = join(reader, writer).await;
-        assert_eq!(n, 5);
+        let (c, mut peer) = served_once().await;
         // Now data nobody reads.
         std::io::Write::write_all(&mut peer, b"unread").unwrap();
-        let before = thread_cpu_time();
-        sleep(Duration::from_millis(300)).await;
-        let used = thread_cpu_time() - before;
-        // A spinning loop would use about 300 ms; a sleeping one almost none.
-        assert!(
-            used < Duration::from_millis(150),
-            "the loop used {used:?} of CPU while sleeping 300 ms"
-        );
+        sleep_is_idle().await;
         // The data is still there for the next reader.
         let (res, buf) = wait_for(c.read(Vec::with_capacity(64)), Duration::from_secs(5))
             .await
@@ -744,31 +757,13 @@ pub fn unread_data_does_not_busy_the_loop(factory: impl Factory) {
 /// loop busy either; the next read reports the reset.
 pub fn reset_nobody_reads_does_not_busy_the_loop(factory: impl Factory) {
     run_net(factory, |_lp| async move {
-        let l = std::net::TcpListener::bind(LOCAL).unwrap();
-        let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        let (mut peer, _) = l.accept().unwrap();
-        let reader = async {
-            let (res, buf) = c.read(Vec::with_capacity(64)).await;
-            (res.unwrap(), buf)
-        };
-        let writer = async {
-            sleep(Duration::from_millis(10)).await;
-            std::io::Write::write_all(&mut peer, b"first").unwrap();
-        };
-        let ((n, _), ()) = join(reader, writer).await;
-        assert_eq!(n, 5);
+        let (c, peer) = served_once().await;
         // Reset: linger 0 and close.
         socket2::SockRef::from(&peer)
             .set_linger(Some(Duration::ZERO))
             .unwrap();
         drop(peer);
-        let before = thread_cpu_time();
-        sleep(Duration::from_millis(300)).await;
-        let used = thread_cpu_time() - before;
-        assert!(
-            used < Duration::from_millis(150),
-            "the loop used {used:?} of CPU while sleeping 300 ms"
-        );
+        sleep_is_idle().await;
         let (res, _) = wait_for(c.read(Vec::with_capacity(64)), Duration::from_secs(5))
             .await
             .expect("the reset is reported");

@@ -233,7 +233,7 @@ impl<S: Selector> ReadinessDriver<S> {
         }
         let stream = *state
             .stream
-            .get_or_insert_with(|| syscalls::is_stream_socket(fd));
+            .get_or_insert_with(|| crate::driver::is_stream_socket(fd));
         if !stream {
             return false;
         }

@@ -28,25 +28,6 @@ fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     }
 }
 
-/// Whether `fd` is a `SOCK_STREAM` socket (`false` for anything else, or
-/// if the kernel will not say).
-pub(crate) fn is_stream_socket(fd: RawFd) -> bool {
-    let mut ty: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `ty` and `len` are valid for writes of the sizes passed; the
-    // kernel writes at most `len` bytes into `ty`.
-    let ret = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&mut ty as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    ret == 0 && ty == libc::SOCK_STREAM
-}
-
 /// Attempts `op` once. Must not be called for `Op::Close` (handled by the driver)
 /// or for a `Connect` that is already in progress (see [`connect_result`]).
 pub(crate) fn attempt(op: &Op) -> io::Result<OpOutput> {
