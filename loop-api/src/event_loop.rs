@@ -573,20 +573,22 @@ impl EventLoop {
         }
 
         let mut completions = std::mem::take(&mut *inner.completions.borrow_mut());
-        {
-            let mut driver = inner.driver.borrow_mut();
-            let driver = driver.as_mut().ok_or(Error::Closed)?;
-            driver.wait(timeout, &mut completions)?;
-        }
+        let waited = match inner.driver.borrow_mut().as_mut() {
+            Some(driver) => driver.wait(timeout, &mut completions),
+            None => return Err(Error::Closed),
+        };
         inner.shared.notified.store(true, Ordering::SeqCst);
 
         if inner.drain_remote() {
             inner.stopping.set(true);
         }
+        // Completions gathered before a wait error are still delivered:
+        // their operations are over, and their futures must learn it.
         for completion in completions.drain(..) {
             inner.deliver(completion);
         }
         *inner.completions.borrow_mut() = completions;
+        waited?;
         Ok(())
     }
 
