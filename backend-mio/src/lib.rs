@@ -18,15 +18,11 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 /// At most this many descriptors are reported per wait (the rest stay
-/// ready in the kernel for the next one). The shared readiness driver
-/// performs a reported descriptor's waiting operation at once, so a large
-/// batch means many receives before any task uses its data: with 64 KiB
-/// reads on 1,000 connections, a batch of 1,024 had the first reads' data
-/// out of the cache by the time their tasks sent it back (the kernel's
-/// copy in `send` cost 4× tokio's). Measured at 100 KiB × 1000: server CPU
-/// per request 1.30× tokio's with 1,024, 1.10× with 32, no change for small
-/// messages; tokio is not affected because its tasks do their own reads.
-const EVENTS_PER_WAIT: usize = 32;
+/// ready in the kernel for the next one), as tokio. The shared readiness
+/// driver handles a large batch in slices
+/// ([`READ_BUDGET`](loop_api::readiness::READ_BUDGET) bytes of receives
+/// each), so its data is still in the cache when the tasks use it.
+const EVENTS_PER_WAIT: usize = 1024;
 
 /// The backend's name, as `EVLOOP_BACKEND` spells it.
 pub const NAME: &str = "mio";

@@ -41,6 +41,7 @@ macro_rules! __tcp_tests {
             data_and_eof_in_one_wakeup,
             unread_data_does_not_busy_the_loop,
             reset_nobody_reads_does_not_busy_the_loop,
+            many_connections_ready_at_once_are_all_served,
             transfer_1mb_both_directions_at_once,
             peer_closes_with_data_unread,
             cancelled_read_loses_no_byte,
@@ -753,6 +754,50 @@ pub fn reset_nobody_reads_does_not_busy_the_loop(factory: impl Factory) {
             res.is_err() || res.as_ref().is_ok_and(|n| *n == 0),
             "a reset connection reads an error or end of stream, got {res:?}"
         );
+    });
+}
+
+/// Many parked readers whose data all arrives between two waits, more
+/// bytes than a readiness backend receives per slice of a batch (it keeps
+/// the rest of the batch for its next wait): every reader gets all its
+/// bytes, in order.
+pub fn many_connections_ready_at_once_are_all_served(factory: impl Factory) {
+    const CONNS: usize = 48;
+    const EACH: usize = 16 * 1024;
+    run_net(factory, |lp| async move {
+        let l = std::net::TcpListener::bind(LOCAL).unwrap();
+        let mut peers = Vec::new();
+        let mut readers = Vec::new();
+        for i in 0..CONNS {
+            let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            peers.push(l.accept().unwrap().0);
+            readers.push(
+                lp.create_task(async move {
+                    let mut got = Vec::new();
+                    while got.len() < EACH {
+                        let (res, buf) = c.read(Vec::with_capacity(64 * 1024)).await;
+                        match res.unwrap() {
+                            0 => break,
+                            _ => got.extend_from_slice(&buf),
+                        }
+                    }
+                    assert_eq!(got, pattern(EACH, i as u8), "connection {i}");
+                })
+                .unwrap(),
+            );
+        }
+        // Every reader parks; then all the data comes at once, from this
+        // thread, before the loop waits again.
+        sleep(Duration::from_millis(20)).await;
+        for (i, peer) in peers.iter_mut().enumerate() {
+            std::io::Write::write_all(peer, &pattern(EACH, i as u8)).unwrap();
+        }
+        for r in readers {
+            wait_for(r, Duration::from_secs(10))
+                .await
+                .expect("every reader is served")
+                .unwrap();
+        }
     });
 }
 
