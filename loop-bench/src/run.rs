@@ -156,7 +156,7 @@ impl Row {
         }
     }
 
-    fn summarise(&mut self) {
+    pub(crate) fn summarise(&mut self) {
         let of = |f: &dyn Fn(&Sample) -> Option<f64>| {
             let v: Vec<f64> = self.samples.iter().filter_map(f).collect();
             Summary::of(&v)
