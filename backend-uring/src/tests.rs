@@ -1304,3 +1304,41 @@ fn multishot_large_chunks_switch_to_one_shot_reads_and_back() {
     submit_recv(&mut d, 5, fd, &mut buf);
     assert_eq!(d.cancel(5), Cancel::Done);
 }
+
+/// After a short receive, the next one on the stream waits for data before
+/// trying (`IORING_RECVSEND_POLL_FIRST`): it still completes, with data
+/// that arrives later and with data that is already there.
+#[test]
+fn receive_after_a_short_one_gets_later_and_queued_data() {
+    let _g = shared();
+    let mut d = driver();
+    assert!(
+        d.support.recv_poll_first,
+        "the test machine's kernel (5.19+) knows POLL_FIRST"
+    );
+    let (a, mut b) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let fd = a.as_raw_fd();
+    let mut buf = vec![0u8; 64];
+
+    b.write_all(b"short").unwrap();
+    submit_recv(&mut d, 1, fd, &mut buf);
+    assert_eq!(wait_for(&mut d, 1).result.unwrap().res, 5);
+    assert!(d.hints.poll_first(fd), "a short receive drained the stream");
+
+    // Data that comes after the receive was submitted.
+    submit_recv(&mut d, 2, fd, &mut buf);
+    let mut done = Vec::new();
+    d.wait(Some(Duration::from_millis(20)), &mut done).unwrap();
+    assert!(done.is_empty(), "nothing to receive yet: {done:?}");
+    b.write_all(b"later").unwrap();
+    assert_eq!(wait_for(&mut d, 2).result.unwrap().res, 5);
+    assert_eq!(&buf[..5], b"later");
+
+    // Data that is already queued when the receive is submitted.
+    assert!(d.hints.poll_first(fd));
+    b.write_all(b"queued").unwrap();
+    submit_recv(&mut d, 3, fd, &mut buf);
+    assert_eq!(wait_for(&mut d, 3).result.unwrap().res, 6);
+    assert_eq!(&buf[..6], b"queued");
+}
