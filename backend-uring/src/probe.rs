@@ -89,17 +89,6 @@ fn parse_release(release: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-#[cfg(test)]
-mod release_tests {
-    #[test]
-    fn parses_kernel_releases() {
-        assert_eq!(super::parse_release("6.18.44-fc-v669\n"), Some((6, 18)));
-        assert_eq!(super::parse_release("5.4.0-150-generic"), Some((5, 4)));
-        assert_eq!(super::parse_release("6.1"), Some((6, 1)));
-        assert_eq!(super::parse_release("garbage"), None);
-    }
-}
-
 /// `kernel.io_uring_disabled` (Linux 6.6+): 0 allowed, 1 only for the
 /// `io_uring_group` and CAP_SYS_ADMIN, 2 disabled for everyone.
 fn disabled_sysctl() -> Option<String> {
@@ -123,5 +112,16 @@ pub(crate) fn setup_error_reason(e: &io::Error) -> String {
         Some(libc::EACCES) => format!("io_uring_setup was refused (EACCES) by a security policy{sysctl_note}"),
         Some(libc::ENOMEM) => "io_uring_setup failed (ENOMEM): locked-memory limit (RLIMIT_MEMLOCK) too low?".to_owned(),
         _ => format!("io_uring_setup failed: {e}{sysctl_note}"),
+    }
+}
+
+#[cfg(test)]
+mod release_tests {
+    #[test]
+    fn parses_kernel_releases() {
+        assert_eq!(super::parse_release("6.18.44-fc-v669\n"), Some((6, 18)));
+        assert_eq!(super::parse_release("5.4.0-150-generic"), Some((5, 4)));
+        assert_eq!(super::parse_release("6.1"), Some((6, 1)));
+        assert_eq!(super::parse_release("garbage"), None);
     }
 }
