@@ -29,7 +29,6 @@ use crate::builder::RingConfig;
 use crate::notify::EventFd;
 use crate::ops::{self, Holding, Stable};
 use crate::probe::Support;
-use crate::recv_hint::RecvHints;
 use crate::recv_ring::{self, RecvRing, Start, Work};
 use crate::NAME;
 
@@ -77,8 +76,6 @@ struct InFlight {
     holding: Holding,
     /// `AsyncCancel` requests sent for it so far.
     cancels: u8,
-    /// For a one-shot `Recv`: its descriptor and length, for [`RecvHints`].
-    recv: Option<(std::os::fd::RawFd, usize)>,
 }
 
 /// A [`Driver`] that submits every operation to an io_uring instance.
@@ -124,9 +121,7 @@ pub struct UringDriver {
     /// Where the waker's read lands; `None` only after Drop leaked it.
     waker_buf: Option<Stable<u64>>,
     waker_armed: bool,
-    pub(crate) support: Support,
-    /// Stream sockets a one-shot `Recv` just drained.
-    pub(crate) hints: RecvHints,
+    support: Support,
     config: RingConfig,
     _not_send: PhantomData<*const ()>,
 }
@@ -170,7 +165,6 @@ impl UringDriver {
             waker: Arc::new(EventFd::new()?),
             waker_buf: Some(Stable::new(0u64)),
             waker_armed: false,
-            hints: RecvHints::new(support.recv_poll_first),
             support,
             config,
             _not_send: PhantomData,
@@ -387,9 +381,6 @@ impl UringDriver {
                 }
                 _ => {
                     if let Some((id, op)) = self.take_op(user_data) {
-                        if let Some((fd, len)) = op.recv {
-                            self.hints.note(fd, len, res);
-                        }
                         // SAFETY: every CQE of an operation is final (the
                         // only multishots are recv_ring's, handled above),
                         // so the kernel is done with the operation's memory.
@@ -446,12 +437,7 @@ impl UringDriver {
     unsafe fn submit_op(&mut self, id: OpId, op: Op) -> Poll<io::Result<OpOutput>> {
         // SAFETY: `submit`'s contract is `prepare`'s: the pointers in `op`
         // stay valid until the completion for `id` is reported.
-        let recv = match op {
-            Op::Recv { fd, len, .. } => Some((fd, len)),
-            _ => None,
-        };
-        let poll_first = recv.is_some_and(|(fd, _)| self.hints.poll_first(fd));
-        let (entry, holding) = match unsafe { ops::prepare(op, self.support.waitid, poll_first) } {
+        let (entry, holding) = match unsafe { ops::prepare(op, self.support.waitid) } {
             Ok(prepared) => prepared,
             Err(e) => return Poll::Ready(Err(e)),
         };
@@ -471,7 +457,6 @@ impl UringDriver {
             user_data,
             holding,
             cancels: 0,
-            recv,
         });
         self.in_flight += 1;
         Poll::Pending
@@ -582,7 +567,6 @@ impl Driver for UringDriver {
     }
 
     fn release_fd(&mut self, fd: std::os::fd::RawFd) {
-        self.hints.forget(fd);
         // Only receive-ahead state is kept per descriptor: cancel its
         // multishot (pushed now, submitted by the next `wait`, which the
         // loop always makes) and recycle what it queued.

@@ -66,7 +66,6 @@ mod driver;
 mod notify;
 mod ops;
 mod probe;
-mod recv_hint;
 mod recv_ring;
 
 use loop_api::{Error, EventLoop};

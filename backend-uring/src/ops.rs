@@ -184,28 +184,18 @@ fn sqe_len(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-/// `IORING_RECVSEND_POLL_FIRST` from the kernel's `io_uring.h` (the
-/// io-uring crate keeps its `sys` constants private).
-const RECVSEND_POLL_FIRST: u16 = 1;
-
 /// Builds the submission entry for `op` (user data not yet set) and the
 /// memory the driver must hold until its final completion.
 ///
 /// `Op::Close` is prepared as the Close opcode; a driver on a kernel without
 /// it closes synchronously instead of calling this. `Op::WaitPid` becomes a
 /// WaitId (`P_PIDFD`, `WEXITED`) that reaps the child when `waitid` is set
-/// (the kernel has the opcode), else a PollAdd on the pidfd. A `Recv` with
-/// `recv_poll_first` waits for data before trying
-/// (`IORING_RECVSEND_POLL_FIRST`; see [`crate::recv_hint`]).
+/// (the kernel has the opcode), else a PollAdd on the pidfd.
 ///
 /// # Safety
 /// The pointers in `op` must satisfy [`loop_api::driver::Driver::submit`]'s
 /// contract: valid for the operation's whole life.
-pub(crate) unsafe fn prepare(
-    op: Op,
-    waitid: bool,
-    recv_poll_first: bool,
-) -> io::Result<(squeue::Entry, Holding)> {
+pub(crate) unsafe fn prepare(op: Op, waitid: bool) -> io::Result<(squeue::Entry, Holding)> {
     Ok(match op {
         Op::Accept { fd } => {
             let buf = Stable::new(AcceptBuf {
@@ -235,13 +225,7 @@ pub(crate) unsafe fn prepare(
             (entry, Holding::Connect { _dest: addr })
         }
         Op::Recv { fd, buf, len } => (
-            opcode::Recv::new(Fd(fd), buf, sqe_len(len))
-                .ioprio(if recv_poll_first {
-                    RECVSEND_POLL_FIRST
-                } else {
-                    0
-                })
-                .build(),
+            opcode::Recv::new(Fd(fd), buf, sqe_len(len)).build(),
             Holding::Count,
         ),
         Op::Send { fd, buf, len } => (

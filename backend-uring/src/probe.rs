@@ -27,9 +27,6 @@ pub(crate) struct Support {
     pub(crate) close: bool,
     /// The kernel has the WaitId opcode (6.7): `Op::WaitPid` reaps in the kernel.
     pub(crate) waitid: bool,
-    /// The kernel knows `IORING_RECVSEND_POLL_FIRST` (5.19; no feature bit
-    /// or opcode announces it, so the kernel's version decides).
-    pub(crate) recv_poll_first: bool,
 }
 
 /// Probes `ring` for every opcode and feature the driver needs.
@@ -68,25 +65,7 @@ pub(crate) fn check(ring: &IoUring) -> Result<Support, String> {
     Ok(Support {
         close: probe.is_supported(opcode::Close::CODE),
         waitid: probe.is_supported(opcode::WaitId::CODE),
-        recv_poll_first: kernel_at_least(5, 19),
     })
-}
-
-/// Whether the running kernel's version is at least `major.minor`
-/// (`false` if it cannot be read).
-fn kernel_at_least(major: u32, minor: u32) -> bool {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .ok()
-        .and_then(|release| parse_release(&release))
-        .is_some_and(|v| v >= (major, minor))
-}
-
-/// `"6.18.44-fc"` → `(6, 18)`.
-fn parse_release(release: &str) -> Option<(u32, u32)> {
-    let mut parts = release.trim().split(['.', '-']);
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
 }
 
 /// `kernel.io_uring_disabled` (Linux 6.6+): 0 allowed, 1 only for the
@@ -112,16 +91,5 @@ pub(crate) fn setup_error_reason(e: &io::Error) -> String {
         Some(libc::EACCES) => format!("io_uring_setup was refused (EACCES) by a security policy{sysctl_note}"),
         Some(libc::ENOMEM) => "io_uring_setup failed (ENOMEM): locked-memory limit (RLIMIT_MEMLOCK) too low?".to_owned(),
         _ => format!("io_uring_setup failed: {e}{sysctl_note}"),
-    }
-}
-
-#[cfg(test)]
-mod release_tests {
-    #[test]
-    fn parses_kernel_releases() {
-        assert_eq!(super::parse_release("6.18.44-fc-v669\n"), Some((6, 18)));
-        assert_eq!(super::parse_release("5.4.0-150-generic"), Some((5, 4)));
-        assert_eq!(super::parse_release("6.1"), Some((6, 1)));
-        assert_eq!(super::parse_release("garbage"), None);
     }
 }
