@@ -66,10 +66,12 @@ impl SockFd {
 
     /// The loop this socket belongs to, or an error once it is gone.
     pub(crate) fn event_loop(&self) -> io::Result<EventLoop> {
-        match self.lp.upgrade() {
-            Some(inner) => Ok(EventLoop { inner }),
-            None => Err(Error::Closed.into()),
-        }
+        self.loop_if_open().ok_or_else(|| Error::Closed.into())
+    }
+
+    /// The loop this socket belongs to, unless it is gone.
+    pub(crate) fn loop_if_open(&self) -> Option<EventLoop> {
+        self.lp.upgrade().map(|inner| EventLoop { inner })
     }
 
     /// The raw descriptor.
