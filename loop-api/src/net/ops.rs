@@ -35,8 +35,9 @@ use crate::net::socket::SockFd;
 use crate::op::{OpFuture, Started};
 
 /// Submits the operation `make(&mut keep)` builds on `fd` until it does
-/// not report `WouldBlock` (for `accept`; the buffer operations are [`BufOp`]s), waiting for `fd` to become readable
-/// (`readable`) or writable in between.
+/// not report `WouldBlock`, waiting for `fd` to become readable
+/// (`readable`) or writable in between. Used by `accept`; the buffer
+/// operations are [`BufOp`]s.
 ///
 /// # Safety
 /// Every pointer in the operations `make` builds must point into heap
