@@ -7,13 +7,14 @@
 //! final completion arrives. An accept that completes after its future was
 //! dropped has its new descriptor closed there.
 
+use std::any::Any;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 
 use crate::driver::{Cancel, Op, OpId, OpOutput};
-use crate::event_loop::{EventLoop, OpSlot};
+use crate::event_loop::{EventLoop, LoopInner, OpSlot};
 
 /// An in-flight (or not yet submitted) operation, with the memory it uses.
 pub struct OpFuture<K: 'static> {
@@ -61,36 +62,58 @@ fn closed_error() -> io::Error {
     io::Error::other(crate::Error::Closed)
 }
 
-impl<K: 'static> Future for OpFuture<K> {
-    type Output = (io::Result<OpOutput>, K);
+/// How [`LoopInner::start_op`] left an operation.
+pub(crate) enum Started {
+    /// It finished at submission (or the loop is closed): its result. The
+    /// backend keeps nothing of it.
+    Done(io::Result<OpOutput>),
+    /// It is in the backend under this id, with the waker registered.
+    Pending(OpId),
+}
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let inner = &this.lp.inner;
-        if let Some(op) = this.op.take() {
-            let mut driver = inner.driver.borrow_mut();
-            let Some(driver) = driver.as_mut() else {
-                return Poll::Ready((Err(closed_error()), this.keep.take().expect("kept")));
-            };
-            let id = inner.ops.borrow_mut().insert(OpSlot::Waiting(None));
-            // SAFETY: `OpFuture::new`'s contract makes every pointer in `op`
-            // refer to memory owned by `self.keep`; that memory is freed only
-            // after a completion (here or via `deliver`) or after
-            // `cancel` answered `Done` (see Drop), or it is moved into an
-            // orphan slot that lives until the completion arrives. `id` was
-            // just allocated, so no other pending operation uses it.
-            match unsafe { driver.submit(id, op) } {
-                Poll::Ready(result) => {
-                    inner.ops.borrow_mut().remove(id);
-                    return Poll::Ready((result, this.keep.take().expect("kept")));
-                }
-                Poll::Pending => this.id = Some(id),
+/// The loop side of one awaited operation, shared by [`OpFuture`] and the
+/// hand-written socket futures (`net::ops`): start it, poll its slot,
+/// abandon it when its future is dropped.
+impl LoopInner {
+    /// Submits `op`; if it does not finish at once, its completion will
+    /// wake `waker` and be collected by [`poll_op`](Self::poll_op).
+    ///
+    /// # Safety
+    /// As for [`OpFuture::new`]: every pointer in `op` must stay valid (and
+    /// a receive buffer untouched by anyone else), and its descriptor open,
+    /// until `poll_op` returned `Ready` for the id, or until
+    /// [`abandon_op`](Self::abandon_op) released it (taking the memory
+    /// into an orphan slot when the backend still owns it).
+    pub(crate) unsafe fn start_op(&self, op: Op, waker: &Waker) -> Started {
+        let mut driver = self.driver.borrow_mut();
+        let Some(driver) = driver.as_mut() else {
+            return Started::Done(Err(closed_error()));
+        };
+        // The slot is filled only if the operation stays pending: the
+        // backend keeps nothing of one that finishes at once. The driver
+        // cannot reach the slot table, so the key stays free meanwhile.
+        let id = self.ops.borrow().vacant_key();
+        // SAFETY: the caller's contract covers the pointers and the
+        // descriptor; `id` is free in the slot table, so no other pending
+        // operation uses it.
+        match unsafe { driver.submit(id, op) } {
+            Poll::Ready(result) => Started::Done(result),
+            Poll::Pending => {
+                let got = self
+                    .ops
+                    .borrow_mut()
+                    .insert(OpSlot::Waiting(Some(waker.clone())));
+                assert_eq!(got, id, "the slot table changed during a submission");
+                Started::Pending(id)
             }
         }
-        let Some(id) = this.id else {
-            return Poll::Ready((Err(closed_error()), this.keep.take().expect("kept")));
-        };
-        let mut ops = inner.ops.borrow_mut();
+    }
+
+    /// The result of the pending operation `id` once it arrived (its slot
+    /// is then freed), else registers `cx`'s waker. An error if the loop
+    /// was closed meanwhile.
+    pub(crate) fn poll_op(&self, id: OpId, cx: &Context<'_>) -> Poll<io::Result<OpOutput>> {
+        let mut ops = self.ops.borrow_mut();
         match ops.get_mut(id) {
             Some(OpSlot::Waiting(waker)) => {
                 match waker {
@@ -103,33 +126,35 @@ impl<K: 'static> Future for OpFuture<K> {
                 let OpSlot::Done(result) = ops.remove(id) else {
                     unreachable!("slot kind checked above")
                 };
-                this.id = None;
-                Poll::Ready((result, this.keep.take().expect("kept")))
+                Poll::Ready(result)
             }
-            _ => {
-                // The loop was closed under us: the slot table is gone.
-                this.id = None;
-                Poll::Ready((Err(closed_error()), this.keep.take().expect("kept")))
-            }
+            // The loop was closed under us: the slot table is gone.
+            _ => Poll::Ready(Err(closed_error())),
         }
     }
-}
 
-impl<K: 'static> Drop for OpFuture<K> {
-    fn drop(&mut self) {
-        let Some(id) = self.id.take() else { return };
-        let inner = &self.lp.inner;
-        let outcome = match inner.driver.borrow_mut().as_mut() {
+    /// The future awaiting the pending operation `id` is gone: cancels the
+    /// operation. If the backend still owns it, `keep()` (its memory and
+    /// whatever keeps its descriptor open) moves into the slot, freed with
+    /// the final completion. A completed accept's new descriptor is closed
+    /// when `closes_fd`.
+    pub(crate) fn abandon_op(
+        &self,
+        id: OpId,
+        closes_fd: bool,
+        keep: impl FnOnce() -> Option<Box<dyn Any>>,
+    ) {
+        let outcome = match self.driver.borrow_mut().as_mut() {
             Some(driver) => driver.cancel(id),
             // The driver is gone: its Drop waited for the kernel to let go.
             None => Cancel::Done,
         };
-        let mut ops = inner.ops.borrow_mut();
+        let mut ops = self.ops.borrow_mut();
         match (outcome, ops.get(id)) {
             (_, Some(OpSlot::Done(_))) => {
                 // Completed but never collected: release what it produced.
                 if let OpSlot::Done(Ok(out)) = ops.remove(id) {
-                    if self.closes_fd {
+                    if closes_fd {
                         crate::fd::close_raw(out.res as i32);
                     }
                 }
@@ -139,15 +164,52 @@ impl<K: 'static> Drop for OpFuture<K> {
             }
             (Cancel::Pending, Some(_)) => {
                 ops[id] = OpSlot::Orphan {
-                    keepalive: self
-                        .keep
-                        .take()
-                        .map(|k| Box::new(k) as Box<dyn std::any::Any>),
-                    closes_fd: self.closes_fd,
+                    keepalive: keep(),
+                    closes_fd,
                 };
             }
             (_, None) => {}
         }
+    }
+}
+
+impl<K: 'static> Future for OpFuture<K> {
+    type Output = (io::Result<OpOutput>, K);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let inner = &this.lp.inner;
+        let result = if let Some(op) = this.op.take() {
+            // SAFETY: `OpFuture::new`'s contract makes every pointer in `op`
+            // refer to memory owned by `self.keep`; that memory is freed only
+            // after the result was collected here, or by `abandon_op` (see
+            // Drop), which keeps it in an orphan slot while the backend
+            // still owns the operation.
+            match unsafe { inner.start_op(op, cx.waker()) } {
+                Started::Done(result) => result,
+                Started::Pending(id) => {
+                    this.id = Some(id);
+                    return Poll::Pending;
+                }
+            }
+        } else if let Some(id) = this.id {
+            let result = ready!(inner.poll_op(id, cx));
+            this.id = None;
+            result
+        } else {
+            Err(closed_error())
+        };
+        Poll::Ready((result, this.keep.take().expect("kept")))
+    }
+}
+
+impl<K: 'static> Drop for OpFuture<K> {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let keep = &mut self.keep;
+        self.lp.inner.abandon_op(id, self.closes_fd, || {
+            keep.take().map(|k| Box::new(k) as Box<dyn Any>)
+        });
     }
 }
 

@@ -9,23 +9,35 @@
 //! A completion backend may hand `WouldBlock` back for a non-blocking
 //! descriptor instead of waiting (io_uring does for some operations); the
 //! operations then wait for readiness with a memory-free poll and submit
-//! again ([`submit`]). Readiness backends never report it: they wait inside.
+//! again. Readiness backends never report it: they wait inside.
+//!
+//! The buffer operations are one hand-written future, [`BufOp`], whose
+//! [`BufKind`] says which operation to submit and what its result means:
+//! one `poll` goes straight to the loop's slot table, with no `async fn`
+//! layers in between moving the buffer and result around.
 
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
 use std::io;
+use std::ops::ControlFlow;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{ready, Context, Poll};
 
 use socket2::SockAddr;
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::driver::{Op, OpOutput};
+use crate::driver::{Op, OpId, OpOutput};
 use crate::event_loop::EventLoop;
 use crate::net::socket::SockFd;
-use crate::op::OpFuture;
+use crate::op::{OpFuture, Started};
 
 /// Submits the operation `make(&mut keep)` builds on `fd` until it does
 /// not report `WouldBlock`, waiting for `fd` to become readable
-/// (`readable`) or writable in between.
+/// (`readable`) or writable in between. Used by `accept`; the buffer
+/// operations are [`BufOp`]s.
 ///
 /// # Safety
 /// Every pointer in the operations `make` builds must point into heap
@@ -64,113 +76,354 @@ async unsafe fn submit<K: 'static>(
     }
 }
 
-/// Runs the receive-type operation `make(ptr, len)` into `buf`'s whole
-/// capacity and marks the bytes the kernel wrote as initialised.
-async fn receive<B: IoBufMut, K: 'static>(
-    lp: &EventLoop,
+/// One owned-buffer operation on a socket, as a hand-written future: it
+/// holds the loop, the descriptor, the buffer with its keep-alive, and the
+/// id of what is in the backend, and runs the [`BufKind`]'s operations
+/// until the kind is finished with a result. A completion backend's
+/// `WouldBlock` is answered with a memory-free readiness poll and a new
+/// submission; readiness backends never report it.
+///
+/// Dropping it while something is in the backend cancels that; if the
+/// backend still owns the operation ([`Cancel::Pending`](crate::driver::Cancel)),
+/// the buffer and keep-alive move into the loop's slot table until the final
+/// completion.
+pub(crate) struct BufOp<B: 'static, K: 'static, T> {
+    /// `None` if the loop was already gone when the future was made.
+    lp: Option<EventLoop>,
     fd: RawFd,
-    buf: B,
-    keep: K,
-    make: impl Fn(*mut u8, usize) -> Op,
-) -> BufResult<OpOutput, B> {
-    // SAFETY: the pointer and length describe `buf`'s own stable memory
-    // (IoBufMut's contract), and `buf` travels in the keep-alive; `keep`
-    // keeps the descriptor open (an owned socket's Rc) or the caller does
-    // (a borrowed one) until the future completes or is dropped.
-    let (res, (mut buf, _keep)) = unsafe {
-        submit(lp, fd, true, (buf, keep), |(buf, _)| {
-            make(buf.stable_mut_ptr(), buf.bytes_total())
+    phase: Phase,
+    /// The buffer and the keep-alive; taken out with the result.
+    io: Option<(B, K)>,
+    kind: T,
+}
+
+/// What a [`BufOp`] has in the backend.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Nothing: the next poll submits the kind's next operation.
+    Idle,
+    /// The kind's operation, under this id.
+    Op(OpId),
+    /// A readiness poll after `WouldBlock`, under this id.
+    Wait(OpId),
+}
+
+/// What a [`BufOp`] does: the operations it submits and what their results mean.
+///
+/// # Safety
+/// Every pointer in the operations [`op`](BufKind::op) builds must point
+/// into `buf`'s own stable memory (`IoBuf`'s or `IoBufMut`'s contract),
+/// within its bounds.
+pub(crate) unsafe trait BufKind<B> {
+    /// The result of the whole operation.
+    type Output;
+    /// Wait for readability (else writability) after a `WouldBlock`.
+    const READABLE: bool;
+    /// The next operation on `fd`, or the result if there is nothing (more)
+    /// to do.
+    fn op(&mut self, fd: RawFd, buf: &mut B) -> ControlFlow<io::Result<Self::Output>, Op>;
+    /// Takes the result of one operation (never `WouldBlock`): the result
+    /// of the whole, or `Continue` to submit the next operation.
+    fn done(
+        &mut self,
+        res: io::Result<OpOutput>,
+        buf: &mut B,
+    ) -> ControlFlow<io::Result<Self::Output>>;
+}
+
+impl<B: 'static, K: 'static, T> BufOp<B, K, T> {
+    /// A future running `kind` on `fd` with `buf`; `keep` (or the caller)
+    /// keeps `fd` open until it completes or is dropped.
+    fn new(lp: Option<EventLoop>, fd: RawFd, buf: B, keep: K, kind: T) -> Self {
+        BufOp {
+            lp,
+            fd,
+            phase: Phase::Idle,
+            io: Some((buf, keep)),
+            kind,
+        }
+    }
+
+    fn finish<O>(&mut self, res: io::Result<O>) -> Poll<BufResult<O, B>> {
+        let (buf, _keep) = self.io.take().expect("BufOp polled after completion");
+        Poll::Ready((res, buf))
+    }
+}
+
+// Nothing in a `BufOp` is ever pinned: the buffer and keep-alive are moved
+// in and out by value (their memory is on the heap, `IoBuf`'s contract).
+impl<B: 'static, K: 'static, T> Unpin for BufOp<B, K, T> {}
+
+impl<B: 'static, K: 'static, T> fmt::Debug for BufOp<B, K, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufOp")
+            .field("fd", &self.fd)
+            .field("phase", &self.phase)
+            .finish()
+    }
+}
+
+impl<B: 'static, K: 'static, T: BufKind<B>> Future for BufOp<B, K, T> {
+    type Output = BufResult<T::Output, B>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let Some(lp) = &this.lp else {
+            return this.finish(Err(crate::Error::Closed.into()));
+        };
+        let inner = &lp.inner;
+        loop {
+            let res = match this.phase {
+                Phase::Idle => {
+                    let (buf, _) = this.io.as_mut().expect("BufOp polled after completion");
+                    let op = match this.kind.op(this.fd, buf) {
+                        ControlFlow::Continue(op) => op,
+                        ControlFlow::Break(res) => return this.finish(res),
+                    };
+                    // SAFETY: `BufKind`'s contract: the op points only into
+                    // the buffer's stable heap memory, which `this.io` owns
+                    // until the result is collected or `Drop` hands it to
+                    // `abandon_op`; the keep-alive (or the caller) keeps
+                    // `fd` open for as long.
+                    match unsafe { inner.start_op(op, cx.waker()) } {
+                        Started::Done(res) => res,
+                        Started::Pending(id) => {
+                            this.phase = Phase::Op(id);
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                Phase::Op(id) => {
+                    let res = ready!(inner.poll_op(id, cx));
+                    this.phase = Phase::Idle;
+                    res
+                }
+                Phase::Wait(id) => {
+                    let res = ready!(inner.poll_op(id, cx));
+                    this.phase = Phase::Idle;
+                    if let Err(e) = res {
+                        return this.finish(Err(e));
+                    }
+                    continue;
+                }
+            };
+            if matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                let poll = if T::READABLE {
+                    Op::PollReadable { fd: this.fd }
+                } else {
+                    Op::PollWritable { fd: this.fd }
+                };
+                // SAFETY: a poll points into no memory; the keep-alive in
+                // `this.io` (or the caller) keeps `fd` open.
+                match unsafe { inner.start_op(poll, cx.waker()) } {
+                    Started::Done(Ok(_)) => {}
+                    Started::Done(Err(e)) => return this.finish(Err(e)),
+                    Started::Pending(id) => {
+                        this.phase = Phase::Wait(id);
+                        return Poll::Pending;
+                    }
+                }
+                continue;
+            }
+            let (buf, _) = this.io.as_mut().expect("BufOp polled after completion");
+            if let ControlFlow::Break(res) = this.kind.done(res, buf) {
+                return this.finish(res);
+            }
+        }
+    }
+}
+
+impl<B: 'static, K: 'static, T> Drop for BufOp<B, K, T> {
+    fn drop(&mut self) {
+        let (Phase::Op(id) | Phase::Wait(id)) = self.phase else {
+            return;
+        };
+        let Some(lp) = &self.lp else { return };
+        let io = &mut self.io;
+        // A readiness poll points into no memory, but the keep-alive still
+        // keeps the descriptor open until the backend lets go of it.
+        lp.inner.abandon_op(id, false, || {
+            io.take().map(|io| Box::new(io) as Box<dyn Any>)
+        });
+    }
+}
+
+/// `recv` into the buffer's whole capacity: the count (0 at end of stream).
+#[derive(Debug)]
+pub(crate) struct Recv;
+
+// SAFETY: the op writes at most `bytes_total()` bytes at
+// `stable_mut_ptr()`, the buffer's own stable memory (IoBufMut's contract).
+unsafe impl<B: IoBufMut> BufKind<B> for Recv {
+    type Output = usize;
+    const READABLE: bool = true;
+
+    fn op(&mut self, fd: RawFd, buf: &mut B) -> ControlFlow<io::Result<usize>, Op> {
+        ControlFlow::Continue(Op::Recv {
+            fd,
+            buf: buf.stable_mut_ptr(),
+            len: buf.bytes_total(),
         })
     }
-    .await;
-    if let Ok(out) = &res {
-        // SAFETY: the kernel wrote `out.res <= bytes_total()` bytes at the start.
-        unsafe { buf.set_init(out.res) };
+
+    fn done(&mut self, res: io::Result<OpOutput>, buf: &mut B) -> ControlFlow<io::Result<usize>> {
+        ControlFlow::Break(res.map(|out| {
+            // SAFETY: the kernel wrote `out.res <= bytes_total()` bytes at the start.
+            unsafe { buf.set_init(out.res) };
+            out.res
+        }))
     }
-    (res, buf)
+}
+
+/// `recvfrom` into the buffer's whole capacity: the count and the sender.
+#[derive(Debug)]
+pub(crate) struct RecvFrom;
+
+// SAFETY: as for `Recv`.
+unsafe impl<B: IoBufMut> BufKind<B> for RecvFrom {
+    type Output = (usize, SockAddr);
+    const READABLE: bool = true;
+
+    fn op(&mut self, fd: RawFd, buf: &mut B) -> ControlFlow<io::Result<Self::Output>, Op> {
+        ControlFlow::Continue(Op::RecvFrom {
+            fd,
+            buf: buf.stable_mut_ptr(),
+            len: buf.bytes_total(),
+        })
+    }
+
+    fn done(
+        &mut self,
+        res: io::Result<OpOutput>,
+        buf: &mut B,
+    ) -> ControlFlow<io::Result<Self::Output>> {
+        ControlFlow::Break(res.map(|out| {
+            // SAFETY: the kernel wrote `out.res <= bytes_total()` bytes at the start.
+            unsafe { buf.set_init(out.res) };
+            let addr = out.addr.map_or_else(unnamed, |addr| normalize(*addr));
+            (out.res, addr)
+        }))
+    }
+}
+
+/// One `send` of the whole buffer: the count sent (possibly fewer bytes).
+#[derive(Debug)]
+pub(crate) struct SendOnce;
+
+// SAFETY: the op reads the buffer's `bytes_init()` bytes at `stable_ptr()`,
+// its own stable memory (IoBuf's contract).
+unsafe impl<B: IoBuf> BufKind<B> for SendOnce {
+    type Output = usize;
+    const READABLE: bool = false;
+
+    fn op(&mut self, fd: RawFd, buf: &mut B) -> ControlFlow<io::Result<usize>, Op> {
+        ControlFlow::Continue(Op::Send {
+            fd,
+            buf: buf.stable_ptr(),
+            len: buf.bytes_init(),
+        })
+    }
+
+    fn done(&mut self, res: io::Result<OpOutput>, _buf: &mut B) -> ControlFlow<io::Result<usize>> {
+        ControlFlow::Break(res.map(|out| out.res))
+    }
+}
+
+/// `send`s until every byte of the buffer is sent (none for an empty
+/// one); a send of 0 bytes is `WriteZero`.
+#[derive(Debug, Default)]
+pub(crate) struct SendAll {
+    /// Bytes sent so far; never more than the buffer's `bytes_init()`.
+    sent: usize,
+}
+
+// SAFETY: the op reads `buf[sent..bytes_init()]`, inside the buffer's own
+// stable memory (IoBuf's contract): `sent <= bytes_init()` always, as it
+// grows only by counts the kernel sent out of that range.
+unsafe impl<B: IoBuf> BufKind<B> for SendAll {
+    type Output = ();
+    const READABLE: bool = false;
+
+    fn op(&mut self, fd: RawFd, buf: &mut B) -> ControlFlow<io::Result<()>, Op> {
+        let len = buf.bytes_init() - self.sent;
+        if len == 0 {
+            return ControlFlow::Break(Ok(()));
+        }
+        ControlFlow::Continue(Op::Send {
+            fd,
+            // SAFETY: `sent < bytes_init()` keeps the offset inside the buffer.
+            buf: unsafe { buf.stable_ptr().add(self.sent) },
+            len,
+        })
+    }
+
+    fn done(&mut self, res: io::Result<OpOutput>, _buf: &mut B) -> ControlFlow<io::Result<()>> {
+        match res {
+            Ok(out) if out.res == 0 => ControlFlow::Break(Err(io::ErrorKind::WriteZero.into())),
+            Ok(out) => {
+                self.sent += out.res;
+                ControlFlow::Continue(())
+            }
+            Err(e) => ControlFlow::Break(Err(e)),
+        }
+    }
+}
+
+/// One `sendto` of the whole buffer as a datagram to an IP address: the
+/// count sent.
+#[derive(Debug)]
+pub(crate) struct SendTo {
+    addr: SockAddr,
+}
+
+// SAFETY: as for `SendOnce`; the address travels inside the op.
+unsafe impl<B: IoBuf> BufKind<B> for SendTo {
+    type Output = usize;
+    const READABLE: bool = false;
+
+    fn op(&mut self, fd: RawFd, buf: &mut B) -> ControlFlow<io::Result<usize>, Op> {
+        ControlFlow::Continue(Op::SendTo {
+            fd,
+            buf: buf.stable_ptr(),
+            len: buf.bytes_init(),
+            addr: Box::new(self.addr.clone()),
+        })
+    }
+
+    fn done(&mut self, res: io::Result<OpOutput>, _buf: &mut B) -> ControlFlow<io::Result<usize>> {
+        ControlFlow::Break(res.map(|out| out.res))
+    }
 }
 
 /// `recv` into `buf`'s whole capacity; the count read (0 at end of stream).
-pub(crate) async fn recv<B: IoBufMut, K: 'static>(
+pub(crate) fn recv<B: IoBufMut, K: 'static>(
     lp: &EventLoop,
     fd: RawFd,
     buf: B,
     keep: K,
-) -> BufResult<usize, B> {
-    let (res, buf) = receive(lp, fd, buf, keep, |buf, len| Op::Recv { fd, buf, len }).await;
-    (res.map(|out| out.res), buf)
-}
-
-/// One `send` of `buf[from..]`; the count sent.
-async fn send_from<B: IoBuf, K: 'static>(
-    lp: &EventLoop,
-    fd: RawFd,
-    buf: B,
-    from: usize,
-    keep: K,
-) -> (io::Result<usize>, B, K) {
-    // SAFETY: the op reads `buf[from..]`, `buf`'s own stable memory
-    // (`from <= bytes_init()` keeps the offset inside it), and `buf`
-    // travels in the keep-alive; the descriptor stays open as in `receive`.
-    let (res, (buf, keep)) = unsafe {
-        submit(lp, fd, false, (buf, keep), |(buf, _)| Op::Send {
-            fd,
-            buf: buf.stable_ptr().add(from),
-            len: buf.bytes_init() - from,
-        })
-    }
-    .await;
-    (res.map(|out| out.res), buf, keep)
-}
-
-/// One `send` of the whole of `buf`; the count sent (possibly fewer bytes).
-pub(crate) async fn send<B: IoBuf, K: 'static>(
-    lp: &EventLoop,
-    fd: RawFd,
-    buf: B,
-    keep: K,
-) -> BufResult<usize, B> {
-    let (res, buf, _keep) = send_from(lp, fd, buf, 0, keep).await;
-    (res, buf)
+) -> BufOp<B, K, Recv> {
+    BufOp::new(Some(lp.clone()), fd, buf, keep, Recv)
 }
 
 /// Sends every byte of `buf`. If the future is dropped midway, a prefix of
 /// `buf` may have been sent.
-pub(crate) async fn send_all<B: IoBuf, K: 'static>(
-    lp: &EventLoop,
-    fd: RawFd,
-    mut buf: B,
-    mut keep: K,
-) -> BufResult<(), B> {
-    let total = buf.bytes_init();
-    let mut sent = 0;
-    while sent < total {
-        let (res, b, k) = send_from(lp, fd, buf, sent, keep).await;
-        (buf, keep) = (b, k);
-        match res {
-            Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-            Ok(n) => sent += n,
-            Err(e) => return (Err(e), buf),
-        }
-    }
-    (Ok(()), buf)
-}
-
-/// `recvfrom` into `buf`'s whole capacity: the count and the sender.
-pub(crate) async fn recv_from<B: IoBufMut, K: 'static>(
+pub(crate) fn send_all<B: IoBuf, K: 'static>(
     lp: &EventLoop,
     fd: RawFd,
     buf: B,
     keep: K,
-) -> BufResult<(usize, SockAddr), B> {
-    let (res, buf) = receive(lp, fd, buf, keep, |buf, len| Op::RecvFrom { fd, buf, len }).await;
-    let res = res.map(|out| {
-        (
-            out.res,
-            out.addr.map_or_else(unnamed, |addr| normalize(*addr)),
-        )
-    });
-    (res, buf)
+) -> BufOp<B, K, SendAll> {
+    BufOp::new(Some(lp.clone()), fd, buf, keep, SendAll::default())
+}
+
+/// `recvfrom` into `buf`'s whole capacity: the count and the sender.
+pub(crate) fn recv_from<B: IoBufMut, K: 'static>(
+    lp: &EventLoop,
+    fd: RawFd,
+    buf: B,
+    keep: K,
+) -> BufOp<B, K, RecvFrom> {
+    BufOp::new(Some(lp.clone()), fd, buf, keep, RecvFrom)
 }
 
 /// `sendto(addr)` of the whole of `buf` as one datagram: the count sent.
@@ -195,19 +448,7 @@ pub(crate) async fn send_to<B: IoBuf, K: 'static>(
     keep: K,
 ) -> BufResult<usize, B> {
     if addr.family() != libc::AF_UNIX as libc::sa_family_t {
-        // SAFETY: the op reads `buf`'s own stable memory (IoBuf's contract),
-        // and `buf` travels in the keep-alive; `keep` keeps the descriptor
-        // open; the address travels inside the op.
-        let (res, (buf, _keep)) = unsafe {
-            submit(lp, fd, false, (buf, keep), |(buf, _)| Op::SendTo {
-                fd,
-                buf: buf.stable_ptr(),
-                len: buf.bytes_init(),
-                addr: Box::new(addr.clone()),
-            })
-        }
-        .await;
-        return (res.map(|out| out.res), buf);
+        return BufOp::new(Some(lp.clone()), fd, buf, keep, SendTo { addr }).await;
     }
     // Held until the send is done: keeps the descriptor open.
     let _keep = keep;
@@ -281,35 +522,38 @@ pub(crate) fn normalize(addr: SockAddr) -> SockAddr {
 /// The same operations on a socket the loop owns: the socket's `Rc` is the
 /// keep-alive, and a loop that is gone is an error rather than a panic.
 impl SockFd {
-    pub(crate) async fn recv<B: IoBufMut>(self: &Rc<Self>, buf: B) -> BufResult<usize, B> {
-        match self.event_loop() {
-            Ok(lp) => recv(&lp, self.fd(), buf, self.clone()).await,
-            Err(e) => (Err(e), buf),
-        }
+    /// `kind` on this socket, with a clone of its `Rc` as the keep-alive.
+    fn buf_op<B: 'static, T>(self: &Rc<Self>, buf: B, kind: T) -> BufOp<B, Rc<SockFd>, T> {
+        BufOp::new(self.loop_if_open(), self.fd(), buf, self.clone(), kind)
     }
 
-    pub(crate) async fn send<B: IoBuf>(self: &Rc<Self>, buf: B) -> BufResult<usize, B> {
-        match self.event_loop() {
-            Ok(lp) => send(&lp, self.fd(), buf, self.clone()).await,
-            Err(e) => (Err(e), buf),
-        }
+    pub(crate) fn recv<B: IoBufMut>(self: &Rc<Self>, buf: B) -> BufOp<B, Rc<SockFd>, Recv> {
+        self.buf_op(buf, Recv)
     }
 
-    pub(crate) async fn send_all<B: IoBuf>(self: &Rc<Self>, buf: B) -> BufResult<(), B> {
-        match self.event_loop() {
-            Ok(lp) => send_all(&lp, self.fd(), buf, self.clone()).await,
-            Err(e) => (Err(e), buf),
-        }
+    pub(crate) fn send<B: IoBuf>(self: &Rc<Self>, buf: B) -> BufOp<B, Rc<SockFd>, SendOnce> {
+        self.buf_op(buf, SendOnce)
     }
 
-    pub(crate) async fn recv_from<B: IoBufMut>(
+    pub(crate) fn send_all<B: IoBuf>(self: &Rc<Self>, buf: B) -> BufOp<B, Rc<SockFd>, SendAll> {
+        self.buf_op(buf, SendAll::default())
+    }
+
+    pub(crate) fn recv_from<B: IoBufMut>(
         self: &Rc<Self>,
         buf: B,
-    ) -> BufResult<(usize, SockAddr), B> {
-        match self.event_loop() {
-            Ok(lp) => recv_from(&lp, self.fd(), buf, self.clone()).await,
-            Err(e) => (Err(e), buf),
-        }
+    ) -> BufOp<B, Rc<SockFd>, RecvFrom> {
+        self.buf_op(buf, RecvFrom)
+    }
+
+    /// `sendto` an IP address (see [`send_to`] for AF_UNIX ones).
+    pub(crate) fn send_to_inet<B: IoBuf>(
+        self: &Rc<Self>,
+        buf: B,
+        addr: SockAddr,
+    ) -> BufOp<B, Rc<SockFd>, SendTo> {
+        debug_assert_ne!(addr.family(), libc::AF_UNIX as libc::sa_family_t);
+        self.buf_op(buf, SendTo { addr })
     }
 
     pub(crate) async fn send_to<B: IoBuf>(

@@ -66,10 +66,13 @@ impl SockFd {
 
     /// The loop this socket belongs to, or an error once it is gone.
     pub(crate) fn event_loop(&self) -> io::Result<EventLoop> {
-        match self.lp.upgrade() {
-            Some(inner) => Ok(EventLoop { inner }),
-            None => Err(Error::Closed.into()),
-        }
+        self.loop_if_open().ok_or_else(|| Error::Closed.into())
+    }
+
+    /// The loop this socket belongs to, unless it is gone.
+    #[inline]
+    pub(crate) fn loop_if_open(&self) -> Option<EventLoop> {
+        self.lp.upgrade().map(|inner| EventLoop { inner })
     }
 
     /// The raw descriptor.
@@ -80,17 +83,24 @@ impl SockFd {
     /// How this stream's bytes are read. The first owned-buffer read
     /// (`for_recv`) asks the backend to receive ahead; the first
     /// futures-io read (`!for_recv`) settles on direct reads.
+    #[inline]
     pub(crate) fn stream_reads(&self, for_recv: bool) -> Reads {
-        if self.reads.get() == Reads::Undecided {
-            let ahead = for_recv
-                && self
-                    .lp
-                    .upgrade()
-                    .is_some_and(|inner| crate::sys::read_ahead(&inner, self.fd));
-            self.reads
-                .set(if ahead { Reads::Ahead } else { Reads::Direct });
+        match self.reads.get() {
+            Reads::Undecided => self.decide_reads(for_recv),
+            decided => decided,
         }
-        self.reads.get()
+    }
+
+    #[cold]
+    fn decide_reads(&self, for_recv: bool) -> Reads {
+        let ahead = for_recv
+            && self
+                .lp
+                .upgrade()
+                .is_some_and(|inner| crate::sys::read_ahead(&inner, self.fd));
+        let reads = if ahead { Reads::Ahead } else { Reads::Direct };
+        self.reads.set(reads);
+        reads
     }
 
     /// A borrowed view for socket options (`socket2::SockRef::from(&*sock)`).

@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::io::{recv_now, send_now, ReadyWait};
+use crate::net::ops::{BufOp, Recv, SendAll, SendOnce};
 use crate::net::socket::{Reads, SockFd};
 
 /// A connected stream socket with the readiness waits of its futures-io side.
@@ -37,17 +38,16 @@ impl StreamCore {
         }
     }
 
-    pub(crate) async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        self.sock.stream_reads(true);
-        self.sock.recv(buf).await
+    pub(crate) fn read<B: IoBufMut>(&self, buf: B) -> BufOp<B, Rc<SockFd>, Recv> {
+        stream_read(&self.sock, buf)
     }
 
-    pub(crate) async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        self.sock.send(buf).await
+    pub(crate) fn write<B: IoBuf>(&self, buf: B) -> BufOp<B, Rc<SockFd>, SendOnce> {
+        self.sock.send(buf)
     }
 
-    pub(crate) async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        self.sock.send_all(buf).await
+    pub(crate) fn write_all<B: IoBuf>(&self, buf: B) -> BufOp<B, Rc<SockFd>, SendAll> {
+        self.sock.send_all(buf)
     }
 
     pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
@@ -89,6 +89,14 @@ impl StreamCore {
     }
 }
 
+/// An owned-buffer read of a stream. The first one asks the backend to
+/// receive ahead (see [`SockFd::stream_reads`]); it is made when the read's
+/// future is created.
+fn stream_read<B: IoBufMut>(sock: &Rc<SockFd>, buf: B) -> BufOp<B, Rc<SockFd>, Recv> {
+    sock.stream_reads(true);
+    sock.recv(buf)
+}
+
 fn poll_read(
     sock: &Rc<SockFd>,
     wait: &mut ReadyWait<Rc<SockFd>>,
@@ -103,16 +111,14 @@ fn poll_read(
     poll_sock(sock, wait, cx, true, empty, |fd| recv_now(fd, out))
 }
 
-/// An owned-buffer receive in flight for [`AheadRead`].
-type PendingRecv = Pin<Box<dyn Future<Output = BufResult<usize, Vec<u8>>>>>;
-
 /// The futures-io reads of a stream whose backend receives ahead
 /// ([`Reads::Ahead`]): the bytes are in the backend, so each read is an
 /// owned-buffer `Op::Recv` (of the slice's size) whose result is copied
 /// out. Bytes that no longer fit a later, smaller slice wait here.
 #[derive(Default)]
 struct AheadRead {
-    pending: Option<PendingRecv>,
+    /// The owned-buffer receive in flight.
+    pending: Option<BufOp<Vec<u8>, Rc<SockFd>, Recv>>,
     left: Vec<u8>,
     pos: usize,
 }
@@ -139,12 +145,10 @@ impl AheadRead {
             self.pos += n;
             return Poll::Ready(Ok(n));
         }
-        let fut = self.pending.get_or_insert_with(|| {
-            let sock = sock.clone();
-            let buf = Vec::with_capacity(out.len());
-            Box::pin(async move { sock.recv(buf).await })
-        });
-        let (res, buf) = match fut.as_mut().poll(cx) {
+        let fut = self
+            .pending
+            .get_or_insert_with(|| sock.recv(Vec::with_capacity(out.len())));
+        let (res, buf) = match Pin::new(fut).poll(cx) {
             Poll::Ready(r) => r,
             Poll::Pending => return Poll::Pending,
         };
@@ -208,9 +212,8 @@ pub struct ReadHalf {
 impl ReadHalf {
     /// Receives into `buf` (up to its capacity, replacing its contents) and
     /// returns the count; 0 means the peer closed its side.
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        self.sock.stream_reads(true);
-        self.sock.recv(buf).await
+    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        stream_read(&self.sock, buf)
     }
 }
 
@@ -241,13 +244,13 @@ pub struct WriteHalf {
 
 impl WriteHalf {
     /// Sends what the kernel takes of `buf` at once; returns the count.
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        self.sock.send(buf).await
+    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        self.sock.send(buf)
     }
 
     /// Sends every byte of `buf`.
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        self.sock.send_all(buf).await
+    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        self.sock.send_all(buf)
     }
 
     /// Shuts down the write direction: the peer reads end-of-stream.
@@ -296,28 +299,28 @@ macro_rules! stream_api {
             /// already completed when it was dropped keeps its bytes in the
             /// dropped buffer: cancellation races with completion, as on any
             /// completion-based backend.)
-            pub async fn read<B: $crate::buf::IoBufMut>(
+            pub fn read<B: $crate::buf::IoBufMut>(
                 &self,
                 buf: B,
-            ) -> $crate::buf::BufResult<usize, B> {
-                self.core.read(buf).await
+            ) -> impl std::future::Future<Output = $crate::buf::BufResult<usize, B>> + '_ {
+                self.core.read(buf)
             }
 
             /// Sends what the kernel takes of `buf` at once; returns the count.
-            pub async fn write<B: $crate::buf::IoBuf>(
+            pub fn write<B: $crate::buf::IoBuf>(
                 &self,
                 buf: B,
-            ) -> $crate::buf::BufResult<usize, B> {
-                self.core.write(buf).await
+            ) -> impl std::future::Future<Output = $crate::buf::BufResult<usize, B>> + '_ {
+                self.core.write(buf)
             }
 
             /// Sends every byte of `buf`. If the future is dropped midway,
             /// a prefix of `buf` may have been sent.
-            pub async fn write_all<B: $crate::buf::IoBuf>(
+            pub fn write_all<B: $crate::buf::IoBuf>(
                 &self,
                 buf: B,
-            ) -> $crate::buf::BufResult<(), B> {
-                self.core.write_all(buf).await
+            ) -> impl std::future::Future<Output = $crate::buf::BufResult<(), B>> + '_ {
+                self.core.write_all(buf)
             }
 
             /// Shuts down the read direction, the write direction (the peer

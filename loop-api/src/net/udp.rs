@@ -1,5 +1,6 @@
 //! UDP: [`UdpSocket`].
 
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::OwnedFd;
@@ -68,8 +69,12 @@ impl UdpSocket {
     }
 
     /// Sends `buf` as one datagram to `addr`; returns the count sent.
-    pub async fn send_to<B: IoBuf>(&self, buf: B, addr: SocketAddr) -> BufResult<usize, B> {
-        self.sock.send_to(buf, addr.into()).await
+    pub fn send_to<B: IoBuf>(
+        &self,
+        buf: B,
+        addr: SocketAddr,
+    ) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        self.sock.send_to_inet(buf, addr.into())
     }
 
     /// Receives one datagram into `buf` (up to its capacity; the rest of a
@@ -80,13 +85,13 @@ impl UdpSocket {
     }
 
     /// Sends `buf` as one datagram to the connected address.
-    pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        self.sock.send(buf).await
+    pub fn send<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        self.sock.send(buf)
     }
 
     /// Receives one datagram from the connected address into `buf`.
-    pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        self.sock.recv(buf).await
+    pub fn recv<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        self.sock.recv(buf)
     }
 
     /// The local address.

@@ -12,6 +12,7 @@
 //! every kind; the peer of a socketpair is unnamed.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -312,18 +313,21 @@ impl UnixDatagram {
 
     /// Receives one datagram into `buf`: the count and the sender (unnamed
     /// for an unbound sender or a socketpair peer).
-    pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SockAddr), B> {
-        self.sock.recv_from(buf).await
+    pub fn recv_from<B: IoBufMut>(
+        &self,
+        buf: B,
+    ) -> impl Future<Output = BufResult<(usize, SockAddr), B>> + '_ {
+        self.sock.recv_from(buf)
     }
 
     /// Sends `buf` as one datagram to the connected socket.
-    pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        self.sock.send(buf).await
+    pub fn send<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        self.sock.send(buf)
     }
 
     /// Receives one datagram from the connected socket into `buf`.
-    pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        self.sock.recv(buf).await
+    pub fn recv<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        self.sock.recv(buf)
     }
 
     /// The local address.
