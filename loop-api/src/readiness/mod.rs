@@ -347,6 +347,7 @@ impl<S: Selector> ReadinessDriver<S> {
             }
         }
     }
+
     /// Handles the selected events from `next_event` on, until they are
     /// all handled or the receives have read [`READ_BUDGET`] bytes.
     fn handle_events(&mut self, done: &mut Vec<Completion>) {
