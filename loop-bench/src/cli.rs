@@ -11,7 +11,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use crate::contender::{self, Contender};
 use crate::echo::EchoCell;
 use crate::report::{self, Document, Host, Settings};
-use crate::run::{self, Cell, Plan, Status};
+use crate::run::{self, Cell, Plan, Row, Status};
 use crate::sample::Window;
 use crate::sched::SchedWorkload;
 use crate::sys::Placement;
@@ -91,6 +91,11 @@ pub struct Args {
     /// List the contenders this build knows and whether they can run here, then exit.
     #[arg(long)]
     pub list: bool,
+
+    /// Measure nothing: print the tables of a JSON file an earlier run
+    /// wrote and draw its plot again (to --plot).
+    #[arg(long, value_name = "JSON")]
+    pub replot: Option<PathBuf>,
 }
 
 /// A workload name on the command line.
@@ -191,6 +196,10 @@ pub fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let explicit = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+
+    if let Some(json) = &args.replot {
+        return replot(json, &args.plot);
+    }
 
     if args.list {
         let (ok, skipped) = contender::resolve(&["all".to_owned()]);
@@ -328,12 +337,7 @@ pub fn main() -> ExitCode {
     let wall = clock.elapsed();
 
     let targets = report::targets(&rows);
-    let mut text = report::tables(&rows, &names, reps);
-    if args.smoke {
-        text += "\n(--smoke: tiny windows, one repetition; a check that everything runs, not a measurement)\n";
-    } else {
-        text += &report::targets_text(&targets);
-    }
+    let mut text = results_text(&rows, &names, reps, args.smoke, &targets);
     let failed = rows.iter().any(|r| r.status == Status::Failed);
     let command = std::env::args().collect::<Vec<_>>().join(" ");
 
@@ -397,6 +401,75 @@ pub fn main() -> ExitCode {
     }
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{text}");
+    status
+}
+
+/// The tables for the terminal, then the targets (or, for a smoke run, a
+/// note that it measured nothing).
+fn results_text(
+    rows: &[Row],
+    names: &[String],
+    reps: u32,
+    smoke: bool,
+    targets: &[report::Target],
+) -> String {
+    let mut text = report::tables(rows, names, reps);
+    if smoke {
+        text += "\n(--smoke: tiny windows, one repetition; a check that everything runs, not a measurement)\n";
+    } else {
+        text += &report::targets_text(targets);
+    }
+    text
+}
+
+/// What `--replot` reads back of a [`Document`].
+#[derive(serde::Deserialize)]
+struct Saved {
+    wall_secs: f64,
+    host: Host,
+    settings: Settings,
+    contenders: Vec<String>,
+    rows: Vec<Row>,
+}
+
+/// `--replot`: the tables and targets of the run saved in `json`, and its
+/// plot written to `plot`.
+fn replot(json: &Path, plot: &Path) -> ExitCode {
+    let saved: Saved = match std::fs::read_to_string(json)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+    {
+        Ok(saved) => saved,
+        Err(e) => {
+            eprintln!("cannot read the results in {}: {e}", json.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let reps = saved.settings.reps;
+    let targets = report::targets(&saved.rows);
+    let mut text = results_text(
+        &saved.rows,
+        &saved.contenders,
+        reps,
+        saved.settings.smoke,
+        &targets,
+    );
+    let subtitle = format!(
+        "{} | kernel {} | {} cores | median of {} reps, whiskers: min-max | {:.0} s run",
+        saved.host.cpu, saved.host.kernel, saved.host.cores, reps, saved.wall_secs
+    );
+    let svg = crate::plot::svg(&saved.rows, &saved.contenders, &subtitle);
+    let status = match write_file(plot, &svg) {
+        Ok(()) => {
+            text += &format!("\nPlot: {}\n", plot.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot write {}: {e}", plot.display());
+            ExitCode::FAILURE
+        }
+    };
+    println!("{text}");
     status
 }
 

@@ -42,6 +42,8 @@ struct Panel<'a> {
     title: String,
     bars: Vec<(&'a str, Option<Summary>, &'static str)>,
     fmt: fn(f64) -> String,
+    /// A value to mark with a dashed line across the bars (1.00× = tokio).
+    reference: Option<f64>,
 }
 
 struct Section<'a> {
@@ -77,6 +79,7 @@ pub fn svg(rows: &[Row], contenders: &[String], subtitle: &str) -> String {
             })
             .collect(),
         fmt,
+        reference: None,
     };
     let sched = cells(false);
     if !sched.is_empty() {
@@ -97,6 +100,17 @@ pub fn svg(rows: &[Row], contenders: &[String], subtitle: &str) -> String {
                 .map(|c| panel(c, |r| r.ops_per_cpu_sec, fmt_rate))
                 .collect(),
         });
+        if contenders.iter().any(|c| c == "tokio") {
+            sections.push(Section {
+                title: "TCP echo: requests per server-CPU-second relative to tokio \
+                        (per-repetition ratios; dashed line: tokio)"
+                    .to_owned(),
+                panels: echo
+                    .iter()
+                    .map(|cell| relative_panel(rows, contenders, cell))
+                    .collect(),
+            });
+        }
         sections.push(Section {
             title: "TCP echo: requests per second (server and load generator on one core each)"
                 .to_owned(),
@@ -166,13 +180,36 @@ pub fn svg(rows: &[Row], contenders: &[String], subtitle: &str) -> String {
     out
 }
 
+/// One cell's requests per server-CPU-second relative to tokio, for every
+/// contender but tokio ([`crate::report::paired_cpu_ratios`]).
+fn relative_panel<'a>(rows: &[Row], contenders: &'a [String], cell: &str) -> Panel<'a> {
+    let find = |c: &str| rows.iter().find(|r| r.cell == cell && r.contender == c);
+    let tokio = find("tokio");
+    Panel {
+        title: cell.to_owned(),
+        bars: contenders
+            .iter()
+            .filter(|c| *c != "tokio")
+            .map(|c| {
+                let ratio = match (find(c), tokio) {
+                    (Some(m), Some(t)) => crate::report::paired_cpu_ratios(m, t),
+                    _ => None,
+                };
+                (c.as_str(), ratio, "")
+            })
+            .collect(),
+        fmt: |x| format!("{x:.2}x"),
+        reference: Some(1.0),
+    }
+}
+
 fn draw_panel(out: &mut String, p: &Panel<'_>, x: f64, y: f64, contenders: &[String]) {
     let bar_w = PANEL_W - LABEL_W - VALUE_W - 10.0;
     let max = p
         .bars
         .iter()
         .filter_map(|(_, s, _)| s.map(|s| s.max.max(s.median)))
-        .fold(0.0f64, f64::max);
+        .fold(p.reference.unwrap_or(0.0), f64::max);
     let _ = writeln!(
         out,
         r#"<text x="{x}" y="{}" font-weight="bold">{}</text>"#,
@@ -223,6 +260,15 @@ fn draw_panel(out: &mut String, p: &Panel<'_>, x: f64, y: f64, contenders: &[Str
             bx + bar_w + 6.0,
             by + BAR_H - 3.0,
             esc(&(p.fmt)(s.median))
+        );
+    }
+    if let Some(r) = p.reference.filter(|_| max > 0.0) {
+        let rx = x + LABEL_W + r / max * bar_w;
+        let _ = writeln!(
+            out,
+            r##"<path d="M{rx:.1} {:.1}V{:.1}" stroke="#333" stroke-width="1" stroke-dasharray="3,2"/>"##,
+            y + TITLE_H - 3.0,
+            y + TITLE_H + p.bars.len() as f64 * (BAR_H + BAR_GAP)
         );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::contender::Skipped;
 use crate::run::{Row, Status};
@@ -99,6 +99,13 @@ fn find<'a>(rows: &'a [Row], cell: &str, contender: &str) -> Option<&'a Row> {
 /// than the ratio of the two medians, which is the fallback when the
 /// repetitions do not pair up.
 pub fn paired_cpu_ratio(mine: &Row, tokio: &Row) -> Option<f64> {
+    paired_cpu_ratios(mine, tokio).map(|s| s.median)
+}
+
+/// The per-repetition ratios behind [`paired_cpu_ratio`], summarised (the
+/// range shows how far single repetitions strayed); with no pairing, the
+/// ratio of the medians as a one-value summary.
+pub fn paired_cpu_ratios(mine: &Row, tokio: &Row) -> Option<Summary> {
     if mine.status != Status::Ok || tokio.status != Status::Ok {
         return None;
     }
@@ -110,9 +117,10 @@ pub fn paired_cpu_ratio(mine: &Row, tokio: &Row) -> Option<f64> {
         .filter(|x| x.is_finite())
         .collect();
     if !paired.is_empty() && mine.samples.len() == tokio.samples.len() {
-        return Summary::of(&paired).map(|s| s.median);
+        return Summary::of(&paired);
     }
-    Some(mine.ops_per_cpu_sec.as_ref()?.median / tokio.ops_per_cpu_sec.as_ref()?.median)
+    let ratio = mine.ops_per_cpu_sec.as_ref()?.median / tokio.ops_per_cpu_sec.as_ref()?.median;
+    Summary::of(&[ratio])
 }
 
 fn cell_text(row: Option<&Row>, pick: &dyn Fn(&Row) -> Option<String>) -> String {
@@ -428,7 +436,7 @@ pub fn targets_text(targets: &[Target]) -> String {
 }
 
 /// The machine the run happened on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Host {
     /// `uname -r`.
     pub kernel: String,
@@ -467,7 +475,7 @@ impl Host {
 }
 
 /// The settings of a run, as recorded in the JSON.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     /// Repetitions.
     pub reps: u32,

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::contender::Contender;
 use crate::echo::EchoCell;
@@ -79,7 +79,7 @@ impl Plan {
 }
 
 /// The state of one (cell, contender) row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Every repetition ran.
@@ -91,7 +91,7 @@ pub enum Status {
 }
 
 /// Every repetition of one contender in one cell, and their summary.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     /// The workload's name.
     pub workload: String,

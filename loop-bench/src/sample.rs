@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sys::CpuTime;
 
@@ -16,7 +16,7 @@ pub struct Window {
 }
 
 /// Server-side CPU time spent during a measurement window.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct CpuSeconds {
     /// User time, seconds.
     pub user: f64,
@@ -41,7 +41,7 @@ impl CpuSeconds {
 }
 
 /// One measurement of one contender in one cell.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Sample {
     /// Operations (callbacks, timers, tasks, switches, wake-ups, round
     /// trips, echoed requests) completed in the window.

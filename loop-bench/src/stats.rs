@@ -1,6 +1,6 @@
 //! Percentiles of one sample, and the median and spread across repetitions.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The `p`-th percentile (0–100) of `sorted` by the nearest-rank method,
 /// or `None` if it is empty.
@@ -19,7 +19,7 @@ pub fn p50_p99(latencies: &mut [u64]) -> (Option<u64>, Option<u64>) {
 }
 
 /// The median and range of one metric over the repetitions of a cell.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
     /// The median (the mean of the middle two for an even count).
     pub median: f64,

@@ -110,7 +110,50 @@ fn smoke_runs_every_workload_on_every_contender() {
 
     let plot = std::fs::read_to_string(&svg).unwrap();
     assert!(plot.starts_with("<svg") && plot.trim_end().ends_with("</svg>"));
+    assert!(plot.contains("relative to tokio"), "no paired panels");
+
+    // The same tables and plot again from the JSON alone.
+    let again = dir.join("again.svg");
+    let out = Command::new(env!("CARGO_BIN_EXE_loop-bench"))
+        .arg("--replot")
+        .arg(&json)
+        .arg("--plot")
+        .arg(&again)
+        .output()
+        .expect("run loop-bench --replot");
+    let replot_stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "--replot failed: {replot_stdout}");
+    let table = |text: &str| -> String {
+        text.lines()
+            .skip_while(|l| !l.starts_with("Scheduling"))
+            .take_while(|l| !l.starts_with("JSON:") && !l.starts_with("Plot:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(!table(&stdout).is_empty(), "no tables:\n{stdout}");
+    assert_eq!(
+        table(&replot_stdout),
+        table(&stdout),
+        "--replot printed other tables"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&again).unwrap(),
+        plot,
+        "--replot drew another plot"
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn replot_of_a_missing_file_is_an_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loop-bench"))
+        .args(["--replot", "/nonexistent/results.json"])
+        .output()
+        .expect("run loop-bench");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read the results"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
