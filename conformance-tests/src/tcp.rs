@@ -763,7 +763,7 @@ pub fn reset_nobody_reads_does_not_busy_the_loop(factory: impl Factory) {
 /// bytes, in order.
 pub fn many_connections_ready_at_once_are_all_served(factory: impl Factory) {
     const CONNS: usize = 48;
-    const EACH: usize = 16 * 1024;
+    const EACH: usize = 8 * 1024;
     run_net(factory, |lp| async move {
         let l = std::net::TcpListener::bind(LOCAL).unwrap();
         let mut peers = Vec::new();
