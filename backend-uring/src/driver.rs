@@ -121,7 +121,7 @@ pub struct UringDriver {
     /// Where the waker's read lands; `None` only after Drop leaked it.
     waker_buf: Option<Stable<u64>>,
     waker_armed: bool,
-    support: Support,
+    pub(crate) support: Support,
     config: RingConfig,
     _not_send: PhantomData<*const ()>,
 }

@@ -889,6 +889,45 @@ fn waitpid_op_reaps_a_real_child_with_waitid() {
     drop(child);
 }
 
+/// On a kernel without IORING_OP_WAITID (before 6.7) `WaitPid` is a
+/// PollAdd on the pidfd: it reports the exit without reaping, and the
+/// caller reaps with `waitpid` (what the loop's process watcher does).
+/// Forced here by clearing the probed flag on a 6.7+ kernel.
+#[test]
+fn waitpid_op_without_waitid_polls_the_pidfd_and_leaves_the_reaping() {
+    let _g = shared();
+    let mut d = driver();
+    d.support.waitid = false;
+    let child = std::process::Command::new("sh")
+        .args(["-c", "exit 3"])
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    assert!(raw >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh descriptor owned by nobody else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+    submit(
+        &mut d,
+        3,
+        Op::WaitPid {
+            pidfd: pidfd.as_raw_fd(),
+        },
+    );
+    let out = wait_for(&mut d, 3).result.unwrap();
+    assert_eq!(out.res, 0);
+    assert_eq!(out.child_status, None, "a poll does not reap");
+    // The child is still there to be reaped, with its status.
+    let mut st = 0;
+    // SAFETY: waitpid on one pid with a valid status pointer.
+    let ret = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+    assert_eq!(ret, pid, "the exited child waits to be reaped");
+    assert!(libc::WIFEXITED(st), "raw status {st:#x}");
+    assert_eq!(libc::WEXITSTATUS(st), 3);
+    drop(child);
+}
+
 #[test]
 // The WaitPid operation reaps the child; `Child::wait` would find nothing.
 #[allow(clippy::zombie_processes)]
