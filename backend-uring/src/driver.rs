@@ -548,6 +548,14 @@ impl Driver for UringDriver {
     }
 
     fn cancel(&mut self, id: OpId) -> Cancel {
+        // A completion produced outside `wait` and not yet reported: the
+        // operation is over, and its result must not reach the next
+        // operation that gets this id.
+        let queued = self.early.len();
+        self.early.retain(|c| c.id != id);
+        if self.early.len() != queued {
+            return Cancel::Done;
+        }
         if self.recv.as_mut().is_some_and(|r| r.cancel(id)) {
             // A Recv waiting for the multishot: the kernel never had its buffer.
             return Cancel::Done;

@@ -1343,3 +1343,27 @@ fn multishot_large_chunks_switch_to_one_shot_reads_and_back() {
     submit_recv(&mut d, 5, fd, &mut buf);
     assert_eq!(d.cancel(5), Cancel::Done);
 }
+
+/// A completion the driver queued outside `wait` (here: a waiting receive
+/// failed by `release_fd`) belongs to its operation only: once that
+/// operation is cancelled, the next operation given the same id must not
+/// receive it.
+#[test]
+fn a_cancelled_ops_queued_completion_never_reaches_its_ids_next_op() {
+    let _g = shared();
+    let mut d = mshot_driver();
+    let (server, _client) = tcp_pair();
+    let fd = server.as_raw_fd();
+    assert!(d.read_ahead(fd));
+    let mut buf = vec![0u8; 64];
+    submit_recv(&mut d, 4, fd, &mut buf);
+    d.release_fd(fd);
+    assert_eq!(d.cancel(4), Cancel::Done);
+
+    let (other, mut peer) = tcp_pair();
+    peer.write_all(b"fresh").unwrap();
+    let mut buf2 = vec![0u8; 64];
+    let (n, _) = recv_now_or_later(&mut d, 4, other.as_raw_fd(), &mut buf2);
+    assert_eq!(&buf2[..n], b"fresh");
+    drop(server);
+}

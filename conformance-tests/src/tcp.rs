@@ -47,6 +47,7 @@ macro_rules! __tcp_tests {
             cancelled_read_loses_no_byte,
             accept_dropped_after_completion_closes_connection,
             futures_io_adapters,
+            unpolled_read_decides_nothing,
             split_halves_in_two_tasks,
             handler_panic_keeps_server_serving,
             stream_addresses_and_nodelay,
@@ -515,6 +516,40 @@ pub fn futures_io_adapters(factory: impl Factory) {
         let rest = io_read_to_end(&mut c).await.unwrap();
         assert!(rest == data[7..], "echo differs");
         close_server(&server).await;
+    });
+}
+
+/// An owned-buffer read future that is made and dropped without being
+/// polled (a disabled `select!` branch) changes nothing: when the stream's
+/// first real read is a futures-io one, the backend holds none of its bytes
+/// (no receive ahead), so `recv(2)` on the descriptor still finds what
+/// arrives later.
+pub fn unpolled_read_decides_nothing(factory: impl Factory) {
+    run_net(factory, |_lp| async move {
+        let l = std::net::TcpListener::bind(LOCAL).unwrap();
+        let mut c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (mut peer, _) = l.accept().unwrap();
+        drop(c.read(Vec::with_capacity(64)));
+        std::io::Write::write_all(&mut peer, b"hello").unwrap();
+        let mut first = [0u8; 5];
+        io_read_exact(&mut c, &mut first).await.unwrap();
+        assert_eq!(&first, b"hello");
+        std::io::Write::write_all(&mut peer, b"world").unwrap();
+        // Time for a receive ahead, if one were armed, to take the bytes.
+        sleep(Duration::from_millis(50)).await;
+        let mut buf = [0u8; 16];
+        // SAFETY: `buf` is valid for writes of its length; the descriptor
+        // is the stream's, open while `c` lives.
+        let n = unsafe {
+            libc::recv(
+                std::os::fd::AsRawFd::as_raw_fd(&c),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        assert_eq!(n, 5, "recv(2): {}", io::Error::last_os_error());
+        assert_eq!(&buf[..5], b"world");
     });
 }
 

@@ -11,7 +11,7 @@ use std::any::Any;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{ready, Context, Poll};
 
 use crate::driver::{Cancel, Op, OpId, OpOutput};
 use crate::event_loop::{EventLoop, LoopInner, OpSlot};
@@ -67,7 +67,9 @@ pub(crate) enum Started {
     /// It finished at submission (or the loop is closed): its result. The
     /// backend keeps nothing of it.
     Done(io::Result<OpOutput>),
-    /// It is in the backend under this id, with the waker registered.
+    /// It is in the backend under this id. No waker is registered yet: the
+    /// caller records the id (so that dropping it cancels the operation)
+    /// and then registers one with [`LoopInner::poll_op`].
     Pending(OpId),
 }
 
@@ -75,8 +77,12 @@ pub(crate) enum Started {
 /// hand-written socket futures (`net::ops`): start it, poll its slot,
 /// abandon it when its future is dropped.
 impl LoopInner {
-    /// Submits `op`; if it does not finish at once, its completion will
-    /// wake `waker` and be collected by [`poll_op`](Self::poll_op).
+    /// Submits `op`; if it does not finish at once, its completion is
+    /// collected by [`poll_op`](Self::poll_op), which also registers the
+    /// waker. Nothing here can panic between the submission and the slot
+    /// being taken (no waker is cloned, the key is reserved), so a caller
+    /// that records the returned id before anything else always cancels
+    /// the operation when dropped.
     ///
     /// # Safety
     /// As for [`OpFuture::new`]: every pointer in `op` must stay valid (and
@@ -84,26 +90,24 @@ impl LoopInner {
     /// until `poll_op` returned `Ready` for the id, or until
     /// [`abandon_op`](Self::abandon_op) released it (taking the memory
     /// into an orphan slot when the backend still owns it).
-    pub(crate) unsafe fn start_op(&self, op: Op, waker: &Waker) -> Started {
+    pub(crate) unsafe fn start_op(&self, op: Op) -> Started {
         let mut driver = self.driver.borrow_mut();
         let Some(driver) = driver.as_mut() else {
             return Started::Done(Err(closed_error()));
         };
         // The slot is filled only if the operation stays pending: the
-        // backend keeps nothing of one that finishes at once. The driver
-        // cannot reach the slot table, so the key stays free meanwhile.
-        let id = self.ops.borrow().vacant_key();
+        // backend keeps nothing of one that finishes at once. The vacant
+        // entry holds the table (the driver cannot reach it) until then.
+        let mut ops = self.ops.borrow_mut();
+        let slot = ops.vacant_entry();
+        let id = slot.key();
         // SAFETY: the caller's contract covers the pointers and the
         // descriptor; `id` is free in the slot table, so no other pending
         // operation uses it.
         match unsafe { driver.submit(id, op) } {
             Poll::Ready(result) => Started::Done(result),
             Poll::Pending => {
-                let got = self
-                    .ops
-                    .borrow_mut()
-                    .insert(OpSlot::Waiting(Some(waker.clone())));
-                assert_eq!(got, id, "the slot table changed during a submission");
+                slot.insert(OpSlot::Waiting(None));
                 Started::Pending(id)
             }
         }
@@ -185,11 +189,14 @@ impl<K: 'static> Future for OpFuture<K> {
             // after the result was collected here, or by `abandon_op` (see
             // Drop), which keeps it in an orphan slot while the backend
             // still owns the operation.
-            match unsafe { inner.start_op(op, cx.waker()) } {
+            match unsafe { inner.start_op(op) } {
                 Started::Done(result) => result,
                 Started::Pending(id) => {
                     this.id = Some(id);
-                    return Poll::Pending;
+                    // Registers the waker (the result cannot be there yet).
+                    let result = ready!(inner.poll_op(id, cx));
+                    this.id = None;
+                    result
                 }
             }
         } else if let Some(id) = this.id {

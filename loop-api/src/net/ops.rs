@@ -185,11 +185,13 @@ impl<B: 'static, K: 'static, T: BufKind<B>> Future for BufOp<B, K, T> {
                     // until the result is collected or `Drop` hands it to
                     // `abandon_op`; the keep-alive (or the caller) keeps
                     // `fd` open for as long.
-                    match unsafe { inner.start_op(op, cx.waker()) } {
+                    match unsafe { inner.start_op(op) } {
                         Started::Done(res) => res,
                         Started::Pending(id) => {
+                            // Recorded first, so a drop from here on cancels;
+                            // the next turn registers the waker.
                             this.phase = Phase::Op(id);
-                            return Poll::Pending;
+                            continue;
                         }
                     }
                 }
@@ -215,12 +217,12 @@ impl<B: 'static, K: 'static, T: BufKind<B>> Future for BufOp<B, K, T> {
                 };
                 // SAFETY: a poll points into no memory; the keep-alive in
                 // `this.io` (or the caller) keeps `fd` open.
-                match unsafe { inner.start_op(poll, cx.waker()) } {
+                match unsafe { inner.start_op(poll) } {
                     Started::Done(Ok(_)) => {}
                     Started::Done(Err(e)) => return this.finish(Err(e)),
                     Started::Pending(id) => {
+                        // As above: recorded, then the waker on the next turn.
                         this.phase = Phase::Wait(id);
-                        return Poll::Pending;
                     }
                 }
                 continue;

@@ -91,6 +91,12 @@ impl SockFd {
         }
     }
 
+    /// Whether the first read has decided how this stream is read.
+    #[inline]
+    pub(crate) fn reads_decided(&self) -> bool {
+        self.reads.get() != Reads::Undecided
+    }
+
     #[cold]
     fn decide_reads(&self, for_recv: bool) -> Reads {
         let ahead = for_recv

@@ -38,7 +38,7 @@ impl StreamCore {
         }
     }
 
-    pub(crate) fn read<B: IoBufMut>(&self, buf: B) -> BufOp<B, Rc<SockFd>, Recv> {
+    pub(crate) fn read<B: IoBufMut>(&self, buf: B) -> StreamRead<B> {
         stream_read(&self.sock, buf)
     }
 
@@ -89,12 +89,44 @@ impl StreamCore {
     }
 }
 
-/// An owned-buffer read of a stream. The first one asks the backend to
-/// receive ahead (see [`SockFd::stream_reads`]); it is made when the read's
-/// future is created.
-fn stream_read<B: IoBufMut>(sock: &Rc<SockFd>, buf: B) -> BufOp<B, Rc<SockFd>, Recv> {
-    sock.stream_reads(true);
-    sock.recv(buf)
+/// An owned-buffer read of a stream. The stream's first read asks the
+/// backend to receive ahead (see [`SockFd::stream_reads`]) when it is first
+/// polled, so a read future that is made and dropped unpolled (a disabled
+/// `select!` branch) decides nothing.
+pub(crate) enum StreamRead<B: 'static> {
+    /// Not polled yet, on a stream whose way of reading is undecided.
+    Undecided(Option<(Rc<SockFd>, B)>),
+    /// The receive.
+    Recv(BufOp<B, Rc<SockFd>, Recv>),
+}
+
+// Nothing in a `StreamRead` is pinned: the buffer is moved by value into
+// the `BufOp`, which is `Unpin` itself.
+impl<B: 'static> Unpin for StreamRead<B> {}
+
+impl<B: IoBufMut> Future for StreamRead<B> {
+    type Output = BufResult<usize, B>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let StreamRead::Undecided(start) = this {
+            let (sock, buf) = start.take().expect("StreamRead polled after completion");
+            sock.stream_reads(true);
+            *this = StreamRead::Recv(sock.recv(buf));
+        }
+        match this {
+            StreamRead::Recv(op) => Pin::new(op).poll(cx),
+            StreamRead::Undecided(_) => unreachable!("decided just above"),
+        }
+    }
+}
+
+fn stream_read<B: IoBufMut>(sock: &Rc<SockFd>, buf: B) -> StreamRead<B> {
+    if sock.reads_decided() {
+        StreamRead::Recv(sock.recv(buf))
+    } else {
+        StreamRead::Undecided(Some((sock.clone(), buf)))
+    }
 }
 
 fn poll_read(

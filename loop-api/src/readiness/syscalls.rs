@@ -48,10 +48,10 @@ pub(crate) fn attempt(op: &Op) -> io::Result<OpOutput> {
             cvt(unsafe {
                 libc::syscall(
                     libc::SYS_recvfrom,
-                    fd,
+                    fd as libc::c_long,
                     buf,
                     len,
-                    0,
+                    0 as libc::c_long,
                     std::ptr::null_mut::<libc::sockaddr>(),
                     std::ptr::null_mut::<libc::socklen_t>(),
                 )
@@ -64,12 +64,12 @@ pub(crate) fn attempt(op: &Op) -> io::Result<OpOutput> {
             cvt(unsafe {
                 libc::syscall(
                     libc::SYS_sendto,
-                    fd,
+                    fd as libc::c_long,
                     buf,
                     len,
-                    libc::MSG_NOSIGNAL,
+                    libc::MSG_NOSIGNAL as libc::c_long,
                     std::ptr::null::<libc::sockaddr>(),
-                    0 as libc::socklen_t,
+                    0 as libc::c_long,
                 )
             } as libc::ssize_t)
             .map(OpOutput::new)
