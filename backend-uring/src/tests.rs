@@ -852,17 +852,22 @@ fn close_frees_orphaned_buffers_only_after_their_final_completion() {
     );
 }
 
+/// A pidfd for the child `pid`.
+fn pidfd_open(pid: libc::pid_t) -> OwnedFd {
+    // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    assert!(raw >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh descriptor owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(raw as RawFd) }
+}
+
 #[test]
 fn waitpid_op_reaps_a_real_child_with_waitid() {
     let _g = shared();
     let mut d = driver();
     let child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id() as libc::pid_t;
-    // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    assert!(raw >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
-    // SAFETY: a fresh descriptor owned by nobody else.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+    let pidfd = pidfd_open(pid);
     submit(
         &mut d,
         7,
@@ -903,11 +908,7 @@ fn waitpid_op_without_waitid_polls_the_pidfd_and_leaves_the_reaping() {
         .spawn()
         .unwrap();
     let pid = child.id() as libc::pid_t;
-    // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    assert!(raw >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
-    // SAFETY: a fresh descriptor owned by nobody else.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+    let pidfd = pidfd_open(pid);
     submit(
         &mut d,
         3,
@@ -939,11 +940,7 @@ fn waitpid_op_reports_a_killing_signal_and_can_be_cancelled() {
         .spawn()
         .unwrap();
     let pid = child.id() as libc::pid_t;
-    // SAFETY: as above.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    assert!(raw >= 0);
-    // SAFETY: as above.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+    let pidfd = pidfd_open(pid);
     // A wait that is cancelled before the child exits reaps nothing.
     submit(
         &mut d,
