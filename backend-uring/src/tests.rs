@@ -861,6 +861,25 @@ fn pidfd_open(pid: libc::pid_t) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(raw as RawFd) }
 }
 
+/// Submits a `WaitPid` on `pidfd` under `id`.
+fn submit_waitpid(d: &mut UringDriver, id: usize, pidfd: &OwnedFd) {
+    submit(
+        d,
+        id,
+        Op::WaitPid {
+            pidfd: pidfd.as_raw_fd(),
+        },
+    );
+}
+
+/// `waitpid(pid, WNOHANG)`: its return value and the status it stored.
+fn waitpid_now(pid: libc::pid_t) -> (libc::pid_t, libc::c_int) {
+    let mut st = 0;
+    // SAFETY: waitpid on one pid with a valid status pointer.
+    let ret = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+    (ret, st)
+}
+
 #[test]
 fn waitpid_op_reaps_a_real_child_with_waitid() {
     let _g = shared();
@@ -868,13 +887,7 @@ fn waitpid_op_reaps_a_real_child_with_waitid() {
     let child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id() as libc::pid_t;
     let pidfd = pidfd_open(pid);
-    submit(
-        &mut d,
-        7,
-        Op::WaitPid {
-            pidfd: pidfd.as_raw_fd(),
-        },
-    );
+    submit_waitpid(&mut d, 7, &pidfd);
     let out = wait_for(&mut d, 7).result.unwrap();
     assert_eq!(out.res, 0);
     let status = out
@@ -883,9 +896,7 @@ fn waitpid_op_reaps_a_real_child_with_waitid() {
     assert!(libc::WIFEXITED(status), "raw status {status:#x}");
     assert_eq!(libc::WEXITSTATUS(status), 0);
     // The kernel reaped it: nothing is left for waitpid.
-    let mut st = 0;
-    // SAFETY: waitpid on one pid with a valid status pointer.
-    let ret = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+    let (ret, _) = waitpid_now(pid);
     assert_eq!(ret, -1);
     assert_eq!(
         std::io::Error::last_os_error().raw_os_error(),
@@ -909,20 +920,12 @@ fn waitpid_op_without_waitid_polls_the_pidfd_and_leaves_the_reaping() {
         .unwrap();
     let pid = child.id() as libc::pid_t;
     let pidfd = pidfd_open(pid);
-    submit(
-        &mut d,
-        3,
-        Op::WaitPid {
-            pidfd: pidfd.as_raw_fd(),
-        },
-    );
+    submit_waitpid(&mut d, 3, &pidfd);
     let out = wait_for(&mut d, 3).result.unwrap();
     assert_eq!(out.res, 0);
     assert_eq!(out.child_status, None, "a poll does not reap");
     // The child is still there to be reaped, with its status.
-    let mut st = 0;
-    // SAFETY: waitpid on one pid with a valid status pointer.
-    let ret = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+    let (ret, st) = waitpid_now(pid);
     assert_eq!(ret, pid, "the exited child waits to be reaped");
     assert!(libc::WIFEXITED(st), "raw status {st:#x}");
     assert_eq!(libc::WEXITSTATUS(st), 3);
@@ -942,26 +945,14 @@ fn waitpid_op_reports_a_killing_signal_and_can_be_cancelled() {
     let pid = child.id() as libc::pid_t;
     let pidfd = pidfd_open(pid);
     // A wait that is cancelled before the child exits reaps nothing.
-    submit(
-        &mut d,
-        1,
-        Op::WaitPid {
-            pidfd: pidfd.as_raw_fd(),
-        },
-    );
+    submit_waitpid(&mut d, 1, &pidfd);
     let mut done = Vec::new();
     d.wait(Some(Duration::ZERO), &mut done).unwrap();
     assert_eq!(d.cancel(1), Cancel::Pending);
     let err = wait_for(&mut d, 1).result.unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ECANCELED));
     // A second wait sees the kill.
-    submit(
-        &mut d,
-        2,
-        Op::WaitPid {
-            pidfd: pidfd.as_raw_fd(),
-        },
-    );
+    submit_waitpid(&mut d, 2, &pidfd);
     child.kill().unwrap();
     let status = wait_for(&mut d, 2).result.unwrap().child_status.unwrap();
     assert!(libc::WIFSIGNALED(status), "raw status {status:#x}");

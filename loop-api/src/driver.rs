@@ -291,18 +291,5 @@ impl fmt::Debug for dyn Driver {
 /// differently from datagrams (a short read drains a stream's queue; a
 /// stream may be received ahead).
 pub fn is_stream_socket(fd: RawFd) -> bool {
-    let mut ty: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `ty` and `len` are valid for writes of the sizes passed; the
-    // kernel writes at most `len` bytes into `ty`.
-    let ret = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&mut ty as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    ret == 0 && ty == libc::SOCK_STREAM
+    crate::sys::socket_int_option(fd, libc::SO_TYPE).is_ok_and(|ty| ty == libc::SOCK_STREAM)
 }

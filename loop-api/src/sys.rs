@@ -1,4 +1,4 @@
-//! Small descriptor syscalls shared by the signal, pipe and process modules.
+//! Small descriptor and socket syscalls shared by the loop's modules.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -69,6 +69,24 @@ pub(crate) fn read_ahead(inner: &LoopInner, fd: RawFd) -> bool {
         Ok(mut driver) => driver.as_mut().is_some_and(|d| d.read_ahead(fd)),
         Err(_) => false,
     }
+}
+
+/// An integer `SOL_SOCKET` option of the socket `fd` (`SO_TYPE`, `SO_ERROR`).
+pub(crate) fn socket_int_option(fd: RawFd, option: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid for writes of the sizes passed;
+    // the kernel writes at most `len` bytes into `value`.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            option,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(value)
 }
 
 /// Duplicates `fd` (close-on-exec); `EBADF` if it is not open.

@@ -156,21 +156,7 @@ fn connect(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
 
 /// The outcome of a connect that went `EINPROGRESS`, once the socket is writable.
 pub(crate) fn connect_result(fd: RawFd) -> io::Result<OpOutput> {
-    let mut err: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `err` and `len` are valid for writes of the sizes passed.
-    let ret = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut err as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let err = crate::sys::socket_int_option(fd, libc::SO_ERROR)?;
     if err != 0 {
         return Err(io::Error::from_raw_os_error(err));
     }
