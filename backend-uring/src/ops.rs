@@ -10,6 +10,7 @@
 
 use std::io;
 use std::mem;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::ptr::{self, NonNull};
 
 use io_uring::{opcode, squeue, types::Fd};
@@ -128,7 +129,10 @@ impl Holding {
                 // SAFETY: final CQE reaped (the caller's contract).
                 let AcceptBuf { storage, len } = unsafe { buf.into_inner() };
                 OpOutput {
-                    res,
+                    res: 0,
+                    // SAFETY: a successful accept's result is a new
+                    // descriptor that nobody else owns.
+                    accepted: Some(unsafe { OwnedFd::from_raw_fd(res as RawFd) }),
                     // SAFETY: the kernel wrote a socket address of `len`
                     // bytes (at most the storage's size, which it was given)
                     // into the zero-initialised storage.
@@ -141,6 +145,7 @@ impl Holding {
                 let RecvMsgBuf { hdr, name, .. } = unsafe { buf.into_inner() };
                 OpOutput {
                     res,
+                    accepted: None,
                     // SAFETY: as for Accept: `msg_namelen` is what the kernel
                     // wrote into the zeroed storage, bounded by its size.
                     addr: Some(Box::new(unsafe { SockAddr::new(name, hdr.msg_namelen) })),
@@ -152,6 +157,7 @@ impl Holding {
                 let info = unsafe { info.into_inner() };
                 OpOutput {
                     res: 0,
+                    accepted: None,
                     child_status: wait_status(&info),
                     addr: None,
                 }

@@ -241,8 +241,7 @@ fn accept_and_connect_report_addresses() {
     done.sort_by_key(|c| c.id);
     let accepted = done[0].result.as_ref().unwrap();
     assert!(done[1].result.is_ok(), "connect: {:?}", done[1].result);
-    // SAFETY: the accept's result is a new descriptor that we now own.
-    let server_side = unsafe { OwnedFd::from_raw_fd(accepted.res as RawFd) };
+    let server_side = accepted.accepted.as_ref().expect("an accepted descriptor");
     let peer = accepted.addr.as_ref().unwrap().as_socket().unwrap();
     assert_eq!(peer, client.local_addr().unwrap().as_socket().unwrap());
     // accept4 flags: non-blocking and close-on-exec.
@@ -456,12 +455,11 @@ fn accept_that_completes_despite_cancel_reports_its_descriptor() {
     );
     assert_eq!(d.cancel(0), Cancel::Pending);
     let out: OpOutput = wait_for(&mut d, 0).result.expect("the accept won the race");
-    let fd = out.res as RawFd;
+    let fd = out.accepted.as_ref().expect("an accepted descriptor").as_raw_fd();
     assert!(is_open(fd));
-    // The loop closes such a descriptor (nobody receives it); do the same
-    // and check that the client sees the connection end.
-    // SAFETY: the accept handed us this descriptor.
-    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    // Dropping the output closes the descriptor; the client sees the
+    // connection end.
+    drop(out);
     client
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();

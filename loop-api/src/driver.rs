@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -31,8 +31,10 @@ pub type OpId = usize;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Op {
-    /// `accept4(fd)`: the output's `res` is the new, non-blocking,
-    /// close-on-exec descriptor and `addr` the peer's address.
+    /// `accept4(fd)`: the output's [`OpOutput::accepted`] is the new,
+    /// non-blocking, close-on-exec descriptor (owned from the moment it
+    /// exists, so no path can leak it) and `addr` the peer's address; `res`
+    /// is 0.
     Accept {
         /// The listening socket.
         fd: RawFd,
@@ -170,8 +172,11 @@ impl Op {
 /// What a completed operation produced.
 #[derive(Debug)]
 pub struct OpOutput {
-    /// The syscall's non-negative result: a byte count, or a new descriptor for `Accept`.
+    /// The syscall's non-negative result: a byte count (0 where the
+    /// operation has no count).
     pub res: usize,
+    /// For [`Op::Accept`] only: the accepted connection.
+    pub accepted: Option<OwnedFd>,
     /// The peer's address, for `Accept` and `RecvFrom`.
     /// Boxed: a `SockAddr` is 132 bytes, and every completion moves an
     /// `OpOutput` several times.
@@ -189,6 +194,7 @@ impl OpOutput {
     pub fn new(res: usize) -> Self {
         OpOutput {
             res,
+            accepted: None,
             addr: None,
             child_status: None,
         }

@@ -244,9 +244,9 @@ impl LoopInner {
                     unreachable!("slot kind checked above")
                 };
                 drop(ops);
-                if let (true, Ok(out)) = (closes_fd, &completion.result) {
-                    crate::fd::close_raw(out.res as i32);
-                }
+                // An accepted descriptor is closed with its output.
+                let _ = closes_fd;
+                drop(completion);
                 drop(keepalive);
             }
             OpSlot::Callback(_) => {

@@ -157,11 +157,9 @@ impl LoopInner {
         match (outcome, ops.get(id)) {
             (_, Some(OpSlot::Done(_))) => {
                 // Completed but never collected: release what it produced.
-                if let OpSlot::Done(Ok(out)) = ops.remove(id) {
-                    if closes_fd {
-                        crate::fd::close_raw(out.res as i32);
-                    }
-                }
+                // (an accepted descriptor is closed with its output)
+                let _ = closes_fd;
+                drop(ops.remove(id));
             }
             (Cancel::Done, Some(_)) => {
                 ops.remove(id);

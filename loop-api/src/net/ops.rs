@@ -21,7 +21,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::ops::ControlFlow;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
@@ -483,9 +483,9 @@ pub(crate) async fn accept<K: 'static>(
     // the listening descriptor open.
     let (res, _keep) = unsafe { submit(lp, fd, true, keep, |_| Op::Accept { fd }) }.await;
     let out = res?;
-    // SAFETY: a successful accept returns a new descriptor that nobody else
-    // owns; from here the OwnedFd closes it on every path.
-    let fd = unsafe { OwnedFd::from_raw_fd(out.res as RawFd) };
+    let fd = out
+        .accepted
+        .ok_or_else(|| io::Error::other("the backend reported an accept without a descriptor"))?;
     Ok((fd, out.addr.map_or_else(unnamed, |addr| normalize(*addr))))
 }
 

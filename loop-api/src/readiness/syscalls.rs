@@ -3,7 +3,7 @@
 //! ready; the caller then waits for readiness and tries again.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use socket2::SockAddr;
 
@@ -130,8 +130,11 @@ fn accept(fd: RawFd) -> io::Result<OpOutput> {
             }
         })
     }?;
+    // SAFETY: accept4 succeeded: `newfd` is a fresh descriptor nobody else owns.
+    let accepted = unsafe { OwnedFd::from_raw_fd(newfd) };
     Ok(OpOutput {
-        res: newfd as usize,
+        res: 0,
+        accepted: Some(accepted),
         addr: Some(Box::new(addr)),
         child_status: None,
     })
@@ -199,6 +202,7 @@ fn recv_from(fd: RawFd, buf: *mut u8, len: usize) -> io::Result<OpOutput> {
     }?;
     Ok(OpOutput {
         res: n,
+        accepted: None,
         addr: Some(Box::new(addr)),
         child_status: None,
     })
