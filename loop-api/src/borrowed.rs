@@ -11,21 +11,46 @@
 //! Counting matters because two uses overlap routinely: a `sock_recv` and a
 //! `sock_sendall` on one socket, or a reader and a writer on one fd.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::RawFd;
-use std::rc::Weak;
+use std::rc::{Rc, Weak};
 
 use crate::event_loop::{EventLoop, LoopInner};
 use crate::extensions::Extension;
+use crate::op::salvage::{Keep, Stash};
 use crate::Error;
 
-/// How many uses each borrowed descriptor has on one loop (a loop
-/// extension, created on first use).
+/// The descriptors borrowed on one loop (a loop extension, created on
+/// first use).
 #[derive(Debug, Default)]
 pub(crate) struct BorrowedFds {
-    uses: RefCell<HashMap<RawFd, usize>>,
+    fds: RefCell<HashMap<RawFd, Rc<Borrowed>>>,
+}
+
+/// One borrowed descriptor: how many uses it has, and what cancelled
+/// receives on it took (kept for the user's next receive on it).
+#[derive(Debug)]
+pub(crate) struct Borrowed {
+    fd: RawFd,
+    uses: Cell<usize>,
+    stash: Stash,
+    /// Which open file the stash belongs to (`st_dev`, `st_ino`), recorded
+    /// when something is first kept: the user may close the descriptor and
+    /// get the number back for another socket, which must not inherit it.
+    file: Cell<Option<(u64, u64)>>,
+}
+
+/// The identity of the open file behind `fd`, if it is open.
+fn file_identity(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: an all-zero `stat` is a valid out-parameter.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is valid for writes; a closed fd gives EBADF.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return None;
+    }
+    Some((st.st_dev, st.st_ino))
 }
 
 impl Extension for BorrowedFds {
@@ -40,23 +65,61 @@ impl Extension for BorrowedFds {
 #[derive(Debug)]
 pub(crate) struct FdUse {
     lp: Weak<LoopInner>,
-    fd: RawFd,
+    entry: Rc<Borrowed>,
 }
 
 impl FdUse {
     /// Counts one more use of `fd` on `lp`.
     pub(crate) fn acquire(lp: &EventLoop, fd: RawFd) -> FdUse {
         let borrowed = lp.inner.extensions.get_or_insert_with(BorrowedFds::default);
-        *borrowed.uses.borrow_mut().entry(fd).or_insert(0) += 1;
+        let mut fds = borrowed.fds.borrow_mut();
+        let entry = fds.entry(fd).or_insert_with(|| Borrowed::new(fd));
+        // Kept results belong to the file they came from: a descriptor
+        // closed and reused by the user starts afresh (the old entry lives
+        // on in the operations that still hold it).
+        if !entry.stash.is_idle() && file_identity(fd) != entry.file.get() {
+            *entry = Borrowed::new(fd);
+        }
+        entry.uses.set(entry.uses.get() + 1);
         FdUse {
             lp: lp.downgrade(),
+            entry: entry.clone(),
+        }
+    }
+}
+
+impl Borrowed {
+    fn new(fd: RawFd) -> Rc<Borrowed> {
+        Rc::new(Borrowed {
             fd,
+            uses: Cell::new(0),
+            stash: Stash::default(),
+            file: Cell::new(None),
+        })
+    }
+}
+
+impl Keep for FdUse {
+    #[inline]
+    fn stash(&self) -> Option<&Stash> {
+        Some(&self.entry.stash)
+    }
+
+    fn keeping(&self) {
+        if self.entry.file.get().is_none() {
+            self.entry.file.set(file_identity(self.entry.fd));
         }
     }
 }
 
 impl Drop for FdUse {
     fn drop(&mut self) {
+        let entry = &self.entry;
+        let left = entry.uses.get().saturating_sub(1);
+        entry.uses.set(left);
+        if left > 0 {
+            return;
+        }
         let Some(inner) = self.lp.upgrade() else {
             return;
         };
@@ -64,27 +127,24 @@ impl Drop for FdUse {
         let Some(borrowed) = inner.extensions.get::<BorrowedFds>() else {
             return;
         };
-        let last = {
-            let mut uses = borrowed.uses.borrow_mut();
-            match uses.get_mut(&self.fd) {
-                Some(n) if *n > 1 => {
-                    *n -= 1;
-                    false
-                }
-                Some(_) => {
-                    uses.remove(&self.fd);
-                    true
-                }
-                None => false,
+        let current = {
+            let mut fds = borrowed.fds.borrow_mut();
+            let current = fds.get(&entry.fd).is_some_and(|e| Rc::ptr_eq(e, entry));
+            // An entry that keeps results stays for the next receive.
+            if current && entry.stash.is_idle() {
+                fds.remove(&entry.fd);
             }
+            current
         };
-        if last {
-            crate::sys::release(Some(&inner), self.fd);
+        // Only the current entry's last use releases the number: an older
+        // entry's file was closed by the user already.
+        if current {
+            crate::sys::release(Some(&inner), entry.fd);
         }
     }
 }
 
-/// Descriptors owned by this loop's sockets (every live `SockFd`), so that
+/// Descriptors owned by this loop's sockets (every live `LoopFd`), so that
 /// `add_reader`/`add_writer` can refuse them (a loop extension, created by
 /// the first socket). Inserting and removing a number is all a socket pays.
 #[derive(Debug, Default)]

@@ -18,7 +18,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -29,13 +28,14 @@ use std::time::{Duration, Instant};
 
 use async_task::Runnable;
 use concurrent_queue::{ConcurrentQueue, PushError};
-use slab::Slab;
 
-use crate::driver::{Completion, Driver, Notify, OpId, OpOutput};
+use crate::driver::{Cancel, Completion, Driver, Notify};
 use crate::error::{panic_message, Error, Result};
 use crate::exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
 use crate::extensions::Extensions;
 use crate::handle::{Callback, CallbackCell, Handle, TimerCell, TimerHandle};
+use crate::op::closed_error;
+use crate::op::lifecycle::{Delivered, OpState, OpTable};
 use crate::task::{Task, TaskRegistry};
 use crate::timers::Timers;
 
@@ -153,23 +153,6 @@ fn with_local_loop<R>(id: u64, f: impl FnOnce(&LoopInner) -> R) -> Option<R> {
     Some(f(&inner))
 }
 
-/// A slot in the table of in-flight operations.
-pub(crate) enum OpSlot {
-    /// A future waits for the result.
-    Waiting(Option<Waker>),
-    /// The result arrived; the future has not collected it yet.
-    Done(io::Result<OpOutput>),
-    /// The future was dropped while the kernel still owned the operation:
-    /// keep its memory until the completion arrives.
-    Orphan {
-        keepalive: Option<Box<dyn Any>>,
-        /// The result is a new descriptor that nobody will own: close it.
-        closes_fd: bool,
-    },
-    /// A callback consumes the result (readiness watchers, internal readers).
-    Callback(Box<dyn FnOnce(io::Result<OpOutput>)>),
-}
-
 pub(crate) struct LoopInner {
     pub(crate) shared: Arc<Shared>,
     ready: RefCell<VecDeque<Ready>>,
@@ -177,7 +160,10 @@ pub(crate) struct LoopInner {
     /// The backend; `None` once the loop is closed.
     pub(crate) driver: RefCell<Option<Box<dyn Driver>>>,
     backend: &'static str,
-    pub(crate) ops: RefCell<Slab<OpSlot>>,
+    /// The operations in the backend (see [`crate::op::lifecycle`]).
+    pub(crate) ops: RefCell<OpTable>,
+    /// This loop, for callbacks that must find it again.
+    me: Weak<LoopInner>,
     completions: RefCell<Vec<Completion>>,
     pub(crate) tasks: TaskRegistry,
     running: Cell<bool>,
@@ -221,44 +207,32 @@ impl LoopInner {
     }
 
     fn deliver(&self, completion: Completion) {
-        let mut ops = self.ops.borrow_mut();
-        let Some(slot) = ops.get_mut(completion.id) else {
-            return;
-        };
-        match slot {
-            OpSlot::Waiting(waker) => {
-                let waker = waker.take();
-                *slot = OpSlot::Done(completion.result);
-                drop(ops);
-                if let Some(w) = waker {
-                    w.wake();
+        let delivered = self
+            .ops
+            .borrow_mut()
+            .complete(completion.id, completion.result);
+        // Outside the table's borrow: wakers and leftovers run arbitrary code.
+        match delivered {
+            Delivered::Nothing => {}
+            Delivered::Wake(waker) => waker.wake(),
+            Delivered::Salvage(leftovers, result) => leftovers.complete(result),
+            Delivered::Call(key, callback, result) => {
+                if self.closed.get() {
+                    self.ops.borrow_mut().fire(key, None);
+                    drop(callback);
+                    return;
                 }
-            }
-            OpSlot::Done(_) => {}
-            OpSlot::Orphan { .. } => {
-                let OpSlot::Orphan {
-                    keepalive,
-                    closes_fd,
-                } = ops.remove(completion.id)
-                else {
-                    unreachable!("slot kind checked above")
-                };
-                drop(ops);
-                // An accepted descriptor is closed with its output.
-                let _ = closes_fd;
-                drop(completion);
-                drop(keepalive);
-            }
-            OpSlot::Callback(_) => {
-                let OpSlot::Callback(cb) = ops.remove(completion.id) else {
-                    unreachable!("slot kind checked above")
-                };
-                drop(ops);
-                let result = completion.result;
-                let cell = CallbackCell::new(move || cb(result));
+                let me = self.me.clone();
+                let cell: Rc<dyn Callback> = Rc::new(CallbackCell::new(move || {
+                    if let Some(inner) = me.upgrade() {
+                        inner.ops.borrow_mut().fired_runs(key);
+                    }
+                    callback(result)
+                }));
                 self.ready
                     .borrow_mut()
-                    .push_back(Ready::Callback(Rc::new(cell)));
+                    .push_back(Ready::Callback(cell.clone()));
+                self.ops.borrow_mut().fire(key, Some(Handle(cell)));
             }
         }
     }
@@ -304,13 +278,14 @@ impl EventLoop {
             notifier: Mutex::new(Some(driver.notifier())),
             notified: AtomicBool::new(false),
         });
-        let inner = Rc::new(LoopInner {
+        let inner = Rc::new_cyclic(|me| LoopInner {
             shared,
             ready: RefCell::new(VecDeque::with_capacity(64)),
             timers: RefCell::new(Timers::new()),
             driver: RefCell::new(Some(driver)),
             backend,
-            ops: RefCell::new(Slab::new()),
+            ops: RefCell::new(OpTable::default()),
+            me: me.clone(),
             completions: RefCell::new(Vec::new()),
             tasks: TaskRegistry::default(),
             running: Cell::new(false),
@@ -628,24 +603,11 @@ impl EventLoop {
             while let Ok(item) = inner.shared.remote.pop() {
                 remote.push(item);
             }
-            let wakers: Vec<_> = inner
-                .ops
-                .borrow_mut()
-                .iter_mut()
-                .filter_map(|(_, slot)| match slot {
-                    OpSlot::Waiting(w) => w.take(),
-                    _ => None,
-                })
-                .collect();
-            let callbacks: Vec<_> = {
-                let mut ops = inner.ops.borrow_mut();
-                let keys: Vec<OpId> = ops
-                    .iter()
-                    .filter(|(_, s)| matches!(s, OpSlot::Callback(_)))
-                    .map(|(k, _)| k)
-                    .collect();
-                keys.into_iter().map(|k| ops.remove(k)).collect()
-            };
+            let wakers = inner.ops.borrow_mut().take_wakers();
+            // Callback operations (watchers, internal readers) will never
+            // run: cancel them in the backend (a pending cancel keeps the
+            // slot until the final completion).
+            let callbacks = self.cancel_in_backend(|state| matches!(state, OpState::Callback(_)));
             let released_wakers = inner.tasks.wake_all_for_close();
             let empty = !released_wakers
                 && ready.is_empty()
@@ -662,10 +624,30 @@ impl EventLoop {
                 break;
             }
         }
+        // Operations still awaited by futures that outlive this call: ask
+        // the backend to drop them; those it forgot end with `Closed`.
+        let awaited = inner
+            .ops
+            .borrow()
+            .keys_where(|state| matches!(state, OpState::Waiting(_)));
+        for key in awaited {
+            let outcome = match inner.driver.borrow_mut().as_mut() {
+                Some(driver) => driver.cancel(key.id()),
+                None => Cancel::Pending,
+            };
+            if outcome == Cancel::Done {
+                let waker = inner
+                    .ops
+                    .borrow_mut()
+                    .finish_waiting(key, Err(closed_error()));
+                drop(waker);
+            }
+        }
         // A completion backend (io_uring) may still own the memory of
-        // orphaned operations: let their final completions arrive (bounded)
-        // so that memory is freed and accepted descriptors are closed.
-        let drained = self.drain_orphans(ORPHAN_DRAIN);
+        // orphaned operations and of those just cancelled: let their final
+        // completions arrive (bounded), so their results are kept (an
+        // orphan's bytes, a connection) and their memory freed.
+        let drained = self.drain_backend(ORPHAN_DRAIN);
         // Drop order matters: the driver goes first, because its Drop waits
         // until the kernel no longer references any in-flight operation;
         // only then is the memory kept for orphaned operations freed.
@@ -678,37 +660,47 @@ impl EventLoop {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         drop(notifier);
-        let orphans = std::mem::take(&mut *inner.ops.borrow_mut());
-        if drained {
-            drop(orphans);
-        } else {
-            // The kernel kept some operation past the bound: we cannot know
-            // whether it still writes into the orphans' buffers, so they
-            // are leaked, never freed.
-            for (_, slot) in orphans {
-                if let OpSlot::Orphan { keepalive, .. } = slot {
-                    std::mem::forget(keepalive);
-                }
+        // What is left: if the kernel kept some operation past the bound, we
+        // cannot know whether it still writes into its memory, so orphans
+        // are leaked, and awaited operations become `Stuck` (their futures
+        // never complete and leak their buffers when dropped).
+        let (left, _wakers) = inner.ops.borrow_mut().close(drained, closed_error);
+        for state in left {
+            match state {
+                OpState::Orphan(leftovers) if !drained => std::mem::forget(leftovers),
+                other => drop(other),
             }
         }
         Ok(())
     }
 
-    /// Runs the driver until no orphaned operation is left or `bound`
-    /// passes; `true` if none is left. Readiness backends never orphan
-    /// operations (their `cancel` answers `Done`), so this returns at once.
-    fn drain_orphans(&self, bound: Duration) -> bool {
+    /// Asks the backend to cancel every operation whose state satisfies
+    /// `which`, and settles its slot; returns what was taken out, for the
+    /// caller to drop with no borrow held.
+    fn cancel_in_backend(&self, which: impl Fn(&OpState) -> bool) -> Vec<OpState> {
         let inner = &*self.inner;
-        let has_orphans = || {
-            inner
-                .ops
-                .borrow()
-                .iter()
-                .any(|(_, slot)| matches!(slot, OpSlot::Orphan { .. }))
-        };
+        let keys = inner.ops.borrow().keys_where(which);
+        let mut taken = Vec::new();
+        for key in keys {
+            let outcome = match inner.driver.borrow_mut().as_mut() {
+                Some(driver) => driver.cancel(key.id()),
+                None => Cancel::Done,
+            };
+            taken.extend(inner.ops.borrow_mut().cancel_callback(key, Some(outcome)));
+        }
+        taken
+    }
+
+    /// Runs the driver until the kernel holds no operation of the table
+    /// (orphans, awaited operations) or `bound` passes; `true` if none is
+    /// left. Readiness backends never leave any (their `cancel` answers
+    /// `Done`), so this returns at once there.
+    fn drain_backend(&self, bound: Duration) -> bool {
+        let inner = &*self.inner;
+        let holds = || inner.ops.borrow().kernel_holds_any();
         let deadline = Instant::now() + bound;
         let mut completions = Vec::new();
-        while has_orphans() {
+        while holds() {
             let now = Instant::now();
             if now >= deadline {
                 return false;
@@ -721,7 +713,7 @@ impl EventLoop {
                 inner.deliver(completion);
             }
             if waited.is_err() {
-                return !has_orphans();
+                return !holds();
             }
         }
         true

@@ -2,7 +2,7 @@
 //!
 //! Each takes the loop, the descriptor, the buffer (by value: it is handed
 //! back with the result) and a keep-alive `K` that travels with the
-//! operation: the owning `Rc<SockFd>` for the loop's own sockets, an
+//! operation: the owning `Rc<LoopFd>` for the loop's own sockets, an
 //! [`FdUse`](crate::borrowed::FdUse) guard for a user's socket. Dropping the
 //! returned future cancels the operation.
 //!
@@ -16,10 +16,10 @@
 //! one `poll` goes straight to the loop's slot table, with no `async fn`
 //! layers in between moving the buffer and result around.
 
-use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::marker::PhantomData;
 use std::ops::ControlFlow;
 use std::os::fd::{OwnedFd, RawFd};
 use std::pin::Pin;
@@ -29,52 +29,12 @@ use std::task::{ready, Context, Poll};
 use socket2::SockAddr;
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::driver::{Op, OpId, OpOutput};
+use crate::driver::{Op, OpOutput};
 use crate::event_loop::EventLoop;
-use crate::net::socket::SockFd;
+use crate::net::socket::LoopFd;
+use crate::op::lifecycle::OpKey;
+use crate::op::salvage::{Abandoned, Keep, Kept, Salvaged, Stash};
 use crate::op::{OpFuture, Started};
-
-/// Submits the operation `make(&mut keep)` builds on `fd` until it does
-/// not report `WouldBlock`, waiting for `fd` to become readable
-/// (`readable`) or writable in between. Used by `accept`; the buffer
-/// operations are [`BufOp`]s.
-///
-/// # Safety
-/// Every pointer in the operations `make` builds must point into heap
-/// memory owned by `keep` (as [`OpFuture::new`] requires), and `keep` (or
-/// the caller) must keep `fd` open until the returned future completes or
-/// is dropped.
-async unsafe fn submit<K: 'static>(
-    lp: &EventLoop,
-    fd: RawFd,
-    readable: bool,
-    mut keep: K,
-    make: impl Fn(&mut K) -> Op,
-) -> (io::Result<OpOutput>, K) {
-    loop {
-        let op = make(&mut keep);
-        // SAFETY: the caller's contract: the op points into `keep`, which
-        // the OpFuture owns, and `fd` stays open.
-        let (res, k) = unsafe { OpFuture::new(lp, op, keep) }.await;
-        keep = k;
-        match res {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let poll = if readable {
-                    Op::PollReadable { fd }
-                } else {
-                    Op::PollWritable { fd }
-                };
-                // SAFETY: a poll points into no memory; `keep`, held across
-                // this await, keeps `fd` open.
-                let (res, ()) = unsafe { OpFuture::new(lp, poll, ()) }.await;
-                if let Err(e) = res {
-                    return (Err(e), keep);
-                }
-            }
-            other => return (other, keep),
-        }
-    }
-}
 
 /// One owned-buffer operation on a socket, as a hand-written future: it
 /// holds the loop, the descriptor, the buffer with its keep-alive, and the
@@ -86,8 +46,11 @@ async unsafe fn submit<K: 'static>(
 /// Dropping it while something is in the backend cancels that; if the
 /// backend still owns the operation ([`Cancel::Pending`](crate::driver::Cancel)),
 /// the buffer and keep-alive move into the loop's slot table until the final
-/// completion.
-pub(crate) struct BufOp<B: 'static, K: 'static, T> {
+/// completion. A receive's result that arrives for a dropped `BufOp` (at
+/// once, or with that final completion) is kept in the descriptor's
+/// [`Stash`], and every receive looks there first (see
+/// [`crate::op::salvage`]).
+pub(crate) struct BufOp<B: 'static, K: Keep, T: BufKind<B>> {
     /// `None` if the loop was already gone when the future was made.
     lp: Option<EventLoop>,
     fd: RawFd,
@@ -102,10 +65,10 @@ pub(crate) struct BufOp<B: 'static, K: 'static, T> {
 enum Phase {
     /// Nothing: the next poll submits the kind's next operation.
     Idle,
-    /// The kind's operation, under this id.
-    Op(OpId),
-    /// A readiness poll after `WouldBlock`, under this id.
-    Wait(OpId),
+    /// The kind's operation, under this key.
+    Op(OpKey),
+    /// A readiness poll after `WouldBlock`, under this key.
+    Wait(OpKey),
 }
 
 /// What a [`BufOp`] does: the operations it submits and what their results mean.
@@ -114,7 +77,7 @@ enum Phase {
 /// Every pointer in the operations [`op`](BufKind::op) builds must point
 /// into `buf`'s own stable memory (`IoBuf`'s or `IoBufMut`'s contract),
 /// within its bounds.
-pub(crate) unsafe trait BufKind<B> {
+pub(crate) unsafe trait BufKind<B>: 'static {
     /// The result of the whole operation.
     type Output;
     /// Wait for readability (else writability) after a `WouldBlock`.
@@ -129,9 +92,121 @@ pub(crate) unsafe trait BufKind<B> {
         res: io::Result<OpOutput>,
         buf: &mut B,
     ) -> ControlFlow<io::Result<Self::Output>>;
+
+    /// Receives: kept results are theirs first, and their own results are
+    /// kept when their future is gone (see [`crate::op::salvage`]).
+    const RECEIVES: bool = false;
+
+    /// Takes a kept result instead of submitting: the result of the whole,
+    /// or `None` if this kind cannot use `item` (it is then put back).
+    /// What is left of a partly taken item goes back to `stash`.
+    fn take(
+        &mut self,
+        item: Salvaged,
+        buf: &mut B,
+        stash: &Stash,
+    ) -> Option<io::Result<Self::Output>> {
+        let _ = buf;
+        stash.put_back(item);
+        None
+    }
+
+    /// What the result of an abandoned operation on `fd` leaves for the
+    /// next receive.
+    fn salvage(res: io::Result<OpOutput>, buf: &mut B, fd: RawFd) -> Option<Salvaged> {
+        let _ = (res, buf, fd);
+        None
+    }
 }
 
-impl<B: 'static, K: 'static, T> BufOp<B, K, T> {
+/// Copies as much of `src` as fits into `buf` (replacing its contents);
+/// the count copied.
+pub(crate) fn copy_into<B: IoBufMut>(buf: &mut B, src: &[u8]) -> usize {
+    let n = src.len().min(buf.bytes_total());
+    // SAFETY: `stable_mut_ptr()` is valid for `bytes_total() >= n` bytes of
+    // writes (IoBufMut's contract) and cannot overlap `src`, which the
+    // stash owns; the first `n` bytes are then initialised.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), buf.stable_mut_ptr(), n);
+        buf.set_init(n);
+    }
+    n
+}
+
+/// The bytes a receive's result wrote into `buf`, copied out.
+pub(crate) fn received<B: IoBufMut>(buf: &mut B, n: usize) -> Vec<u8> {
+    // SAFETY: the kernel wrote `n <= bytes_total()` bytes at the start.
+    unsafe { buf.set_init(n) };
+    buf.as_slice()[..n].to_vec()
+}
+
+/// Takes stream bytes (or a datagram) from a kept item into `buf`; what
+/// is left of stream bytes goes back to `stash`. `None` for a connection.
+pub(crate) fn take_bytes<B: IoBufMut>(
+    item: Salvaged,
+    buf: &mut B,
+    stash: &Stash,
+) -> Option<io::Result<usize>> {
+    match item {
+        Salvaged::Bytes { data, pos } => {
+            let n = copy_into(buf, &data[pos..]);
+            if pos + n < data.len() {
+                stash.put_back(Salvaged::Bytes { data, pos: pos + n });
+            }
+            Some(Ok(n))
+        }
+        // One datagram per receive; what does not fit is discarded, as
+        // recv(2) does.
+        Salvaged::Datagram { data, .. } => Some(Ok(copy_into(buf, &data))),
+        Salvaged::Error(e) => Some(Err(e)),
+        conn @ Salvaged::Conn(..) => {
+            stash.put_back(conn);
+            None
+        }
+    }
+}
+
+/// The leftovers of a dropped [`BufOp`] whose operation was in the
+/// backend: its buffer and keep-alive, and what its result means.
+struct Leftovers<B, K, T> {
+    buf: B,
+    keep: K,
+    fd: RawFd,
+    /// Counted as an orphaned receive in the stash.
+    orphaned: bool,
+    kind: PhantomData<fn() -> T>,
+}
+
+impl<B: 'static, K: Keep, T: BufKind<B>> Abandoned for Leftovers<B, K, T> {
+    fn orphaned(&mut self) {
+        if let (true, Some(stash)) = (T::RECEIVES, self.keep.stash()) {
+            self.keep.keeping();
+            stash.orphan_started();
+            self.orphaned = true;
+        }
+    }
+
+    fn complete(self: Box<Self>, result: io::Result<OpOutput>) {
+        let mut this = *self;
+        if !T::RECEIVES {
+            return;
+        }
+        let Some(stash) = this.keep.stash() else {
+            return;
+        };
+        if let Some(item) = T::salvage(result, &mut this.buf, this.fd) {
+            if !this.orphaned {
+                this.keep.keeping();
+            }
+            stash.push(item);
+        }
+        if this.orphaned {
+            stash.orphan_ended();
+        }
+    }
+}
+
+impl<B: 'static, K: Keep, T: BufKind<B>> BufOp<B, K, T> {
     /// A future running `kind` on `fd` with `buf`; `keep` (or the caller)
     /// keeps `fd` open until it completes or is dropped.
     fn new(lp: Option<EventLoop>, fd: RawFd, buf: B, keep: K, kind: T) -> Self {
@@ -152,9 +227,9 @@ impl<B: 'static, K: 'static, T> BufOp<B, K, T> {
 
 // Nothing in a `BufOp` is ever pinned: the buffer and keep-alive are moved
 // in and out by value (their memory is on the heap, `IoBuf`'s contract).
-impl<B: 'static, K: 'static, T> Unpin for BufOp<B, K, T> {}
+impl<B: 'static, K: Keep, T: BufKind<B>> Unpin for BufOp<B, K, T> {}
 
-impl<B: 'static, K: 'static, T> fmt::Debug for BufOp<B, K, T> {
+impl<B: 'static, K: Keep, T: BufKind<B>> fmt::Debug for BufOp<B, K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BufOp")
             .field("fd", &self.fd)
@@ -163,7 +238,7 @@ impl<B: 'static, K: 'static, T> fmt::Debug for BufOp<B, K, T> {
     }
 }
 
-impl<B: 'static, K: 'static, T: BufKind<B>> Future for BufOp<B, K, T> {
+impl<B: 'static, K: Keep, T: BufKind<B>> Future for BufOp<B, K, T> {
     type Output = BufResult<T::Output, B>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -175,7 +250,21 @@ impl<B: 'static, K: 'static, T: BufKind<B>> Future for BufOp<B, K, T> {
         loop {
             let res = match this.phase {
                 Phase::Idle => {
-                    let (buf, _) = this.io.as_mut().expect("BufOp polled after completion");
+                    let (buf, keep) = this.io.as_mut().expect("BufOp polled after completion");
+                    if T::RECEIVES {
+                        if let Some(stash) = keep.stash().filter(|stash| !stash.is_idle()) {
+                            let taken = match stash.poll_take(cx) {
+                                // A cancelled receive is still in the kernel:
+                                // its result comes first.
+                                Poll::Pending => return Poll::Pending,
+                                Poll::Ready(Some(item)) => this.kind.take(item, buf, stash),
+                                Poll::Ready(None) => None,
+                            };
+                            if let Some(res) = taken {
+                                return this.finish(res);
+                            }
+                        }
+                    }
                     let op = match this.kind.op(this.fd, buf) {
                         ControlFlow::Continue(op) => op,
                         ControlFlow::Break(res) => return this.finish(res),
@@ -187,21 +276,21 @@ impl<B: 'static, K: 'static, T: BufKind<B>> Future for BufOp<B, K, T> {
                     // `fd` open for as long.
                     match unsafe { inner.start_op(op) } {
                         Started::Done(res) => res,
-                        Started::Pending(id) => {
+                        Started::Pending(key) => {
                             // Recorded first, so a drop from here on cancels;
                             // the next turn registers the waker.
-                            this.phase = Phase::Op(id);
+                            this.phase = Phase::Op(key);
                             continue;
                         }
                     }
                 }
-                Phase::Op(id) => {
-                    let res = ready!(inner.poll_op(id, cx));
+                Phase::Op(key) => {
+                    let res = ready!(inner.poll_op(key, cx));
                     this.phase = Phase::Idle;
                     res
                 }
-                Phase::Wait(id) => {
-                    let res = ready!(inner.poll_op(id, cx));
+                Phase::Wait(key) => {
+                    let res = ready!(inner.poll_op(key, cx));
                     this.phase = Phase::Idle;
                     if let Err(e) = res {
                         return this.finish(Err(e));
@@ -220,9 +309,9 @@ impl<B: 'static, K: 'static, T: BufKind<B>> Future for BufOp<B, K, T> {
                 match unsafe { inner.start_op(poll) } {
                     Started::Done(Ok(_)) => {}
                     Started::Done(Err(e)) => return this.finish(Err(e)),
-                    Started::Pending(id) => {
+                    Started::Pending(key) => {
                         // As above: recorded, then the waker on the next turn.
-                        this.phase = Phase::Wait(id);
+                        this.phase = Phase::Wait(key);
                     }
                 }
                 continue;
@@ -235,17 +324,27 @@ impl<B: 'static, K: 'static, T: BufKind<B>> Future for BufOp<B, K, T> {
     }
 }
 
-impl<B: 'static, K: 'static, T> Drop for BufOp<B, K, T> {
+impl<B: 'static, K: Keep, T: BufKind<B>> Drop for BufOp<B, K, T> {
     fn drop(&mut self) {
-        let (Phase::Op(id) | Phase::Wait(id)) = self.phase else {
+        let (Phase::Op(key) | Phase::Wait(key)) = self.phase else {
             return;
         };
         let Some(lp) = &self.lp else { return };
-        let io = &mut self.io;
-        // A readiness poll points into no memory, but the keep-alive still
-        // keeps the descriptor open until the backend lets go of it.
-        lp.inner.abandon_op(id, false, || {
-            io.take().map(|io| Box::new(io) as Box<dyn Any>)
+        let io = self.io.take();
+        let fd = self.fd;
+        let waiting = matches!(self.phase, Phase::Wait(_));
+        lp.inner.abandon_op(key, move || match io {
+            // The kind's operation: its result may carry what a receive took.
+            Some((buf, keep)) if !waiting => Box::new(Leftovers::<B, K, T> {
+                buf,
+                keep,
+                fd,
+                orphaned: false,
+                kind: PhantomData,
+            }),
+            // A readiness poll points into no memory, but the keep-alive
+            // still keeps the descriptor open until the backend lets go.
+            other => Box::new(Kept(other)),
         });
     }
 }
@@ -274,6 +373,24 @@ unsafe impl<B: IoBufMut> BufKind<B> for Recv {
             unsafe { buf.set_init(out.res) };
             out.res
         }))
+    }
+
+    const RECEIVES: bool = true;
+
+    fn take(&mut self, item: Salvaged, buf: &mut B, stash: &Stash) -> Option<io::Result<usize>> {
+        take_bytes(item, buf, stash)
+    }
+
+    fn salvage(res: io::Result<OpOutput>, buf: &mut B, fd: RawFd) -> Option<Salvaged> {
+        Salvaged::from_result(res, |out| {
+            let data = received(buf, out.res);
+            if crate::driver::is_stream_socket(fd) {
+                // End of stream repeats by itself: nothing to keep.
+                (!data.is_empty()).then_some(Salvaged::Bytes { data, pos: 0 })
+            } else {
+                Some(Salvaged::Datagram { data, from: None })
+            }
+        })
     }
 }
 
@@ -305,6 +422,86 @@ unsafe impl<B: IoBufMut> BufKind<B> for RecvFrom {
             let addr = out.addr.map_or_else(unnamed, |addr| normalize(*addr));
             (out.res, addr)
         }))
+    }
+
+    const RECEIVES: bool = true;
+
+    fn take(
+        &mut self,
+        item: Salvaged,
+        buf: &mut B,
+        stash: &Stash,
+    ) -> Option<io::Result<Self::Output>> {
+        match item {
+            Salvaged::Datagram { data, from } => {
+                Some(Ok((copy_into(buf, &data), from.unwrap_or_else(unnamed))))
+            }
+            other => take_bytes(other, buf, stash).map(|res| res.map(|n| (n, unnamed()))),
+        }
+    }
+
+    fn salvage(res: io::Result<OpOutput>, buf: &mut B, _fd: RawFd) -> Option<Salvaged> {
+        Salvaged::from_result(res, |out| {
+            let from = out.addr.map(|addr| normalize(*addr));
+            let data = received(buf, out.res);
+            Some(Salvaged::Datagram { data, from })
+        })
+    }
+}
+
+/// `accept4`: the new (non-blocking, close-on-exec) descriptor and the peer.
+#[derive(Debug)]
+pub(crate) struct Accept;
+
+// SAFETY: the op points into no memory.
+unsafe impl BufKind<()> for Accept {
+    type Output = (OwnedFd, SockAddr);
+    const READABLE: bool = true;
+
+    fn op(&mut self, fd: RawFd, _buf: &mut ()) -> ControlFlow<io::Result<Self::Output>, Op> {
+        ControlFlow::Continue(Op::Accept { fd })
+    }
+
+    fn done(
+        &mut self,
+        res: io::Result<OpOutput>,
+        _buf: &mut (),
+    ) -> ControlFlow<io::Result<Self::Output>> {
+        ControlFlow::Break(res.and_then(|out| {
+            let fd = out.accepted.ok_or_else(|| {
+                io::Error::other("the backend reported an accept without a descriptor")
+            })?;
+            Ok((fd, out.addr.map_or_else(unnamed, |addr| normalize(*addr))))
+        }))
+    }
+
+    const RECEIVES: bool = true;
+
+    fn take(
+        &mut self,
+        item: Salvaged,
+        _buf: &mut (),
+        stash: &Stash,
+    ) -> Option<io::Result<Self::Output>> {
+        match item {
+            Salvaged::Conn(fd, addr) => Some(Ok((fd, addr))),
+            other => {
+                stash.put_back(other);
+                None
+            }
+        }
+    }
+
+    /// A connection the kernel accepted for a dropped accept is the next
+    /// accept's; an accept error (`EMFILE`, `ECONNABORTED`) is not
+    /// repeated.
+    fn salvage(res: io::Result<OpOutput>, _buf: &mut (), _fd: RawFd) -> Option<Salvaged> {
+        let out = res.ok()?;
+        let fd = out.accepted?;
+        Some(Salvaged::Conn(
+            fd,
+            out.addr.map_or_else(unnamed, |addr| normalize(*addr)),
+        ))
     }
 }
 
@@ -398,7 +595,7 @@ unsafe impl<B: IoBuf> BufKind<B> for SendTo {
 }
 
 /// `recv` into `buf`'s whole capacity; the count read (0 at end of stream).
-pub(crate) fn recv<B: IoBufMut, K: 'static>(
+pub(crate) fn recv<B: IoBufMut, K: Keep>(
     lp: &EventLoop,
     fd: RawFd,
     buf: B,
@@ -409,7 +606,7 @@ pub(crate) fn recv<B: IoBufMut, K: 'static>(
 
 /// Sends every byte of `buf`. If the future is dropped midway, a prefix of
 /// `buf` may have been sent.
-pub(crate) fn send_all<B: IoBuf, K: 'static>(
+pub(crate) fn send_all<B: IoBuf, K: Keep>(
     lp: &EventLoop,
     fd: RawFd,
     buf: B,
@@ -419,7 +616,7 @@ pub(crate) fn send_all<B: IoBuf, K: 'static>(
 }
 
 /// `recvfrom` into `buf`'s whole capacity: the count and the sender.
-pub(crate) fn recv_from<B: IoBufMut, K: 'static>(
+pub(crate) fn recv_from<B: IoBufMut, K: Keep>(
     lp: &EventLoop,
     fd: RawFd,
     buf: B,
@@ -442,7 +639,7 @@ pub(crate) fn recv_from<B: IoBufMut, K: 'static>(
 /// Linux 6.18 retries a send refused by a full AF_UNIX receiver from an
 /// iterator the refused attempt already consumed, delivering an empty
 /// datagram.
-pub(crate) async fn send_to<B: IoBuf, K: 'static>(
+pub(crate) async fn send_to<B: IoBuf, K: Keep>(
     lp: &EventLoop,
     fd: RawFd,
     buf: B,
@@ -473,20 +670,14 @@ pub(crate) async fn send_to<B: IoBuf, K: 'static>(
     }
 }
 
-/// `accept4`: the new (non-blocking, close-on-exec) descriptor and the peer.
-pub(crate) async fn accept<K: 'static>(
+/// `accept4`: the new (non-blocking, close-on-exec) descriptor and the
+/// peer. A connection taken by a dropped accept is the next accept's.
+pub(crate) async fn accept<K: Keep>(
     lp: &EventLoop,
     fd: RawFd,
     keep: K,
 ) -> io::Result<(OwnedFd, SockAddr)> {
-    // SAFETY: the op points into no memory; `keep` (or the caller) keeps
-    // the listening descriptor open.
-    let (res, _keep) = unsafe { submit(lp, fd, true, keep, |_| Op::Accept { fd }) }.await;
-    let out = res?;
-    let fd = out
-        .accepted
-        .ok_or_else(|| io::Error::other("the backend reported an accept without a descriptor"))?;
-    Ok((fd, out.addr.map_or_else(unnamed, |addr| normalize(*addr))))
+    BufOp::new(Some(lp.clone()), fd, (), keep, Accept).await.0
 }
 
 /// `connect`, completing once the connection is established or has failed.
@@ -523,28 +714,32 @@ pub(crate) fn normalize(addr: SockAddr) -> SockAddr {
 
 /// The same operations on a socket the loop owns: the socket's `Rc` is the
 /// keep-alive, and a loop that is gone is an error rather than a panic.
-impl SockFd {
+impl LoopFd {
     /// `kind` on this socket, with a clone of its `Rc` as the keep-alive.
-    fn buf_op<B: 'static, T>(self: &Rc<Self>, buf: B, kind: T) -> BufOp<B, Rc<SockFd>, T> {
+    fn buf_op<B: 'static, T: BufKind<B>>(
+        self: &Rc<Self>,
+        buf: B,
+        kind: T,
+    ) -> BufOp<B, Rc<LoopFd>, T> {
         BufOp::new(self.loop_if_open(), self.fd(), buf, self.clone(), kind)
     }
 
-    pub(crate) fn recv<B: IoBufMut>(self: &Rc<Self>, buf: B) -> BufOp<B, Rc<SockFd>, Recv> {
+    pub(crate) fn recv<B: IoBufMut>(self: &Rc<Self>, buf: B) -> BufOp<B, Rc<LoopFd>, Recv> {
         self.buf_op(buf, Recv)
     }
 
-    pub(crate) fn send<B: IoBuf>(self: &Rc<Self>, buf: B) -> BufOp<B, Rc<SockFd>, SendOnce> {
+    pub(crate) fn send<B: IoBuf>(self: &Rc<Self>, buf: B) -> BufOp<B, Rc<LoopFd>, SendOnce> {
         self.buf_op(buf, SendOnce)
     }
 
-    pub(crate) fn send_all<B: IoBuf>(self: &Rc<Self>, buf: B) -> BufOp<B, Rc<SockFd>, SendAll> {
+    pub(crate) fn send_all<B: IoBuf>(self: &Rc<Self>, buf: B) -> BufOp<B, Rc<LoopFd>, SendAll> {
         self.buf_op(buf, SendAll::default())
     }
 
     pub(crate) fn recv_from<B: IoBufMut>(
         self: &Rc<Self>,
         buf: B,
-    ) -> BufOp<B, Rc<SockFd>, RecvFrom> {
+    ) -> BufOp<B, Rc<LoopFd>, RecvFrom> {
         self.buf_op(buf, RecvFrom)
     }
 
@@ -553,7 +748,7 @@ impl SockFd {
         self: &Rc<Self>,
         buf: B,
         addr: SockAddr,
-    ) -> BufOp<B, Rc<SockFd>, SendTo> {
+    ) -> BufOp<B, Rc<LoopFd>, SendTo> {
         debug_assert_ne!(addr.family(), libc::AF_UNIX as libc::sa_family_t);
         self.buf_op(buf, SendTo { addr })
     }
@@ -569,10 +764,10 @@ impl SockFd {
         }
     }
 
-    pub(crate) async fn accept(self: &Rc<Self>) -> io::Result<(Rc<SockFd>, SockAddr)> {
+    pub(crate) async fn accept(self: &Rc<Self>) -> io::Result<(Rc<LoopFd>, SockAddr)> {
         let lp = self.event_loop()?;
-        let (fd, addr) = accept(&lp, self.fd(), self.clone()).await?;
-        Ok((SockFd::new(&lp, socket2::Socket::from(fd)), addr))
+        let (fd, addr) = self.buf_op((), Accept).await.0?;
+        Ok((LoopFd::new(&lp, socket2::Socket::from(fd)), addr))
     }
 
     pub(crate) async fn connect(self: &Rc<Self>, addr: SockAddr) -> io::Result<()> {

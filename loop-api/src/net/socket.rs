@@ -1,7 +1,7 @@
-//! [`SockFd`]: a socket descriptor owned by a loop object.
+//! [`LoopFd`]: a descriptor (a socket, a pipe) owned by a loop object.
 //!
-//! Every socket type (`TcpStream`, `UdpSocket`, `UnixListener`, ...) holds
-//! its descriptor in an `Rc<SockFd>`, and every operation in flight holds
+//! Every socket type (`TcpStream`, `UdpSocket`, `UnixListener`, ...) and
+//! pipe end holds its descriptor in an `Rc<LoopFd>`, and every operation in flight holds
 //! another clone as part of its keep-alive. So the descriptor is closed only
 //! when the last of them is gone: never while the backend may still use it,
 //! even if an operation's future is leaked or (on io_uring) outlives its
@@ -19,14 +19,24 @@ use std::rc::{Rc, Weak};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::event_loop::{EventLoop, LoopInner};
+use crate::op::salvage::{Keep, Stash};
 use crate::Error;
 
-/// A socket descriptor owned by a loop object (see the module docs).
-pub(crate) struct SockFd {
+/// A descriptor owned by a loop object (see the module docs).
+pub(crate) struct LoopFd {
     lp: Weak<LoopInner>,
     fd: RawFd,
-    /// How a stream's bytes are read (see [`SockFd::stream_reads`]).
+    /// How a stream's bytes are read (see [`LoopFd::stream_reads`]).
     reads: Cell<Reads>,
+    /// What cancelled receives took, for the next receives.
+    pub(crate) stash: Stash,
+}
+
+impl Keep for Rc<LoopFd> {
+    #[inline]
+    fn stash(&self) -> Option<&Stash> {
+        Some(&self.stash)
+    }
 }
 
 /// How the bytes of a stream socket are read, decided by its first read.
@@ -43,25 +53,26 @@ pub(crate) enum Reads {
     Direct,
 }
 
-impl SockFd {
+impl LoopFd {
     /// Takes ownership of a socket that is already non-blocking and close-on-exec.
-    pub(crate) fn new(lp: &EventLoop, socket: Socket) -> Rc<SockFd> {
-        let fd = socket.into_raw_fd();
+    pub(crate) fn new(lp: &EventLoop, fd: impl Into<OwnedFd>) -> Rc<LoopFd> {
+        let fd = fd.into().into_raw_fd();
         crate::borrowed::mark_owned(lp, fd);
-        Rc::new(SockFd {
+        Rc::new(LoopFd {
             lp: lp.downgrade(),
             fd,
             reads: Cell::new(Reads::Undecided),
+            stash: Stash::default(),
         })
     }
 
     /// Takes ownership of a socket from the user, making it non-blocking and
     /// close-on-exec (the loop's sockets always are).
-    pub(crate) fn adopt(lp: &EventLoop, fd: OwnedFd) -> io::Result<Rc<SockFd>> {
+    pub(crate) fn adopt(lp: &EventLoop, fd: OwnedFd) -> io::Result<Rc<LoopFd>> {
         let socket = Socket::from(fd);
         socket.set_nonblocking(true)?;
         socket.set_cloexec(true)?;
-        Ok(SockFd::new(lp, socket))
+        Ok(LoopFd::new(lp, socket))
     }
 
     /// The loop this socket belongs to, or an error once it is gone.
@@ -115,26 +126,26 @@ impl SockFd {
     }
 }
 
-impl AsRawFd for SockFd {
+impl AsRawFd for LoopFd {
     fn as_raw_fd(&self) -> RawFd {
         self.fd
     }
 }
 
-impl AsFd for SockFd {
+impl AsFd for LoopFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         // SAFETY: `fd` is open for as long as `self` lives (closed only in Drop).
         unsafe { BorrowedFd::borrow_raw(self.fd) }
     }
 }
 
-impl fmt::Debug for SockFd {
+impl fmt::Debug for LoopFd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SockFd").field(&self.fd).finish()
+        f.debug_tuple("LoopFd").field(&self.fd).finish()
     }
 }
 
-impl Drop for SockFd {
+impl Drop for LoopFd {
     fn drop(&mut self) {
         // No operation holds this descriptor any more (each holds an Rc), so
         // the driver may forget it; then it is closed.

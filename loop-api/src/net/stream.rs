@@ -17,19 +17,19 @@ use std::task::{Context, Poll};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::io::{recv_now, send_now, ReadyWait};
 use crate::net::ops::{BufOp, Recv, SendAll, SendOnce};
-use crate::net::socket::{Reads, SockFd};
+use crate::net::socket::{LoopFd, Reads};
 
 /// A connected stream socket with the readiness waits of its futures-io side.
 #[derive(Debug)]
 pub(crate) struct StreamCore {
-    pub(crate) sock: Rc<SockFd>,
-    read: ReadyWait<Rc<SockFd>>,
+    pub(crate) sock: Rc<LoopFd>,
+    read: ReadyWait<Rc<LoopFd>>,
     ahead: AheadRead,
-    write: ReadyWait<Rc<SockFd>>,
+    write: ReadyWait<Rc<LoopFd>>,
 }
 
 impl StreamCore {
-    pub(crate) fn new(sock: Rc<SockFd>) -> Self {
+    pub(crate) fn new(sock: Rc<LoopFd>) -> Self {
         StreamCore {
             sock,
             read: ReadyWait::default(),
@@ -42,11 +42,11 @@ impl StreamCore {
         stream_read(&self.sock, buf)
     }
 
-    pub(crate) fn write<B: IoBuf>(&self, buf: B) -> BufOp<B, Rc<SockFd>, SendOnce> {
+    pub(crate) fn write<B: IoBuf>(&self, buf: B) -> BufOp<B, Rc<LoopFd>, SendOnce> {
         self.sock.send(buf)
     }
 
-    pub(crate) fn write_all<B: IoBuf>(&self, buf: B) -> BufOp<B, Rc<SockFd>, SendAll> {
+    pub(crate) fn write_all<B: IoBuf>(&self, buf: B) -> BufOp<B, Rc<LoopFd>, SendAll> {
         self.sock.send_all(buf)
     }
 
@@ -90,19 +90,19 @@ impl StreamCore {
 }
 
 /// An owned-buffer read of a stream. The stream's first read asks the
-/// backend to receive ahead (see [`SockFd::stream_reads`]) when it is first
+/// backend to receive ahead (see [`LoopFd::stream_reads`]) when it is first
 /// polled, so a read future that is made and dropped unpolled (a disabled
 /// `select!` branch) decides nothing.
-pub(crate) enum StreamRead<B: 'static> {
+pub(crate) enum StreamRead<B: IoBufMut> {
     /// Not polled yet, on a stream whose way of reading is undecided.
-    Undecided(Option<(Rc<SockFd>, B)>),
+    Undecided(Option<(Rc<LoopFd>, B)>),
     /// The receive.
-    Recv(BufOp<B, Rc<SockFd>, Recv>),
+    Recv(BufOp<B, Rc<LoopFd>, Recv>),
 }
 
 // Nothing in a `StreamRead` is pinned: the buffer is moved by value into
 // the `BufOp`, which is `Unpin` itself.
-impl<B: 'static> Unpin for StreamRead<B> {}
+impl<B: IoBufMut> Unpin for StreamRead<B> {}
 
 impl<B: IoBufMut> Future for StreamRead<B> {
     type Output = BufResult<usize, B>;
@@ -121,7 +121,7 @@ impl<B: IoBufMut> Future for StreamRead<B> {
     }
 }
 
-fn stream_read<B: IoBufMut>(sock: &Rc<SockFd>, buf: B) -> StreamRead<B> {
+fn stream_read<B: IoBufMut>(sock: &Rc<LoopFd>, buf: B) -> StreamRead<B> {
     if sock.reads_decided() {
         StreamRead::Recv(sock.recv(buf))
     } else {
@@ -130,8 +130,8 @@ fn stream_read<B: IoBufMut>(sock: &Rc<SockFd>, buf: B) -> StreamRead<B> {
 }
 
 fn poll_read(
-    sock: &Rc<SockFd>,
-    wait: &mut ReadyWait<Rc<SockFd>>,
+    sock: &Rc<LoopFd>,
+    wait: &mut ReadyWait<Rc<LoopFd>>,
     ahead: &mut AheadRead,
     cx: &mut Context<'_>,
     out: &mut [u8],
@@ -150,7 +150,7 @@ fn poll_read(
 #[derive(Default)]
 struct AheadRead {
     /// The owned-buffer receive in flight.
-    pending: Option<BufOp<Vec<u8>, Rc<SockFd>, Recv>>,
+    pending: Option<BufOp<Vec<u8>, Rc<LoopFd>, Recv>>,
     left: Vec<u8>,
     pos: usize,
 }
@@ -167,7 +167,7 @@ impl fmt::Debug for AheadRead {
 impl AheadRead {
     fn poll(
         &mut self,
-        sock: &Rc<SockFd>,
+        sock: &Rc<LoopFd>,
         cx: &mut Context<'_>,
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
@@ -197,8 +197,8 @@ impl AheadRead {
 }
 
 fn poll_write(
-    sock: &Rc<SockFd>,
-    wait: &mut ReadyWait<Rc<SockFd>>,
+    sock: &Rc<LoopFd>,
+    wait: &mut ReadyWait<Rc<LoopFd>>,
     cx: &mut Context<'_>,
     data: &[u8],
 ) -> Poll<io::Result<usize>> {
@@ -209,8 +209,8 @@ fn poll_write(
 
 /// One futures-io transfer on `sock` (nothing to do for an empty slice).
 fn poll_sock(
-    sock: &Rc<SockFd>,
-    wait: &mut ReadyWait<Rc<SockFd>>,
+    sock: &Rc<LoopFd>,
+    wait: &mut ReadyWait<Rc<LoopFd>>,
     cx: &mut Context<'_>,
     readable: bool,
     empty: bool,
@@ -226,7 +226,7 @@ fn poll_sock(
 /// `AsyncWrite::poll_close`: shuts the write direction down (the peer reads
 /// end-of-stream); a peer that is already gone is not an error. Nothing is
 /// buffered on our side, so there is nothing to flush first.
-fn shutdown_write(sock: &SockFd) -> io::Result<()> {
+fn shutdown_write(sock: &LoopFd) -> io::Result<()> {
     match sock.sock_ref().shutdown(Shutdown::Write) {
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
         other => other,
@@ -236,8 +236,8 @@ fn shutdown_write(sock: &SockFd) -> io::Result<()> {
 /// The reading half of a stream, from `into_split`; the socket closes
 /// when both halves are dropped.
 pub struct ReadHalf {
-    sock: Rc<SockFd>,
-    state: ReadyWait<Rc<SockFd>>,
+    sock: Rc<LoopFd>,
+    state: ReadyWait<Rc<LoopFd>>,
     ahead: AheadRead,
 }
 
@@ -270,8 +270,8 @@ impl futures_io::AsyncRead for ReadHalf {
 /// shut the connection down; call [`shutdown`](WriteHalf::shutdown) (or
 /// `AsyncWriteExt::close`) to send end-of-stream.
 pub struct WriteHalf {
-    sock: Rc<SockFd>,
-    state: ReadyWait<Rc<SockFd>>,
+    sock: Rc<LoopFd>,
+    state: ReadyWait<Rc<LoopFd>>,
 }
 
 impl WriteHalf {
@@ -429,7 +429,7 @@ macro_rules! stream_api {
 }
 pub(crate) use stream_api;
 
-/// `AsFd` for the types that hold an `Rc<SockFd>` in field `sock`.
+/// `AsFd` for the types that hold an `Rc<LoopFd>` in field `sock`.
 macro_rules! sock_fd_traits {
     ($($ty:ident),*) => {$(
         impl std::os::fd::AsRawFd for $ty {

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::event_loop::EventLoop;
-use crate::net::socket::{new_socket, running_loop, SockFd};
+use crate::net::socket::{new_socket, running_loop, LoopFd};
 use crate::net::stream::{sock_fd_traits, stream_api, StreamCore};
 use crate::net::{combine_errors, inet, resolve, DEFAULT_BACKLOG};
 
@@ -104,7 +104,7 @@ impl TcpSocket {
         let backlog = backlog.min(i32::MAX as u32) as i32;
         self.socket.listen(backlog)?;
         Ok(TcpListener {
-            sock: SockFd::new(lp, self.socket),
+            sock: LoopFd::new(lp, self.socket),
         })
     }
 
@@ -119,7 +119,7 @@ impl TcpSocket {
         lp: &EventLoop,
         addr: SocketAddr,
     ) -> io::Result<TcpStream> {
-        let sock = SockFd::new(lp, self.socket);
+        let sock = LoopFd::new(lp, self.socket);
         sock.connect(addr.into()).await?;
         Ok(TcpStream::from_sock(sock))
     }
@@ -129,7 +129,7 @@ impl TcpSocket {
 ///
 /// Dropping it closes the socket: connects then get `ConnectionRefused`.
 pub struct TcpListener {
-    pub(crate) sock: Rc<SockFd>,
+    pub(crate) sock: Rc<LoopFd>,
 }
 
 impl TcpListener {
@@ -166,7 +166,7 @@ impl TcpListener {
     /// Takes over a listening std socket (made non-blocking) on the running loop.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         Ok(TcpListener {
-            sock: SockFd::adopt(&running_loop()?, OwnedFd::from(listener))?,
+            sock: LoopFd::adopt(&running_loop()?, OwnedFd::from(listener))?,
         })
     }
 
@@ -213,7 +213,7 @@ pub struct TcpStream {
 stream_api!(TcpStream);
 
 impl TcpStream {
-    pub(crate) fn from_sock(sock: Rc<SockFd>) -> TcpStream {
+    pub(crate) fn from_sock(sock: Rc<LoopFd>) -> TcpStream {
         TcpStream {
             core: StreamCore::new(sock),
         }
@@ -243,7 +243,7 @@ impl TcpStream {
 
     /// Takes over a connected std stream (made non-blocking) on the running loop.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
-        let sock = SockFd::adopt(&running_loop()?, OwnedFd::from(stream))?;
+        let sock = LoopFd::adopt(&running_loop()?, OwnedFd::from(stream))?;
         Ok(TcpStream::from_sock(sock))
     }
 

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use socket2::{Domain, Protocol, Type};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::net::socket::{new_socket, running_loop, SockFd};
+use crate::net::socket::{new_socket, running_loop, LoopFd};
 use crate::net::stream::sock_fd_traits;
 use crate::net::{combine_errors, inet, resolve};
 
@@ -24,7 +24,7 @@ use crate::net::{combine_errors, inet, resolve};
 /// receive (or send); the socket stays usable and later datagrams arrive.
 /// An unconnected socket never sees these errors on Linux.
 pub struct UdpSocket {
-    sock: Rc<SockFd>,
+    sock: Rc<LoopFd>,
 }
 
 impl UdpSocket {
@@ -38,7 +38,7 @@ impl UdpSocket {
             match attempt {
                 Ok(socket) => {
                     return Ok(UdpSocket {
-                        sock: SockFd::new(&lp, socket),
+                        sock: LoopFd::new(&lp, socket),
                     })
                 }
                 Err(e) => errors.push(e),
@@ -51,7 +51,7 @@ impl UdpSocket {
     /// Any socket with `AsFd` converts: `std::net::UdpSocket::from(socket2_socket)`.
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         Ok(UdpSocket {
-            sock: SockFd::adopt(&running_loop()?, OwnedFd::from(socket))?,
+            sock: LoopFd::adopt(&running_loop()?, OwnedFd::from(socket))?,
         })
     }
 

@@ -24,7 +24,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::event_loop::EventLoop;
-use crate::net::socket::{new_pair, new_socket, running_loop, SockFd};
+use crate::net::socket::{new_pair, new_socket, running_loop, LoopFd};
 use crate::net::stream::{sock_fd_traits, stream_api, StreamCore};
 use crate::net::DEFAULT_BACKLOG;
 
@@ -95,7 +95,7 @@ fn bind_path(socket: &Socket, path: &Path) -> io::Result<Option<BoundPath>> {
 ///
 /// Dropping it closes the socket and removes its socket file.
 pub struct UnixListener {
-    pub(crate) sock: Rc<SockFd>,
+    pub(crate) sock: Rc<LoopFd>,
     bound: RefCell<Option<BoundPath>>,
 }
 
@@ -110,7 +110,7 @@ impl UnixListener {
         let socket = new_socket(Domain::UNIX, Type::STREAM, None)?;
         let bound = bind_path(&socket, path)?;
         let listener = UnixListener {
-            sock: SockFd::new(lp, socket),
+            sock: LoopFd::new(lp, socket),
             bound: RefCell::new(bound),
         };
         listener.sock.sock_ref().listen(DEFAULT_BACKLOG as i32)?;
@@ -120,7 +120,7 @@ impl UnixListener {
     /// Takes over a listening std socket (made non-blocking) on the running
     /// loop; its socket file, if it has one, is removed on close.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        let sock = SockFd::adopt(&running_loop()?, OwnedFd::from(listener))?;
+        let sock = LoopFd::adopt(&running_loop()?, OwnedFd::from(listener))?;
         let bound = sock
             .sock_ref()
             .local_addr()
@@ -193,7 +193,7 @@ pub struct UnixStream {
 stream_api!(UnixStream);
 
 impl UnixStream {
-    pub(crate) fn from_sock(sock: Rc<SockFd>) -> UnixStream {
+    pub(crate) fn from_sock(sock: Rc<LoopFd>) -> UnixStream {
         UnixStream {
             core: StreamCore::new(sock),
         }
@@ -209,7 +209,7 @@ impl UnixStream {
 
     pub(crate) async fn connect_on(lp: &EventLoop, path: &Path) -> io::Result<UnixStream> {
         let addr = SockAddr::unix(path)?;
-        let sock = SockFd::new(lp, new_socket(Domain::UNIX, Type::STREAM, None)?);
+        let sock = LoopFd::new(lp, new_socket(Domain::UNIX, Type::STREAM, None)?);
         // A listener with a full backlog answers EAGAIN, and nothing
         // signals when it has room again: retry with a growing pause, as a
         // blocking connect would wait (bound it with `wait_for`).
@@ -231,14 +231,14 @@ impl UnixStream {
         let lp = running_loop()?;
         let (a, b) = new_pair(Type::STREAM)?;
         Ok((
-            UnixStream::from_sock(SockFd::new(&lp, a)),
-            UnixStream::from_sock(SockFd::new(&lp, b)),
+            UnixStream::from_sock(LoopFd::new(&lp, a)),
+            UnixStream::from_sock(LoopFd::new(&lp, b)),
         ))
     }
 
     /// Takes over a connected std stream (made non-blocking) on the running loop.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
-        let sock = SockFd::adopt(&running_loop()?, OwnedFd::from(stream))?;
+        let sock = LoopFd::adopt(&running_loop()?, OwnedFd::from(stream))?;
         Ok(UnixStream::from_sock(sock))
     }
 
@@ -257,12 +257,12 @@ impl UnixStream {
 ///
 /// One bound to a path removes its socket file when dropped.
 pub struct UnixDatagram {
-    sock: Rc<SockFd>,
+    sock: Rc<LoopFd>,
     bound: Option<BoundPath>,
 }
 
 impl UnixDatagram {
-    fn new(sock: Rc<SockFd>, bound: Option<BoundPath>) -> UnixDatagram {
+    fn new(sock: Rc<LoopFd>, bound: Option<BoundPath>) -> UnixDatagram {
         UnixDatagram { sock, bound }
     }
 
@@ -272,14 +272,14 @@ impl UnixDatagram {
         let lp = running_loop()?;
         let socket = new_socket(Domain::UNIX, Type::DGRAM, None)?;
         let bound = bind_path(&socket, path.as_ref())?;
-        Ok(UnixDatagram::new(SockFd::new(&lp, socket), bound))
+        Ok(UnixDatagram::new(LoopFd::new(&lp, socket), bound))
     }
 
     /// A socket bound to no address, on the running loop.
     pub fn unbound() -> io::Result<UnixDatagram> {
         let lp = running_loop()?;
         let socket = new_socket(Domain::UNIX, Type::DGRAM, None)?;
-        Ok(UnixDatagram::new(SockFd::new(&lp, socket), None))
+        Ok(UnixDatagram::new(LoopFd::new(&lp, socket), None))
     }
 
     /// A connected pair of unnamed datagram sockets on the running loop.
@@ -287,14 +287,14 @@ impl UnixDatagram {
         let lp = running_loop()?;
         let (a, b) = new_pair(Type::DGRAM)?;
         Ok((
-            UnixDatagram::new(SockFd::new(&lp, a), None),
-            UnixDatagram::new(SockFd::new(&lp, b), None),
+            UnixDatagram::new(LoopFd::new(&lp, a), None),
+            UnixDatagram::new(LoopFd::new(&lp, b), None),
         ))
     }
 
     /// Takes over a std socket (made non-blocking) on the running loop.
     pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
-        let sock = SockFd::adopt(&running_loop()?, OwnedFd::from(socket))?;
+        let sock = LoopFd::adopt(&running_loop()?, OwnedFd::from(socket))?;
         Ok(UnixDatagram::new(sock, None))
     }
 
