@@ -26,6 +26,7 @@ macro_rules! __timers_tests {
             huge_delay_does_not_panic,
             poll_timeout_follows_earliest_live_timer,
             many_cancelled_timers_are_purged,
+            busy_loop_purges_cancelled_timers,
         ]);
     };
 }
@@ -261,5 +262,57 @@ pub fn many_cancelled_timers_are_purged(factory: impl Factory) {
     lp.stop();
     lp.run_forever().unwrap();
     assert!(lp.timer_count() < 100, "{} timers left", lp.timer_count());
+    lp.close().unwrap();
+}
+
+/// Cancelled timers are purged whenever they exceed half of a heap of more
+/// than 100, busy or not: a `call_soon` chain (the loop never blocks, so
+/// it never asks for its next deadline) with 200 far timers, 150 of them
+/// cancelled, sees the heap shrink within a few iterations.
+pub fn busy_loop_purges_cancelled_timers(factory: impl Factory) {
+    let lp = new_loop(factory);
+    let handles: Vec<_> = (0..200u64)
+        .map(|i| lp.call_later(Duration::from_secs(3600 + i), || {}).unwrap())
+        .collect();
+    assert_eq!(lp.timer_count(), 200);
+    // The chain: step 0 cancels three timers in four (the earliest stays
+    // live, so no cancelled entry is ever on top of the heap), later steps
+    // record the heap size; the tenth stops the loop.
+    let counts = Log::new();
+    fn step(
+        lp: &loop_api::EventLoop,
+        n: usize,
+        handles: Rc<Vec<loop_api::TimerHandle>>,
+        counts: Log<usize>,
+    ) {
+        if n == 0 {
+            for (i, h) in handles.iter().enumerate() {
+                if i % 4 != 0 {
+                    h.cancel();
+                }
+            }
+        } else {
+            counts.push(lp.timer_count());
+        }
+        if n == 10 {
+            lp.stop();
+            return;
+        }
+        let l = lp.clone();
+        lp.call_soon(move || step(&l, n + 1, handles, counts))
+            .unwrap();
+    }
+    let (l, h, c) = (lp.clone(), Rc::new(handles), counts.clone());
+    lp.call_soon(move || step(&l, 0, h, c)).unwrap();
+    let start = Instant::now();
+    lp.run_forever().unwrap();
+    let took = start.elapsed();
+    let counts = counts.get();
+    assert_eq!(counts.len(), 10, "{counts:?}");
+    assert!(
+        counts[2..].iter().all(|&n| n <= 100),
+        "cancelled timers kept by a busy loop: heap sizes {counts:?}"
+    );
+    assert!(took < Duration::from_secs(1), "the loop blocked: {took:?}");
     lp.close().unwrap();
 }

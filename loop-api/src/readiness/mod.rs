@@ -35,6 +35,7 @@
 //! the tasks it just woke. Small messages still get large batches (one
 //! `epoll_wait` per up to 1,024 ready descriptors, as tokio).
 
+pub mod fake;
 mod syscalls;
 
 use std::collections::VecDeque;
