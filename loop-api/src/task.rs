@@ -1,8 +1,12 @@
 //! Tasks: futures scheduled on a loop, built on `async-task`.
 //!
-//! Each task's future is wrapped in a [`Guarded`] future that
-//! - turns a cancellation request into `Err(Error::Cancelled)` at the next
-//!   poll, dropping the inner future (and so any sleep or I/O it awaits);
+//! Each task's future lives in a [`TaskCell`] beside the task's state, and
+//! async-task runs a [`Guarded`] future that polls it and
+//! - drops the future as soon as cancellation is requested: at once when
+//!   the task is not running (so whatever it awaits, a sleep or an I/O
+//!   operation, is cancelled right then, as asyncio cancels the future a
+//!   task waits on), else when its current step returns; the awaiter then
+//!   gets `Err(Error::Cancelled)`;
 //! - catches panics, reports them to the loop's exception handler and hands
 //!   the awaiter `Err(Error::Panicked)`;
 //! - keeps the loop's registry of live tasks, so `run()` can cancel the
@@ -34,9 +38,47 @@ enum Outcome {
     Panicked,
 }
 
+/// A task's future and its state, in one allocation shared by the task's
+/// handle, the loop's registry and the [`Guarded`] future async-task runs.
+/// The future is pinned here: it never moves, and is dropped in place.
+struct TaskCell<F> {
+    state: TaskState,
+    fut: RefCell<Option<F>>,
+}
+
+/// What the handle and the registry need of a task whose future type they
+/// do not know.
+trait TaskControl {
+    fn state(&self) -> &TaskState;
+    /// Drops the future in place unless it is being polled right now
+    /// (then the running step ends it). `Err` carries a panic of its
+    /// destructors.
+    fn drop_future(&self) -> std::result::Result<(), Box<dyn std::any::Any + Send>>;
+}
+
+impl<F> TaskControl for TaskCell<F> {
+    fn state(&self) -> &TaskState {
+        &self.state
+    }
+
+    fn drop_future(&self) -> std::result::Result<(), Box<dyn std::any::Any + Send>> {
+        // Borrowed only while a step polls the future (or while it is being
+        // dropped already): then the flag ends it at the step's end.
+        let Ok(mut fut) = self.fut.try_borrow_mut() else {
+            return Ok(());
+        };
+        // Dropped in place (never moved: it is pinned), with the borrow
+        // held, so a destructor that cancels this task again finds it busy.
+        catch_unwind(AssertUnwindSafe(|| *fut = None))
+    }
+}
+
 pub(crate) struct TaskState {
     id: u64,
     cancel_requested: Cell<bool>,
+    /// A panic raised by the future's destructors when `cancel()` dropped
+    /// it; reported by the task's next step.
+    cancel_panic: RefCell<Option<Box<dyn std::any::Any + Send>>>,
     outcome: Cell<Outcome>,
     /// The task's own waker, captured at its first poll (an async-task waker
     /// never changes), so `cancel()` can reschedule a sleeping task.
@@ -48,12 +90,12 @@ pub(crate) struct TaskState {
 /// The loop's set of live tasks.
 #[derive(Default)]
 pub(crate) struct TaskRegistry {
-    tasks: RefCell<Slab<Rc<TaskState>>>,
+    tasks: RefCell<Slab<Rc<dyn TaskControl>>>,
 }
 
 impl TaskRegistry {
-    fn insert(&self, state: Rc<TaskState>) -> usize {
-        self.tasks.borrow_mut().insert(state)
+    fn insert(&self, task: Rc<dyn TaskControl>) -> usize {
+        self.tasks.borrow_mut().insert(task)
     }
 
     fn remove(&self, key: usize) {
@@ -72,11 +114,11 @@ impl TaskRegistry {
 
     /// Asks every live task to cancel itself; returns how many were asked.
     pub(crate) fn cancel_all(&self) -> usize {
-        let states: Vec<Rc<TaskState>> =
-            self.tasks.borrow().iter().map(|(_, s)| s.clone()).collect();
-        let n = states.len();
-        for state in states {
-            state.request_cancel();
+        let tasks: Vec<Rc<dyn TaskControl>> =
+            self.tasks.borrow().iter().map(|(_, t)| t.clone()).collect();
+        let n = tasks.len();
+        for task in tasks {
+            request_cancel(&*task);
         }
         n
     }
@@ -89,7 +131,7 @@ impl TaskRegistry {
             .tasks
             .borrow()
             .iter()
-            .filter_map(|(_, s)| s.waker.borrow_mut().take())
+            .filter_map(|(_, t)| t.state().waker.borrow_mut().take())
             .collect();
         let any = !wakers.is_empty();
         for waker in wakers {
@@ -99,48 +141,50 @@ impl TaskRegistry {
     }
 }
 
-impl TaskState {
-    fn request_cancel(&self) -> bool {
-        if self.outcome.get() != Outcome::Pending || self.cancel_requested.get() {
-            return false;
-        }
-        self.cancel_requested.set(true);
-        let waker = self.waker.borrow().clone();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        true
+/// Asks `task` to cancel itself: drops its future at once unless it is
+/// running, then wakes it so that it ends with `Cancelled`. `false` if it
+/// had ended or was asked before.
+fn request_cancel(task: &dyn TaskControl) -> bool {
+    let state = task.state();
+    if state.outcome.get() != Outcome::Pending || state.cancel_requested.get() {
+        return false;
     }
+    state.cancel_requested.set(true);
+    if let Err(payload) = task.drop_future() {
+        state.cancel_panic.replace(Some(payload));
+    }
+    let waker = state.waker.borrow().clone();
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+    true
 }
 
-pin_project_lite::pin_project! {
-    struct Guarded<F> {
-        #[pin]
-        fut: Option<F>,
-        state: Rc<TaskState>,
-        lp: Weak<LoopInner>,
-    }
+/// The future async-task runs: polls the task's future in its cell.
+struct Guarded<F> {
+    cell: Rc<TaskCell<F>>,
+    lp: Weak<LoopInner>,
+}
 
-    impl<F> PinnedDrop for Guarded<F> {
-        fn drop(this: Pin<&mut Self>) {
-            let mut this = this.project();
-            if this.state.outcome.get() == Outcome::Pending {
-                let lp = this.lp.upgrade().map(|inner| EventLoop { inner });
-                // Drop the future first: it may cancel timers or operations.
-                let dropped = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
-                if let Some(lp) = lp {
-                    if !this.state.cancel_requested.get() {
-                        lp.call_exception_handler(ExceptionContext {
-                            message: "Task was destroyed but it is pending!".to_owned(),
-                            task: Some(this.state.id),
-                            payload: dropped.err().map(|p| panic_message(&*p)),
-                            ..ExceptionContext::default()
-                        });
-                    }
+impl<F> Drop for Guarded<F> {
+    fn drop(&mut self) {
+        let state = &self.cell.state;
+        if state.outcome.get() == Outcome::Pending {
+            let lp = self.lp.upgrade().map(|inner| EventLoop { inner });
+            // Drop the future first: it may cancel timers or operations.
+            let dropped = self.cell.drop_future();
+            if let Some(lp) = lp {
+                if !state.cancel_requested.get() {
+                    lp.call_exception_handler(ExceptionContext {
+                        message: "Task was destroyed but it is pending!".to_owned(),
+                        task: Some(state.id),
+                        payload: dropped.err().map(|p| panic_message(&*p)),
+                        ..ExceptionContext::default()
+                    });
                 }
-                this.state.outcome.set(Outcome::Cancelled);
-                finish(this.lp, this.state);
             }
+            state.outcome.set(Outcome::Cancelled);
+            finish(&self.lp, state);
         }
     }
 }
@@ -157,18 +201,20 @@ impl<F: Future> Future for Guarded<F> {
     type Output = Result<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if this.state.outcome.get() != Outcome::Pending {
+        let this = self.get_mut();
+        let state = &this.cell.state;
+        if state.outcome.get() != Outcome::Pending {
             return Poll::Ready(Err(Error::Cancelled));
         }
-        if this.state.cancel_requested.get() {
-            let dropped = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
-            this.state.outcome.set(Outcome::Cancelled);
-            finish(this.lp, this.state);
-            if let Err(payload) = dropped {
+        if state.cancel_requested.get() {
+            let dropped = this.cell.drop_future();
+            let payload = state.cancel_panic.take().or(dropped.err());
+            state.outcome.set(Outcome::Cancelled);
+            finish(&this.lp, state);
+            if let Some(payload) = payload {
                 report(
-                    this.lp,
-                    this.state.id,
+                    &this.lp,
+                    state.id,
                     "Exception while cancelling task",
                     &*payload,
                 );
@@ -176,28 +222,42 @@ impl<F: Future> Future for Guarded<F> {
             return Poll::Ready(Err(Error::Cancelled));
         }
         {
-            let mut waker = this.state.waker.borrow_mut();
+            let mut waker = state.waker.borrow_mut();
             if waker.is_none() {
                 *waker = Some(cx.waker().clone());
             }
         }
-        let Some(fut) = this.fut.as_mut().as_pin_mut() else {
-            return Poll::Ready(Err(Error::Cancelled));
+        let polled = {
+            let mut slot = this.cell.fut.borrow_mut();
+            let Some(fut) = slot.as_mut() else {
+                return Poll::Ready(Err(Error::Cancelled));
+            };
+            // SAFETY: the future lives in the cell's `Rc` allocation, which
+            // never moves, and is only ever dropped in place there
+            // (`drop_future`), never moved out: it stays pinned.
+            let fut = unsafe { Pin::new_unchecked(fut) };
+            catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
         };
-        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
+        match polled {
+            Ok(Poll::Pending) => {
+                if state.cancel_requested.get() {
+                    // Cancelled by its own step: end it now.
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
             Ok(Poll::Ready(value)) => {
-                this.state.outcome.set(Outcome::Completed);
-                let _ = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
-                finish(this.lp, this.state);
+                state.outcome.set(Outcome::Completed);
+                let _ = this.cell.drop_future();
+                finish(&this.lp, state);
                 Poll::Ready(Ok(value))
             }
             Err(payload) => {
-                this.state.outcome.set(Outcome::Panicked);
-                let _ = catch_unwind(AssertUnwindSafe(|| this.fut.set(None)));
-                finish(this.lp, this.state);
+                state.outcome.set(Outcome::Panicked);
+                let _ = this.cell.drop_future();
+                finish(&this.lp, state);
                 let message = panic_message(&*payload);
-                report(this.lp, this.state.id, "Exception in task", &*payload);
+                report(&this.lp, state.id, "Exception in task", &*payload);
                 Poll::Ready(Err(Error::Panicked(message)))
             }
         }
@@ -221,17 +281,23 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let state = Rc::new(TaskState {
-        id: NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed),
-        cancel_requested: Cell::new(false),
-        outcome: Cell::new(Outcome::Pending),
-        waker: RefCell::new(None),
-        key: Cell::new(None),
+    let cell = Rc::new(TaskCell {
+        state: TaskState {
+            id: NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed),
+            cancel_requested: Cell::new(false),
+            cancel_panic: RefCell::new(None),
+            outcome: Cell::new(Outcome::Pending),
+            waker: RefCell::new(None),
+            key: Cell::new(None),
+        },
+        fut: RefCell::new(Some(fut)),
     });
-    state.key.set(Some(lp.inner.tasks.insert(state.clone())));
+    let state: Rc<dyn TaskControl> = cell.clone();
+    cell.state
+        .key
+        .set(Some(lp.inner.tasks.insert(state.clone())));
     let guarded = Guarded {
-        fut: Some(fut),
-        state: state.clone(),
+        cell,
         lp: lp.downgrade(),
     };
     let shared = lp.inner.shared.clone();
@@ -250,31 +316,34 @@ where
 /// the task (it keeps running), as in asyncio and tokio.
 pub struct Task<T> {
     inner: Option<async_task::FallibleTask<Result<T>>>,
-    state: Rc<TaskState>,
+    state: Rc<dyn TaskControl>,
 }
 
 impl<T> Task<T> {
-    /// Requests cancellation: at its next step the task drops its future
-    /// (cancelling whatever it awaits) and ends with [`Error::Cancelled`].
-    /// Returns `false` if the task had already finished or been cancelled.
+    /// Requests cancellation: the task's future is dropped right away
+    /// (cancelling whatever it awaits: a sleep, an I/O operation, whose
+    /// received data stays for the next reader), or at the end of its
+    /// current step if the task is the one running; its awaiter then gets
+    /// [`Error::Cancelled`]. Returns `false` if the task had already
+    /// finished or been cancelled.
     pub fn cancel(&self) -> bool {
-        self.state.request_cancel()
+        request_cancel(&*self.state)
     }
 
     /// `true` once the task ended by cancellation.
     pub fn cancelled(&self) -> bool {
-        self.state.outcome.get() == Outcome::Cancelled
+        self.state.state().outcome.get() == Outcome::Cancelled
     }
 
     /// `true` once the task has ended (completed, cancelled or panicked).
     pub fn is_finished(&self) -> bool {
-        self.state.outcome.get() != Outcome::Pending
+        self.state.state().outcome.get() != Outcome::Pending
             || self.inner.as_ref().is_none_or(|t| t.is_finished())
     }
 
     /// A number identifying the task in exception-handler reports.
     pub fn id(&self) -> u64 {
-        self.state.id
+        self.state.state().id
     }
 
     /// Lets the task run to completion on its own; its output is discarded.
@@ -311,8 +380,8 @@ impl<T> Future for Task<T> {
 impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
-            .field("id", &self.state.id)
-            .field("outcome", &self.state.outcome.get())
+            .field("id", &self.state.state().id)
+            .field("outcome", &self.state.state().outcome.get())
             .finish()
     }
 }
