@@ -28,16 +28,21 @@
 
 use std::fmt;
 use std::io;
+use std::ops::ControlFlow;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::rc::Rc;
+use std::task::{ready, Context, Poll};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::Op;
 use crate::error::{Error, Result};
 use crate::event_loop::EventLoop;
+use crate::driver::OpOutput;
 use crate::io::ReadyWait;
-use crate::op::OpFuture;
+use crate::net::ops::{received, take_bytes, BufKind, BufOp};
+use crate::net::socket::LoopFd;
+use crate::op::salvage::{take_into, Salvaged, Stash};
 use crate::sys;
 
 /// Size of each chunk [`PipeReader::read_to_end`] asks for.
@@ -67,20 +72,37 @@ fn prepare(fd: RawFd) -> Result<bool> {
 
 /// The state shared by both directions: the loop, the descriptor, and the
 /// readiness wait of the futures-io interface.
+///
+/// The descriptor is shared with every operation in flight on it (each
+/// holds a clone of the `Rc`), so it is closed only once the backend is
+/// done with all of them, even when closing the stream abandons some: a
+/// number the kernel reuses for another file is never read or written.
 struct Stream {
     lp: EventLoop,
-    fd: Option<OwnedFd>,
+    fd: Option<Rc<LoopFd>>,
     /// A pending `PollReadable`/`PollWritable` of `poll_read`/`poll_write`;
     /// dropped before the descriptor is closed.
-    ready: ReadyWait<()>,
+    ready: ReadyWait<Rc<LoopFd>>,
 }
 
 impl Stream {
+    fn new(lp: &EventLoop, fd: OwnedFd) -> Stream {
+        Stream {
+            lp: lp.clone(),
+            fd: Some(LoopFd::new(lp, fd)),
+            ready: ReadyWait::default(),
+        }
+    }
+
     fn raw(&self) -> io::Result<RawFd> {
         self.fd
             .as_ref()
-            .map(|fd| fd.as_raw_fd())
+            .map(|fd| fd.fd())
             .ok_or_else(closed_stream)
+    }
+
+    fn loop_fd(&self) -> io::Result<&Rc<LoopFd>> {
+        self.fd.as_ref().ok_or_else(closed_stream)
     }
 
     /// The futures-io path: run `attempt` until it does not block, waiting
@@ -91,32 +113,36 @@ impl Stream {
         readable: bool,
         attempt: impl FnMut(RawFd) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
-        let fd = self.raw()?;
+        let fd = self.loop_fd()?.clone();
         self.ready
-            .poll_io(&self.lp, fd, cx, readable, || (), attempt)
+            .poll_io(&self.lp, fd.fd(), cx, readable, || fd.clone(), attempt)
     }
 
-    /// Waits until the descriptor is readable (or writable).
-    async fn wait_ready(&mut self, readable: bool) -> io::Result<()> {
-        let fd = self.raw()?;
-        let op = if readable {
-            Op::PollReadable { fd }
-        } else {
-            Op::PollWritable { fd }
-        };
-        // SAFETY: a readiness poll points into no memory; `fd` stays open
-        // while `self` is mutably borrowed.
-        let (result, ()) = unsafe { OpFuture::new(&self.lp, op, ()) }.await;
-        result.map(drop)
+    /// `kind` on the descriptor with `buf`, the descriptor kept open by
+    /// the operation; an error (with `buf`) once the stream is closed.
+    fn op<B: 'static, T: BufKind<B>>(
+        &self,
+        buf: B,
+        kind: T,
+    ) -> std::result::Result<BufOp<B, Rc<LoopFd>, T>, (io::Error, B)> {
+        match &self.fd {
+            Some(fd) => Ok(BufOp::new(
+                Some(self.lp.clone()),
+                fd.fd(),
+                buf,
+                fd.clone(),
+                kind,
+            )),
+            None => Err((closed_stream(), buf)),
+        }
     }
 
     fn close(&mut self) {
         // Drop order: the readiness wait first (it cancels its operation),
-        // then the descriptor, once the backend has forgotten it.
+        // then our hold on the descriptor; it is closed once no operation
+        // holds it any more.
         self.ready.clear();
-        if let Some(fd) = self.fd.take() {
-            sys::release_and_close(Some(&self.lp.inner), fd);
-        }
+        self.fd.take();
     }
 }
 
@@ -162,11 +188,7 @@ impl PipeReader {
         lp.ensure_open()?;
         let tty = prepare(fd.as_raw_fd())?;
         Ok(PipeReader {
-            stream: Stream {
-                lp: lp.clone(),
-                fd: Some(fd),
-                ready: ReadyWait::default(),
-            },
+            stream: Stream::new(lp, fd),
             tty,
         })
     }
@@ -180,43 +202,17 @@ impl PipeReader {
     }
 
     /// Reads up to `buf.bytes_total()` bytes into `buf` (replacing its
-    /// contents); 0 means end of stream.
-    pub async fn read<B: IoBufMut>(&mut self, mut buf: B) -> BufResult<usize, B> {
-        loop {
-            let fd = match self.stream.raw() {
-                Ok(fd) => fd,
-                Err(e) => return (Err(e), buf),
-            };
-            if buf.bytes_total() == 0 {
-                return (Ok(0), buf);
-            }
-            let op = Op::Read {
-                fd,
-                buf: buf.stable_mut_ptr(),
-                len: buf.bytes_total(),
-            };
-            // SAFETY: the pointer is into `buf`'s stable memory (IoBufMut's
-            // contract), owned by the future; `fd` stays open while `self` is
-            // mutably borrowed by this call.
-            let (result, b) = unsafe { OpFuture::new(&self.stream.lp, op, buf) }.await;
-            buf = b;
-            let result = self.map_eof(result.map(|out| out.res));
-            match result {
-                Ok(n) => {
-                    // SAFETY: the kernel wrote `n <= bytes_total()` bytes.
-                    unsafe { buf.set_init(n) };
-                    return (Ok(n), buf);
-                }
-                // A completion backend may hand back EAGAIN for a
-                // non-blocking descriptor it cannot poll itself: wait, retry.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Err(e) = self.stream.wait_ready(true).await {
-                        return (Err(e), buf);
-                    }
-                }
-                Err(e) => return (Err(e), buf),
-            }
+    /// contents); 0 means end of stream. Dropping the future cancels the
+    /// read; whatever it had already taken is returned by the next read.
+    pub async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
+        if buf.bytes_total() == 0 {
+            return (self.stream.loop_fd().map(|_| 0), buf);
         }
+        let (result, buf) = match self.stream.op(buf, PipeRead) {
+            Ok(op) => op.await,
+            Err((e, buf)) => return (Err(e), buf),
+        };
+        (self.map_eof(result), buf)
     }
 
     /// Reads until end of stream.
@@ -249,67 +245,28 @@ impl PipeWriter {
         lp.ensure_open()?;
         prepare(fd.as_raw_fd())?;
         Ok(PipeWriter {
-            stream: Stream {
-                lp: lp.clone(),
-                fd: Some(fd),
-                ready: ReadyWait::default(),
-            },
+            stream: Stream::new(lp, fd),
         })
-    }
-
-    async fn write_at<B: IoBuf>(&mut self, buf: B, offset: usize) -> BufResult<usize, B> {
-        let mut buf = buf;
-        loop {
-            let fd = match self.stream.raw() {
-                Ok(fd) => fd,
-                Err(e) => return (Err(e), buf),
-            };
-            let len = buf.bytes_init().saturating_sub(offset);
-            if len == 0 {
-                return (Ok(0), buf);
-            }
-            // SAFETY: `offset < bytes_init()`, so the pointer stays inside the buffer.
-            let ptr = unsafe { buf.stable_ptr().add(offset) };
-            // SAFETY: the pointer is into `buf`'s stable memory (IoBuf's
-            // contract), owned by the future; `fd` stays open meanwhile.
-            let (result, b) =
-                unsafe { OpFuture::new(&self.stream.lp, Op::Write { fd, buf: ptr, len }, buf) }
-                    .await;
-            buf = b;
-            match result {
-                Ok(out) => return (Ok(out.res), buf),
-                // See `PipeReader::read`.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Err(e) = self.stream.wait_ready(false).await {
-                        return (Err(e), buf);
-                    }
-                }
-                Err(e) => return (Err(e), buf),
-            }
-        }
     }
 
     /// Writes some of `buf`'s bytes; returns how many. A closed reader is
     /// [`io::ErrorKind::BrokenPipe`].
     pub async fn write<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
-        self.write_at(buf, 0).await
+        match self.stream.op(buf, PipeWrite::once()) {
+            Ok(op) => op.await,
+            Err((e, buf)) => (Err(e), buf),
+        }
     }
 
     /// Writes all of `buf`'s bytes.
     pub async fn write_all<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
-        let mut buf = buf;
-        let mut done = 0;
-        while done < buf.bytes_init() {
-            let (result, b) = self.write_at(buf, done).await;
-            buf = b;
-            match result {
-                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
+        match self.stream.op(buf, PipeWrite::all()) {
+            Ok(op) => {
+                let (result, buf) = op.await;
+                (result.map(drop), buf)
             }
+            Err((e, buf)) => (Err(e), buf),
         }
-        (Ok(()), buf)
     }
 
     /// The loop this writer runs on.
@@ -360,6 +317,15 @@ impl futures_io::AsyncRead for PipeReader {
         let this = self.get_mut();
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
+        }
+        // What cancelled reads took comes first (and while one is still in
+        // the kernel, its result is awaited).
+        let fd = this.stream.loop_fd()?.clone();
+        if !fd.stash.is_idle() {
+            let item = ready!(fd.stash.poll_take(cx));
+            if let Some(res) = item.and_then(|item| take_into(item, buf, &fd.stash)) {
+                return Poll::Ready(this.map_eof(res));
+            }
         }
         let result = this.stream.poll_io(cx, true, |fd| read_now(fd, buf));
         result.map(|r| this.map_eof(r))
@@ -439,5 +405,105 @@ impl EventLoop {
     /// asyncio's `connect_write_pipe`: `fd` as a [`PipeWriter`] on this loop.
     pub fn connect_write_pipe(&self, fd: OwnedFd) -> Result<PipeWriter> {
         PipeWriter::new(self, fd)
+    }
+}
+
+/// One `read(2)` into the buffer's whole capacity: the count (0 at end of
+/// stream). What a cancelled read took is the next read's.
+#[derive(Debug)]
+struct PipeRead;
+
+// SAFETY: the op writes at most `bytes_total()` bytes at
+// `stable_mut_ptr()`, the buffer's own stable memory (IoBufMut's contract).
+unsafe impl<B: IoBufMut> BufKind<B> for PipeRead {
+    type Output = usize;
+    const READABLE: bool = true;
+
+    fn op(&mut self, fd: RawFd, buf: &mut B) -> ControlFlow<io::Result<usize>, Op> {
+        ControlFlow::Continue(Op::Read {
+            fd,
+            buf: buf.stable_mut_ptr(),
+            len: buf.bytes_total(),
+        })
+    }
+
+    fn done(&mut self, res: io::Result<OpOutput>, buf: &mut B) -> ControlFlow<io::Result<usize>> {
+        ControlFlow::Break(res.map(|out| {
+            // SAFETY: the kernel wrote `out.res <= bytes_total()` bytes at the start.
+            unsafe { buf.set_init(out.res) };
+            out.res
+        }))
+    }
+
+    const RECEIVES: bool = true;
+
+    fn take(&mut self, item: Salvaged, buf: &mut B, stash: &Stash) -> Option<io::Result<usize>> {
+        take_bytes(item, buf, stash)
+    }
+
+    fn salvage(res: io::Result<OpOutput>, buf: &mut B, _fd: RawFd) -> Option<Salvaged> {
+        Salvaged::from_result(res, |out| {
+            let data = received(buf, out.res);
+            // End of stream repeats by itself: nothing to keep.
+            (!data.is_empty()).then_some(Salvaged::Bytes { data, pos: 0 })
+        })
+    }
+}
+
+/// `write(2)`s of the buffer: one (`all == false`, the count written) or
+/// until every byte is written (a write of 0 bytes is `WriteZero`).
+#[derive(Debug)]
+struct PipeWrite {
+    all: bool,
+    /// Bytes written so far; never more than the buffer's `bytes_init()`.
+    written: usize,
+}
+
+impl PipeWrite {
+    fn once() -> Self {
+        PipeWrite {
+            all: false,
+            written: 0,
+        }
+    }
+
+    fn all() -> Self {
+        PipeWrite {
+            all: true,
+            written: 0,
+        }
+    }
+}
+
+// SAFETY: the op reads `buf[written..bytes_init()]`, inside the buffer's
+// own stable memory (IoBuf's contract): `written <= bytes_init()` always.
+unsafe impl<B: IoBuf> BufKind<B> for PipeWrite {
+    type Output = usize;
+    const READABLE: bool = false;
+
+    fn op(&mut self, fd: RawFd, buf: &mut B) -> ControlFlow<io::Result<usize>, Op> {
+        let len = buf.bytes_init() - self.written;
+        if len == 0 {
+            return ControlFlow::Break(Ok(self.written));
+        }
+        ControlFlow::Continue(Op::Write {
+            fd,
+            // SAFETY: `written < bytes_init()` keeps the offset inside the buffer.
+            buf: unsafe { buf.stable_ptr().add(self.written) },
+            len,
+        })
+    }
+
+    fn done(&mut self, res: io::Result<OpOutput>, _buf: &mut B) -> ControlFlow<io::Result<usize>> {
+        match res {
+            Ok(out) if !self.all => ControlFlow::Break(Ok(out.res)),
+            Ok(out) if out.res == 0 => ControlFlow::Break(Err(io::ErrorKind::WriteZero.into())),
+            Ok(out) => {
+                self.written += out.res;
+                ControlFlow::Continue(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(Err(e)),
+        }
     }
 }

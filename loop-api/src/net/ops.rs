@@ -209,7 +209,7 @@ impl<B: 'static, K: Keep, T: BufKind<B>> Abandoned for Leftovers<B, K, T> {
 impl<B: 'static, K: Keep, T: BufKind<B>> BufOp<B, K, T> {
     /// A future running `kind` on `fd` with `buf`; `keep` (or the caller)
     /// keeps `fd` open until it completes or is dropped.
-    fn new(lp: Option<EventLoop>, fd: RawFd, buf: B, keep: K, kind: T) -> Self {
+    pub(crate) fn new(lp: Option<EventLoop>, fd: RawFd, buf: B, keep: K, kind: T) -> Self {
         BufOp {
             lp,
             fd,

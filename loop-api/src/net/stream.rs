@@ -12,12 +12,13 @@ use std::net::Shutdown;
 use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::io::{recv_now, send_now, ReadyWait};
 use crate::net::ops::{BufOp, Recv, SendAll, SendOnce};
 use crate::net::socket::{LoopFd, Reads};
+use crate::op::salvage::{take_into, Salvaged};
 
 /// A connected stream socket with the readiness waits of its futures-io side.
 #[derive(Debug)]
@@ -137,6 +138,14 @@ fn poll_read(
     out: &mut [u8],
 ) -> Poll<io::Result<usize>> {
     let empty = out.is_empty();
+    // What cancelled receives took comes first (and while one is still in
+    // the kernel, its result is awaited).
+    if !empty && !sock.stash.is_idle() {
+        let item = ready!(sock.stash.poll_take(cx));
+        if let Some(res) = item.and_then(|item| take_into(item, out, &sock.stash)) {
+            return Poll::Ready(res);
+        }
+    }
     if !empty && sock.stream_reads(false) == Reads::Ahead {
         return ahead.poll(sock, cx, out);
     }
@@ -146,20 +155,19 @@ fn poll_read(
 /// The futures-io reads of a stream whose backend receives ahead
 /// ([`Reads::Ahead`]): the bytes are in the backend, so each read is an
 /// owned-buffer `Op::Recv` (of the slice's size) whose result is copied
-/// out. Bytes that no longer fit a later, smaller slice wait here.
+/// out. Bytes that no longer fit a later, smaller slice go to the stream's
+/// stash, where every later read, futures-io or owned-buffer, finds them
+/// first.
 #[derive(Default)]
 struct AheadRead {
     /// The owned-buffer receive in flight.
     pending: Option<BufOp<Vec<u8>, Rc<LoopFd>, Recv>>,
-    left: Vec<u8>,
-    pos: usize,
 }
 
 impl fmt::Debug for AheadRead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AheadRead")
             .field("pending", &self.pending.is_some())
-            .field("left", &(self.left.len() - self.pos))
             .finish()
     }
 }
@@ -171,26 +179,16 @@ impl AheadRead {
         cx: &mut Context<'_>,
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        if self.pos < self.left.len() {
-            let n = (self.left.len() - self.pos).min(out.len());
-            out[..n].copy_from_slice(&self.left[self.pos..self.pos + n]);
-            self.pos += n;
-            return Poll::Ready(Ok(n));
-        }
         let fut = self
             .pending
             .get_or_insert_with(|| sock.recv(Vec::with_capacity(out.len())));
-        let (res, buf) = match Pin::new(fut).poll(cx) {
-            Poll::Ready(r) => r,
-            Poll::Pending => return Poll::Pending,
-        };
+        let (res, buf) = ready!(Pin::new(fut).poll(cx));
         self.pending = None;
         let n = res?;
         let k = n.min(out.len());
         out[..k].copy_from_slice(&buf[..k]);
         if k < n {
-            self.left = buf;
-            self.pos = k;
+            sock.stash.put_back(Salvaged::Bytes { data: buf, pos: k });
         }
         Poll::Ready(Ok(k))
     }

@@ -194,3 +194,28 @@ pub(crate) struct Kept<K>(pub(crate) K);
 impl<K> Abandoned for Kept<K> {
     fn complete(self: Box<Self>, _result: io::Result<OpOutput>) {}
 }
+
+/// Takes bytes from a kept item into `out`; what is left goes back to
+/// `stash`. `None` for an item a stream read cannot use (put back).
+pub(crate) fn take_into(item: Salvaged, out: &mut [u8], stash: &Stash) -> Option<io::Result<usize>> {
+    match item {
+        Salvaged::Bytes { data, pos } => {
+            let n = (data.len() - pos).min(out.len());
+            out[..n].copy_from_slice(&data[pos..pos + n]);
+            if pos + n < data.len() {
+                stash.put_back(Salvaged::Bytes { data, pos: pos + n });
+            }
+            Some(Ok(n))
+        }
+        Salvaged::Datagram { data, .. } => {
+            let n = data.len().min(out.len());
+            out[..n].copy_from_slice(&data[..n]);
+            Some(Ok(n))
+        }
+        Salvaged::Error(e) => Some(Err(e)),
+        conn @ Salvaged::Conn(..) => {
+            stash.put_back(conn);
+            None
+        }
+    }
+}
