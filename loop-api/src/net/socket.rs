@@ -120,6 +120,18 @@ impl LoopFd {
         reads
     }
 
+    /// For a listening socket's owner that is going away: if operations
+    /// still hold the descriptor (an accept whose cancellation the kernel
+    /// has not confirmed yet keeps it open), stop listening now, so new
+    /// connections are refused at once instead of queueing on a socket
+    /// that is about to close. Connections already taken are kept for
+    /// nobody and closed with it.
+    pub(crate) fn stop_listening_if_held(self: &Rc<Self>) {
+        if Rc::strong_count(self) > 1 {
+            let _ = self.sock_ref().shutdown(std::net::Shutdown::Both);
+        }
+    }
+
     /// A borrowed view for socket options (`socket2::SockRef::from(&*sock)`).
     pub(crate) fn sock_ref(&self) -> socket2::SockRef<'_> {
         socket2::SockRef::from(self)

@@ -132,6 +132,12 @@ pub struct TcpListener {
     pub(crate) sock: Rc<LoopFd>,
 }
 
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        self.sock.stop_listening_if_held();
+    }
+}
+
 impl TcpListener {
     /// Binds to the first address of `addr` that works (with `SO_REUSEADDR`
     /// on and a backlog of [`DEFAULT_BACKLOG`]) and listens, on the running

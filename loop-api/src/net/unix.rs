@@ -162,6 +162,7 @@ impl UnixListener {
 
 impl Drop for UnixListener {
     fn drop(&mut self) {
+        self.sock.stop_listening_if_held();
         if let Some(bound) = self.bound.get_mut().take() {
             bound.remove();
         }

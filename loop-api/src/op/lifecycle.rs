@@ -61,7 +61,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::driver::{Cancel, OpId, OpOutput};
 use crate::handle::Handle;
-use crate::op::salvage::Abandoned;
+use crate::op::salvage::{Abandoned, Kept};
 
 /// Names one operation in the loop's table: its slot and that slot's
 /// generation when the operation started.
@@ -359,9 +359,10 @@ impl OpTable {
     /// `key`'s callback operation is cancelled; `outcome` is the backend's
     /// answer (`None` if it was not asked: the result is already here).
     ///
-    /// Callback → Vacant (`Cancel::Done`) or Orphan with no leftovers
-    /// (`Cancel::Pending`: the slot stays taken until the final
-    /// completion); Fired → Vacant, cancelling the queued callback.
+    /// Callback → Vacant (`Cancel::Done`) or Orphan holding the unrun
+    /// callback and whatever it captured (`Cancel::Pending`: the slot stays
+    /// taken until the final completion); Fired → Vacant, cancelling the
+    /// queued callback.
     /// Returns the state the operation left, for the caller to drop
     /// outside the borrow; `None` for a stale key.
     pub(crate) fn cancel_callback(
@@ -371,10 +372,18 @@ impl OpTable {
     ) -> Option<OpState> {
         let slot = self.slot(key)?;
         match (&slot.state, outcome) {
-            (OpState::Callback(_), Some(Cancel::Pending)) => Some(std::mem::replace(
-                &mut slot.state,
-                OpState::Orphan(Box::new(crate::op::salvage::Nothing)),
-            )),
+            (OpState::Callback(_), Some(Cancel::Pending)) => {
+                // The callback never runs, but what it holds (the
+                // descriptor its owner shares with it) stays alive until
+                // the final completion.
+                let OpState::Callback(callback) =
+                    std::mem::replace(&mut slot.state, OpState::Stuck)
+                else {
+                    unreachable!("state checked above")
+                };
+                slot.state = OpState::Orphan(Box::new(Kept(callback)));
+                None
+            }
             (OpState::Callback(_) | OpState::Fired(_), _) => Some(self.vacate(key.index)),
             _ => None,
         }
