@@ -13,6 +13,18 @@
 //! `submit` only pushes the SQE; `wait` makes one `io_uring_enter` per loop
 //! iteration that both submits everything pushed since the last one and
 //! waits (with an `EXT_ARG` timespec for a timeout).
+//!
+//! `cancel` is synchronous where the kernel has `IORING_REGISTER_SYNC_CANCEL`
+//! (6.0; probed once, not on SQPOLL rings): it submits what is queued
+//! (without running task work, so a receive whose poll fired is still
+//! stopped before it takes the data), cancels, runs the deferred task work
+//! and settles on the target's final CQE: `ECANCELED`/`EINTR` is consumed
+//! and answered `Done`; a real result stays for the next `wait` and is
+//! answered `Pending`. A target the kernel does not find (`ENOENT`: in
+//! transit as task work) is asked for again after the task work ran, a
+//! bounded number of times; then, as on kernels without it, an
+//! `AsyncCancel` and `Pending`. Cancelling runs no syscall on the paths
+//! of `submit` and `wait`.
 
 use std::io;
 use std::marker::PhantomData;
@@ -21,7 +33,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use io_uring::types::{SubmitArgs, Timespec};
+use io_uring::types::{CancelBuilder, SubmitArgs, Timespec};
 use io_uring::{opcode, squeue, types::Fd, IoUring};
 use loop_api::driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
 
@@ -46,6 +58,14 @@ const WAKER_CANCEL_UD: u64 = u32::MAX as u64 - 1;
 /// How often a cancel that found nothing is sent again while its target
 /// is still in flight (see `retry_cancels`).
 const CANCEL_RETRIES: u8 = 32;
+
+/// How many synchronous cancels `cancel` makes (each followed by a run of
+/// the deferred task work) before it falls back to an `AsyncCancel`.
+pub(crate) const SYNC_CANCEL_ATTEMPTS: u32 = 4;
+/// How long one synchronous cancel may wait for a target the kernel is
+/// running on a worker thread (`EALREADY`); the worker is signalled, so a
+/// blocking syscall there returns at once in practice.
+const SYNC_CANCEL_TIMEOUT: Duration = Duration::from_millis(20);
 
 /// User data of an `AsyncCancel` of the operation with id `id`:
 /// generation 0, which no operation ever has.
@@ -76,6 +96,10 @@ struct InFlight {
     holding: Holding,
     /// `AsyncCancel` requests sent for it so far.
     cancels: u8,
+    /// A one-shot `Recv` on a read-ahead stream: its descriptor and
+    /// buffer, so that bytes it received before a cancel could stop it
+    /// can be handed back to `recv` (see `settle_cancelled`).
+    ahead: Option<(std::os::fd::RawFd, *const u8)>,
 }
 
 /// A [`Driver`] that submits every operation to an io_uring instance.
@@ -123,6 +147,14 @@ pub struct UringDriver {
     waker_armed: bool,
     pub(crate) support: Support,
     config: RingConfig,
+    /// Tests: how many synchronous cancels to answer as if the kernel had
+    /// said `ENOENT` without asking it (the target "in transit").
+    #[cfg(test)]
+    pub(crate) fake_misses: u32,
+    /// Tests: synchronous cancels that found nothing while the target was
+    /// still in flight after the task work ran (really in transit).
+    #[cfg(test)]
+    pub(crate) in_transit: u32,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -167,6 +199,10 @@ impl UringDriver {
             waker_armed: false,
             support,
             config,
+            #[cfg(test)]
+            fake_misses: 0,
+            #[cfg(test)]
+            in_transit: 0,
             _not_send: PhantomData,
         })
     }
@@ -361,6 +397,10 @@ impl UringDriver {
         let mut reaped = std::mem::take(&mut self.reaped);
         let mut waker_error = None;
         done.append(&mut self.early);
+        if let Some(recv) = self.recv.as_mut() {
+            // Handed-back bytes are older than anything in this batch.
+            recv.serve_handed_back(&mut self.work, done);
+        }
         for (user_data, res, flags) in reaped.drain(..) {
             match user_data {
                 WAKER_UD => {
@@ -435,6 +475,12 @@ impl UringDriver {
     /// # Safety
     /// As [`Driver::submit`].
     unsafe fn submit_op(&mut self, id: OpId, op: Op) -> Poll<io::Result<OpOutput>> {
+        let ahead = match op {
+            Op::Recv { fd, buf, .. } if self.recv.as_ref().is_some_and(|r| r.reads_ahead(fd)) => {
+                Some((fd, buf.cast_const()))
+            }
+            _ => None,
+        };
         // SAFETY: `submit`'s contract is `prepare`'s: the pointers in `op`
         // stay valid until the completion for `id` is reported.
         let (entry, holding) = match unsafe { ops::prepare(op, self.support.waitid) } {
@@ -457,6 +503,7 @@ impl UringDriver {
             user_data,
             holding,
             cancels: 0,
+            ahead,
         });
         self.in_flight += 1;
         Poll::Pending
@@ -494,6 +541,186 @@ impl UringDriver {
                 Some(Poll::Pending)
             }
         }
+    }
+
+    /// Today's cancellation, and the fallback of the synchronous one:
+    /// push an `AsyncCancel` (retried by `wait` while the kernel reports
+    /// the target in transit) and let the loop keep the memory until the
+    /// final CQE is reported.
+    fn cancel_async(&mut self, id: OpId) -> Cancel {
+        let Some(entry) = self.cancel_entry(id) else {
+            return Cancel::Done;
+        };
+        // SAFETY: AsyncCancel points into no memory. If the SQ is full the
+        // request waits for the next `wait` (no flushing here: cancel runs
+        // from destructors and must not fail).
+        if unsafe { self.ring.submission().push(&entry) }.is_err() {
+            self.deferred_cancels.push(id);
+        }
+        // Even if the kernel already finished it, the CQE is still to be
+        // reaped: the memory stays the loop's to keep until it is reported.
+        Cancel::Pending
+    }
+
+    /// Cancels the operation in flight under `user_data` with
+    /// `IORING_REGISTER_SYNC_CANCEL` and waits for its final CQE, so that
+    /// the kernel has let go of it (its memory, its file) on return.
+    ///
+    /// `Some(Done)`: the kernel cancelled it (or never issued it): its CQE
+    /// said `ECANCELED`/`EINTR` and was consumed here. `Some(Pending)`: it
+    /// completed before the cancel could stop it; its CQE, unchanged, is
+    /// in `reaped` and the next `wait` reports it. `None`: the outcome
+    /// could not be confirmed (the kernel kept missing the target, a
+    /// worker did not let go within the timeout, an error): the caller
+    /// falls back to an `AsyncCancel`.
+    fn cancel_sync(&mut self, user_data: u64) -> Option<Cancel> {
+        // Its CQE may be here already (reaped while flushing, or posted
+        // by the task work an earlier cancel ran).
+        self.reap();
+        if let Some(answer) = self.settle_cancelled(user_data) {
+            return Some(answer);
+        }
+        // Its SQE may not have reached the kernel yet (`submit` only
+        // queues): submit everything queued first, or the cancel would
+        // find nothing. Only submit: the task work must not run before the
+        // cancel, or a receive whose poll fired would take the data that
+        // the cancel can still leave in the socket.
+        self.submit_queued().ok()?;
+        for _ in 0..SYNC_CANCEL_ATTEMPTS {
+            let target = CancelBuilder::user_data(user_data);
+            let timeout = Some(Timespec::from(SYNC_CANCEL_TIMEOUT));
+            #[cfg(not(test))]
+            let answer = self.ring.submitter().register_sync_cancel(timeout, target);
+            #[cfg(test)]
+            let answer = match self.fake_misses.checked_sub(1) {
+                Some(left) => {
+                    self.fake_misses = left;
+                    Err(io::Error::from_raw_os_error(libc::ENOENT))
+                }
+                None => self.ring.submitter().register_sync_cancel(timeout, target),
+            };
+            let missed = answer
+                .as_ref()
+                .is_err_and(|e| e.raw_os_error() == Some(libc::ENOENT));
+            match answer {
+                // Found and cancelled (its CQE is posted by task work), or
+                // finished while the kernel waited for a worker to let go.
+                Ok(()) => {}
+                // ENOENT: not where cancel looks: completed (its CQE may
+                // still be in deferred task work), or in transit between
+                // issue attempts, queued as task work after a poll
+                // wake-up. EINTR: a signal. Either way: run the task
+                // work, look for the CQE, and ask again.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EINTR)) => {}
+                // ETIME: a worker still runs it; anything else: unknown.
+                Err(_) => return None,
+            }
+            self.run_task_work().ok()?;
+            if let Some(answer) = self.settle_cancelled(user_data) {
+                return Some(answer);
+            }
+            #[cfg(test)]
+            {
+                self.in_transit += u32::from(missed);
+            }
+            let _ = missed;
+        }
+        None
+    }
+
+    /// Submits what is queued, without running deferred task work (no
+    /// GETEVENTS): a request whose poll fired but whose task work has not
+    /// run is still cancellable as it stands.
+    fn submit_queued(&mut self) -> io::Result<()> {
+        let to_submit = {
+            let mut sq = self.ring.submission();
+            sq.sync();
+            sq.len() as u32
+        };
+        if to_submit == 0 {
+            return Ok(());
+        }
+        // SAFETY: no argument pointer, no flags; every queued entry's
+        // memory is held until its final CQE (`push`'s contract).
+        match unsafe {
+            self.ring
+                .submitter()
+                .enter::<libc::sigset_t>(to_submit, 0, 0, None)
+        } {
+            Ok(_) => Ok(()),
+            Err(e) if is_transient(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Submits what is queued and runs the deferred task work (one
+    /// `io_uring_enter` with GETEVENTS that does not wait), then reaps.
+    fn run_task_work(&mut self) -> io::Result<()> {
+        match self.enter(0, None) {
+            Ok(_) => {}
+            Err(e) if is_transient(&e) => {}
+            Err(e) => return Err(e),
+        }
+        self.reap();
+        Ok(())
+    }
+
+    /// The reaped CQE at `pos` says that the operation under `user_data`
+    /// completed with `res > 0` before its cancel could stop it. A `Recv`
+    /// on a read-ahead stream gives its bytes to `recv`, where the next
+    /// read finds them (`Done`: nothing is lost, nothing is reported);
+    /// anything else is reported by the next `wait` (`Pending`).
+    fn hand_back(&mut self, pos: usize, user_data: u64) -> Cancel {
+        let id = (user_data & u64::from(u32::MAX)) as usize;
+        let Some((fd, buf)) = self
+            .ops
+            .get(id)
+            .and_then(Option::as_ref)
+            .and_then(|op| op.ahead)
+        else {
+            return Cancel::Pending;
+        };
+        let Some(recv) = self.recv.as_mut() else {
+            return Cancel::Pending;
+        };
+        let res = self.reaped[pos].1;
+        // SAFETY: the CQE is the Recv's final one: the kernel wrote `res`
+        // bytes (at most the length it was given) to `buf`, which stays
+        // valid until `cancel` returns (submit's contract).
+        let data = unsafe { std::slice::from_raw_parts(buf, res as usize) };
+        if !recv.hand_back(fd, data) {
+            return Cancel::Pending;
+        }
+        self.reaped.remove(pos);
+        if let Some((_, op)) = self.take_op(user_data) {
+            // SAFETY: the final CQE (see above); a Recv holds no descriptor.
+            drop(unsafe { op.holding.finish(res) });
+        }
+        Cancel::Done
+    }
+
+    /// If the final CQE of the operation under `user_data` has been
+    /// reaped: consumes it if it says the operation was cancelled
+    /// (`ECANCELED`, or `EINTR` from a worker interrupted by the cancel;
+    /// neither moved any data) and answers `Done`; else leaves it for the
+    /// next `wait` to report and answers `Pending`.
+    fn settle_cancelled(&mut self, user_data: u64) -> Option<Cancel> {
+        let pos = self.reaped.iter().position(|&(ud, _, _)| ud == user_data)?;
+        let res = self.reaped[pos].1;
+        if res > 0 {
+            return Some(self.hand_back(pos, user_data));
+        }
+        if res != -libc::ECANCELED && res != -libc::EINTR {
+            return Some(Cancel::Pending);
+        }
+        self.reaped.remove(pos);
+        if let Some((_, op)) = self.take_op(user_data) {
+            // SAFETY: this was the operation's final CQE (every operation
+            // of this table is one-shot): the kernel is done with its
+            // memory. The result is an error, so no descriptor is lost.
+            drop(unsafe { op.holding.finish(res) });
+        }
+        Some(Cancel::Done)
     }
 
     fn close_sync(fd: i32) -> io::Result<OpOutput> {
@@ -560,18 +787,20 @@ impl Driver for UringDriver {
             // A Recv waiting for the multishot: the kernel never had its buffer.
             return Cancel::Done;
         }
-        let Some(entry) = self.cancel_entry(id) else {
+        let Some(user_data) = self
+            .ops
+            .get(id)
+            .and_then(Option::as_ref)
+            .map(|op| op.user_data)
+        else {
             return Cancel::Done;
         };
-        // SAFETY: AsyncCancel points into no memory. If the SQ is full the
-        // request waits for the next `wait` (no flushing here: cancel runs
-        // from destructors and must not fail).
-        if unsafe { self.ring.submission().push(&entry) }.is_err() {
-            self.deferred_cancels.push(id);
+        if self.support.sync_cancel {
+            if let Some(answer) = self.cancel_sync(user_data) {
+                return answer;
+            }
         }
-        // Even if the kernel already finished it, the CQE is still to be
-        // reaped: the memory stays the loop's to keep until it is reported.
-        Cancel::Pending
+        self.cancel_async(id)
     }
 
     fn release_fd(&mut self, fd: std::os::fd::RawFd) {
@@ -595,8 +824,10 @@ impl Driver for UringDriver {
     fn wait(&mut self, timeout: Option<Duration>, done: &mut Vec<Completion>) -> io::Result<()> {
         self.push_deferred_cancels()?;
         self.arm_waker()?;
-        let ready =
-            !self.reaped.is_empty() || !self.early.is_empty() || !self.ring.completion().is_empty();
+        let ready = !self.reaped.is_empty()
+            || !self.early.is_empty()
+            || !self.ring.completion().is_empty()
+            || self.recv.as_ref().is_some_and(RecvRing::has_handed_back);
         let timeout = if ready { Some(Duration::ZERO) } else { timeout };
         let nonblocking = timeout == Some(Duration::ZERO);
         let skip_enter = nonblocking && {
@@ -664,6 +895,17 @@ impl Drop for UringDriver {
         if let Some(recv) = self.recv.as_mut() {
             // Nobody will collect them, and no multishot must be re-armed.
             recv.forget_waiters();
+        }
+        if self.support.sync_cancel {
+            // Everything the kernel holds, at once: submit what is queued,
+            // then one synchronous cancel matching any request. What it
+            // misses (in transit) the AsyncCancels below and their
+            // retries find; errors only leave the work to them.
+            let _ = self.enter(0, None);
+            let _ = self
+                .ring
+                .submitter()
+                .register_sync_cancel(Some(Timespec::from(DROP_RECANCEL)), CancelBuilder::any());
         }
         self.cancel_everything();
 

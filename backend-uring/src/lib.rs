@@ -11,9 +11,19 @@
 //!   kernel until the loop's next `wait`, which makes one `io_uring_enter`
 //!   that submits the whole batch and waits, with the time to the loop's
 //!   earliest timer as an `EXT_ARG` timespec (nanosecond precision).
-//! - Cancellation submits `AsyncCancel` and answers `Cancel::Pending`: the
-//!   operation's final CQE is still reported, and the loop frees its memory
-//!   (closing an accepted descriptor nobody will receive) only then.
+//! - Cancellation is synchronous where the kernel allows
+//!   (`IORING_REGISTER_SYNC_CANCEL`, Linux 6.0; not on SQPOLL rings):
+//!   `cancel` submits what is queued, cancels, runs the deferred task work
+//!   and reads the target's final CQE, so the kernel has let go of the
+//!   operation (its memory and its file) when it returns. Cancelled:
+//!   `Cancel::Done`, and nothing is ever reported for it. Completed first:
+//!   `Cancel::Pending`, and the next `wait` reports the result unchanged
+//!   (a read-ahead stream's one-shot `Recv` instead hands its bytes back
+//!   to the next read, `Done`). Otherwise (older kernel, a target the
+//!   kernel keeps missing) it submits `AsyncCancel` and answers
+//!   `Cancel::Pending`: the final CQE is still reported, and the loop
+//!   frees the memory (closing an accepted descriptor nobody will
+//!   receive) only then.
 //! - Optionally ([`UringBuilder::multishot_recv`], off by default; Linux
 //!   6.0), stream sockets the loop reads only through owned-buffer reads
 //!   ([`loop_api::driver::Driver::read_ahead`]) use one multishot receive
@@ -53,10 +63,12 @@
 //!   is dropped; that is sound only if the kernel returned the operation
 //!   within the bound. Socket, pipe and poll operations are cancelled at
 //!   once in practice.
-//! - A one-shot recv cancelled just as it completes loses the bytes it read
-//!   (as on every backend: the loop drops an uncollected result). A recv
-//!   waiting on a multishot is forgotten at once (`Cancel::Done`) and loses
-//!   nothing: what arrives stays queued for the next read.
+//! - A one-shot recv cancelled just as it completes is answered `Pending`
+//!   and its bytes are reported by the next `wait` (what the loop does with
+//!   an uncollected result is the loop's affair). A recv waiting on a
+//!   multishot is forgotten at once (`Cancel::Done`) and loses nothing:
+//!   what arrives stays queued for the next read; a one-shot recv on such
+//!   a stream that completed before its cancel hands its bytes back there.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

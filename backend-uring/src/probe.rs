@@ -2,6 +2,7 @@
 
 use std::io;
 
+use io_uring::types::{CancelBuilder, Timespec};
 use io_uring::{opcode, IoUring, Probe};
 
 /// Every opcode the driver submits, with the kernel version that added it.
@@ -27,6 +28,9 @@ pub(crate) struct Support {
     pub(crate) close: bool,
     /// The kernel has the WaitId opcode (6.7): `Op::WaitPid` reaps in the kernel.
     pub(crate) waitid: bool,
+    /// `IORING_REGISTER_SYNC_CANCEL` (6.0) works on this ring, which is not
+    /// an SQPOLL ring: `cancel` can wait until the kernel lets go.
+    pub(crate) sync_cancel: bool,
 }
 
 /// Probes `ring` for every opcode and feature the driver needs.
@@ -65,7 +69,29 @@ pub(crate) fn check(ring: &IoUring) -> Result<Support, String> {
     Ok(Support {
         close: probe.is_supported(opcode::Close::CODE),
         waitid: probe.is_supported(opcode::WaitId::CODE),
+        sync_cancel: sync_cancel_works(ring),
     })
+}
+
+/// Whether `IORING_REGISTER_SYNC_CANCEL` (Linux 6.0) is usable on `ring`:
+/// a cancel of a user data nothing carries (the ring is new and empty)
+/// must find nothing (`ENOENT`); an older kernel refuses the opcode
+/// (`EINVAL`), a policy may refuse it otherwise. Not used on an SQPOLL
+/// ring: there the kernel's thread, not the caller's `io_uring_enter`,
+/// takes the submissions in, so "submit, then cancel" could not be
+/// made synchronous.
+fn sync_cancel_works(ring: &IoUring) -> bool {
+    if ring.params().is_setup_sqpoll() {
+        return false;
+    }
+    let probe = CancelBuilder::user_data(u64::MAX);
+    match ring
+        .submitter()
+        .register_sync_cancel(Some(Timespec::new()), probe)
+    {
+        Ok(()) => true,
+        Err(e) => e.raw_os_error() == Some(libc::ENOENT),
+    }
 }
 
 /// `kernel.io_uring_disabled` (Linux 6.6+): 0 allowed, 1 only for the

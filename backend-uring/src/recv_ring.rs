@@ -150,6 +150,10 @@ struct FdState {
     /// Sticky end: `Some(0)` end of stream, `Some(errno)` an error.
     end: Option<i32>,
     waiters: VecDeque<Waiter>,
+    /// Bytes a one-shot `Recv` had received when its cancel came too late
+    /// to stop it, handed back by the driver: older than anything queued,
+    /// so served first.
+    carry: VecDeque<u8>,
     /// One-shot reads still to make before the multishot is tried again
     /// (set by a large chunk, see `LARGE_CHUNK`).
     direct: u8,
@@ -196,6 +200,8 @@ pub(crate) struct RecvRing {
     /// Which descriptor each waiting `Recv` waits on.
     waiting: Waiting,
     dying: Vec<Dying>,
+    /// Descriptors given bytes back (`hand_back`) while a `Recv` waited.
+    handed: Vec<RawFd>,
     /// Multishots in the kernel (armed or dying) whose final CQE has not come.
     live: usize,
     generation: u32,
@@ -213,6 +219,7 @@ impl RecvRing {
             fds: Vec::new(),
             waiting: Waiting::default(),
             dying: Vec::new(),
+            handed: Vec::new(),
             live: 0,
             generation: 0,
             enabled: true,
@@ -303,6 +310,10 @@ impl RecvRing {
         if st.kind != Kind::Stream {
             return Start::OneShot;
         }
+        if !st.carry.is_empty() && st.waiters.is_empty() {
+            // SAFETY: the caller's contract on `buf`.
+            return Start::Ready(Ok(OpOutput::new(unsafe { take_carry(st, buf, len) })));
+        }
         if !st.queue.is_empty() {
             // SAFETY: the caller's contract on `buf`.
             let n = unsafe { fill(&mut self.bufs, st, buf, len) };
@@ -342,6 +353,49 @@ impl RecvRing {
                 .build()
                 .user_data(user_data),
         );
+    }
+
+    /// `true` if `fd` reads ahead and is a stream: bytes received for it
+    /// can be [handed back](Self::hand_back).
+    pub(crate) fn reads_ahead(&self, fd: RawFd) -> bool {
+        self.fds
+            .get(fd as usize)
+            .is_some_and(|st| fd >= 0 && st.ahead && st.kind == Kind::Stream)
+    }
+
+    /// Takes back `data`, which a one-shot `Recv` on `fd` received before
+    /// its cancel could stop it: the next reads get it first (a `Recv`
+    /// already waiting, from the next `wait`: see `serve_handed_back`).
+    /// `false` if `fd` does not read ahead.
+    pub(crate) fn hand_back(&mut self, fd: RawFd, data: &[u8]) -> bool {
+        if !self.reads_ahead(fd) {
+            return false;
+        }
+        let st = &mut self.fds[fd as usize];
+        for &b in data.iter().rev() {
+            st.carry.push_front(b);
+        }
+        if !st.waiters.is_empty() && !self.handed.contains(&fd) {
+            self.handed.push(fd);
+        }
+        true
+    }
+
+    /// `true` if bytes were handed back while a `Recv` waited: the next
+    /// `wait` has something to report and must not block.
+    pub(crate) fn has_handed_back(&self) -> bool {
+        !self.handed.is_empty()
+    }
+
+    /// Serves the `Recv`s that were waiting when bytes were handed back
+    /// (called by `wait`, so their completions are reported at once and
+    /// no cancel can come between).
+    pub(crate) fn serve_handed_back(&mut self, work: &mut Work, done: &mut Vec<Completion>) {
+        for fd in std::mem::take(&mut self.handed) {
+            if self.reads_ahead(fd) {
+                self.serve(fd, work, done);
+            }
+        }
     }
 
     /// Forgets a waiting `Recv`; `false` if `id` is not one.
@@ -466,7 +520,10 @@ impl RecvRing {
     fn serve(&mut self, fd: RawFd, work: &mut Work, done: &mut Vec<Completion>) {
         let st = &mut self.fds[fd as usize];
         while let Some(&Waiter { id, buf, len }) = st.waiters.front() {
-            let result = if !st.queue.is_empty() {
+            let result = if !st.carry.is_empty() {
+                // SAFETY: as below.
+                Ok(OpOutput::new(unsafe { take_carry(st, buf, len) }))
+            } else if !st.queue.is_empty() {
                 // SAFETY: a waiter's memory stays valid until its completion
                 // is reported or it is cancelled (`recv`'s contract); it is
                 // removed from the list right after this.
@@ -548,6 +605,19 @@ fn end_result(end: i32) -> io::Result<OpOutput> {
     } else {
         Err(io::Error::from_raw_os_error(end))
     }
+}
+
+/// Copies handed-back bytes of `st` into `buf` (at most `len`); the count.
+///
+/// # Safety
+/// `buf..buf + len` is writable and not accessed by anyone else meanwhile.
+unsafe fn take_carry(st: &mut FdState, buf: *mut u8, len: usize) -> usize {
+    let n = len.min(st.carry.len());
+    for (i, b) in st.carry.drain(..n).enumerate() {
+        // SAFETY: `i < n <= len`: inside the caller's writable buffer.
+        unsafe { buf.add(i).write(b) };
+    }
+    n
 }
 
 /// Copies queued bytes of `st` into `buf` (at most `len`), recycling every

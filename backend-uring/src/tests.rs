@@ -402,10 +402,14 @@ fn bad_descriptors_fail_without_panicking() {
     assert_eq!(d.cancel(12345), Cancel::Done);
 }
 
+/// Without synchronous cancellation (before Linux 6.0, or an SQPOLL ring;
+/// forced here by clearing the probed flag) a cancel is an `AsyncCancel`
+/// answered `Pending`, and the final completion comes from a later `wait`.
 #[test]
 fn cancel_of_a_pending_recv_reports_the_final_completion() {
     let _g = shared();
     let mut d = driver();
+    d.support.sync_cancel = false;
     let (a, mut b) = UnixStream::pair().unwrap();
     let mut buf = vec![0u8; 64];
     submit_recv(&mut d, 7, a.as_raw_fd(), &mut buf);
@@ -426,15 +430,33 @@ fn cancel_of_a_pending_recv_reports_the_final_completion() {
 #[test]
 fn cancel_before_submission_reaches_the_kernel() {
     let _g = shared();
-    let mut d = driver();
-    let (a, _b) = UnixStream::pair().unwrap();
-    let mut buf = vec![0u8; 64];
-    // Submit and cancel within one iteration: both SQEs go in one enter.
-    submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
-    assert_eq!(d.cancel(0), Cancel::Pending);
-    let c = wait_for(&mut d, 0);
-    assert_eq!(c.result.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
-    drop(buf);
+    for sync in [true, false] {
+        let mut d = driver();
+        d.support.sync_cancel = sync;
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut buf = vec![0u8; 64];
+        // Submit and cancel within one iteration: the SQE is still queued.
+        submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
+        if sync {
+            // Submitted, then cancelled synchronously: nothing more comes.
+            assert_eq!(d.cancel(0), Cancel::Done);
+            assert_eq!(d.in_flight(), 0);
+            let mut done = Vec::new();
+            d.wait(Some(Duration::from_millis(10)), &mut done).unwrap();
+            assert!(done.is_empty(), "{done:?}");
+        } else {
+            // Both SQEs go in one enter.
+            assert_eq!(d.cancel(0), Cancel::Pending);
+            let c = wait_for(&mut d, 0);
+            assert_eq!(c.result.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
+        }
+        drop(buf);
+        // The dead recv consumed nothing.
+        b.write_all(b"next").unwrap();
+        let mut buf = vec![0u8; 64];
+        submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
+        assert_eq!(wait_for(&mut d, 0).result.unwrap().res, 4);
+    }
 }
 
 #[test]
@@ -519,8 +541,9 @@ fn zero_wait_does_not_block() {
     }
     assert!(t.elapsed() < Duration::from_millis(500));
     assert!(done.is_empty());
-    d.cancel(0);
-    let _ = wait_for(&mut d, 0);
+    if d.cancel(0) == Cancel::Pending {
+        let _ = wait_for(&mut d, 0);
+    }
 }
 
 #[test]
@@ -555,11 +578,18 @@ fn notifier_from_another_thread_wakes_a_blocked_wait() {
 
 #[test]
 fn drop_with_operations_in_flight_returns_promptly() {
+    for sync in [true, false] {
+        drop_with_operations_in_flight(sync);
+    }
+}
+
+fn drop_with_operations_in_flight(sync: bool) {
     let _g = shared();
     let (a, _b) = UnixStream::pair().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut bufs: Vec<Vec<u8>> = (0..16).map(|_| vec![0u8; 128]).collect();
     let mut d = driver();
+    d.support.sync_cancel = sync;
     for (i, buf) in bufs.iter_mut().enumerate() {
         submit_recv(&mut d, i, a.as_raw_fd(), buf);
     }
@@ -573,10 +603,14 @@ fn drop_with_operations_in_flight_returns_promptly() {
     let mut done = Vec::new();
     d.wait(Some(Duration::ZERO), &mut done).unwrap();
     // Half of them are cancelled by the loop before the drop, half not.
+    let (answer, left) = match sync {
+        true => (Cancel::Done, 9),
+        false => (Cancel::Pending, 17),
+    };
     for i in 0..8 {
-        assert_eq!(d.cancel(i), Cancel::Pending);
+        assert_eq!(d.cancel(i), answer);
     }
-    assert_eq!(d.in_flight(), 17);
+    assert_eq!(d.in_flight(), left);
     let t = Instant::now();
     drop(d);
     // The kernel gave everything back well before Drop's bound.
@@ -950,9 +984,8 @@ fn waitpid_op_reports_a_killing_signal_and_can_be_cancelled() {
     submit_waitpid(&mut d, 1, &pidfd);
     let mut done = Vec::new();
     d.wait(Some(Duration::ZERO), &mut done).unwrap();
-    assert_eq!(d.cancel(1), Cancel::Pending);
-    let err = wait_for(&mut d, 1).result.unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::ECANCELED));
+    assert_eq!(d.cancel(1), Cancel::Done);
+    assert_eq!(d.in_flight(), 0);
     // A second wait sees the kill.
     submit_waitpid(&mut d, 2, &pidfd);
     child.kill().unwrap();
@@ -1207,7 +1240,9 @@ fn multishot_off_or_a_datagram_socket_uses_one_shot_recvs() {
     submit_recv(&mut d, 0, server.as_raw_fd(), &mut buf);
     client.write_all(b"plain").unwrap();
     assert_eq!(wait_for(&mut d, 0).result.unwrap().res, 5);
-    // A cancelled one-shot still goes through the kernel.
+    // A cancelled one-shot still goes through the kernel (with the async
+    // cancel, the final completion says so).
+    d.support.sync_cancel = false;
     submit_recv(&mut d, 1, server.as_raw_fd(), &mut buf);
     assert_eq!(d.cancel(1), Cancel::Pending);
     let _ = wait_for(&mut d, 1);
@@ -1300,6 +1335,9 @@ fn multishot_cancelled_stream_reads_under_traffic_lose_and_reorder_nothing() {
 fn multishot_large_chunks_switch_to_one_shot_reads_and_back() {
     let _g = shared();
     let mut d = mshot_driver();
+    // With the async cancel, `Pending` tells a one-shot (the kernel holds
+    // the buffer) from a Recv waiting on the multishot (`Done`).
+    d.support.sync_cancel = false;
     let (server, mut client) = tcp_pair();
     let fd = server.as_raw_fd();
     assert!(d.read_ahead(fd));
@@ -1356,4 +1394,357 @@ fn a_cancelled_ops_queued_completion_never_reaches_its_ids_next_op() {
     let (n, _) = recv_now_or_later(&mut d, 4, other.as_raw_fd(), &mut buf2);
     assert_eq!(&buf2[..n], b"fresh");
     drop(server);
+}
+
+// ---- Synchronous cancellation (IORING_REGISTER_SYNC_CANCEL) ----
+
+/// The setups whose cancellation must be synchronous: the default ring
+/// (DEFER_TASKRUN: a cancelled request's CQE waits for task work the
+/// driver must run) and a plain one (task work runs on any kernel entry).
+fn sync_cancel_drivers() -> Vec<UringDriver> {
+    [UringBuilder::new(), UringBuilder::plain()]
+        .into_iter()
+        .map(|b| {
+            let d = b.build().unwrap();
+            assert!(d.support.sync_cancel, "a 6.x kernel cancels synchronously");
+            d
+        })
+        .collect()
+}
+
+/// `remove_reader(listener)` then closing it: once `cancel` has returned
+/// `Done`, the kernel holds no reference to the listening socket, so
+/// closing it really closes it and a connect is refused at once (with the
+/// old asynchronous cancel the kernel kept the file until the next `wait`:
+/// the connect was accepted into the dead listener's backlog, then reset;
+/// `cancel_fallback_is_pending_and_keeps_the_file_until_the_next_wait`
+/// shows it).
+#[test]
+fn cancelled_poll_on_a_listener_lets_go_so_a_connect_is_refused() {
+    let _g = shared();
+    for mut d in sync_cancel_drivers() {
+        for queued in [false, true] {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let addr = listener.local_addr().unwrap();
+            submit(
+                &mut d,
+                0,
+                Op::PollReadable {
+                    fd: listener.as_raw_fd(),
+                },
+            );
+            if !queued {
+                // In the kernel, armed.
+                let mut done = Vec::new();
+                d.wait(Some(Duration::ZERO), &mut done).unwrap();
+                assert!(done.is_empty());
+            }
+            assert_eq!(d.cancel(0), Cancel::Done, "{:?}", d.config());
+            assert_eq!(d.in_flight(), 0);
+            drop(listener);
+            let err = TcpStream::connect(addr).expect_err("the listener is gone");
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::ConnectionRefused,
+                "queued: {queued}, {:?}: {err}",
+                d.config()
+            );
+            // Nothing for the cancelled poll is ever reported.
+            let mut done = Vec::new();
+            d.wait(Some(Duration::from_millis(5)), &mut done).unwrap();
+            assert!(done.is_empty(), "{done:?}");
+        }
+    }
+}
+
+/// The fallback (no IORING_REGISTER_SYNC_CANCEL: Linux before 6.0, or an
+/// SQPOLL ring; forced here) keeps today's behaviour: `Pending`, and the
+/// kernel holds the poll's file until a later `wait` submits the
+/// `AsyncCancel` and reports the final completion.
+#[test]
+fn cancel_fallback_is_pending_and_keeps_the_file_until_the_next_wait() {
+    let _g = shared();
+    let mut d = driver();
+    d.support.sync_cancel = false;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    submit(
+        &mut d,
+        0,
+        Op::PollReadable {
+            fd: listener.as_raw_fd(),
+        },
+    );
+    let mut done = Vec::new();
+    d.wait(Some(Duration::ZERO), &mut done).unwrap();
+    assert_eq!(d.cancel(0), Cancel::Pending);
+    drop(listener);
+    // The kernel still holds the listener: the connection is accepted
+    // into its backlog (this is what the synchronous cancel fixes).
+    let early = TcpStream::connect(addr);
+    assert!(early.is_ok(), "the fallback holds the listener: {early:?}");
+    let c = wait_for(&mut d, 0);
+    assert_eq!(c.result.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
+    assert_eq!(d.in_flight(), 0);
+}
+
+/// The next `n` bytes of the writer's pattern (a counter modulo 251)
+/// starting at `*pos`; checks `got` against them and advances.
+fn check_pattern(got: &[u8], pos: &mut u64) {
+    for &b in got {
+        assert_eq!(u64::from(b), *pos % 251, "byte {pos} lost or reordered");
+        *pos += 1;
+    }
+}
+
+/// Receives what is queued on `sock` without blocking (a plain
+/// `recv(2)`), checking the pattern; the number of bytes.
+fn drain_plain(mut sock: &TcpStream, pos: &mut u64) -> usize {
+    let mut buf = [0u8; 4096];
+    let mut total = 0;
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) => return total,
+            Ok(n) => {
+                check_pattern(&buf[..n], pos);
+                total += n;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return total,
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+}
+
+/// A `Recv` cancelled while data arrives: either `Done`, and the data is
+/// still in the socket (a plain recv gets it, in order), or `Pending`, and
+/// the next `wait` reports the completion with the data. Never lost, never
+/// reported under the id's next operation. The old asynchronous cancel
+/// never answered `Done` (the assertion on `dones` fails with it).
+#[test]
+fn recv_racing_its_cancel_is_done_with_the_data_left_or_reported() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let _g = shared();
+    for mut d in sync_cancel_drivers() {
+        let (server, mut client) = tcp_pair();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut pos = 0u64;
+                let mut k = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    k += 1;
+                    let chunk: Vec<u8> = (0..1 + k % 13).map(|i| ((pos + i) % 251) as u8).collect();
+                    if client.write_all(&chunk).is_err() {
+                        break; // the reader failed and went
+                    }
+                    pos += chunk.len() as u64;
+                    if k.is_multiple_of(3) {
+                        std::thread::sleep(Duration::from_micros(20));
+                    }
+                }
+                pos
+            })
+        };
+        let fd = server.as_raw_fd();
+        let (mut dones, mut pendings, mut pos) = (0u32, 0u32, 0u64);
+        for round in 0..600u32 {
+            let mut buf = vec![0u8; 8];
+            submit_recv(&mut d, 3, fd, &mut buf);
+            match round % 4 {
+                // Cancelled while its SQE is still queued.
+                0 => {}
+                // In the kernel: armed, or already complete.
+                1 => {
+                    let mut done = Vec::new();
+                    d.wait(Some(Duration::ZERO), &mut done).unwrap();
+                    if let Some(c) = done.pop() {
+                        // Completed before the cancel: nothing to cancel.
+                        assert_eq!(c.id, 3);
+                        check_pattern(&buf[..c.result.unwrap().res], &mut pos);
+                        continue;
+                    }
+                }
+                // Armed, then data arrives while we are away.
+                _ => {
+                    let mut done = Vec::new();
+                    d.wait(Some(Duration::ZERO), &mut done).unwrap();
+                    if let Some(c) = done.pop() {
+                        check_pattern(&buf[..c.result.unwrap().res], &mut pos);
+                        continue;
+                    }
+                    std::thread::sleep(Duration::from_micros(u64::from(round % 50)));
+                }
+            }
+            match d.cancel(3) {
+                Cancel::Done => {
+                    dones += 1;
+                    assert_eq!(d.in_flight(), 0);
+                    // The data is still in the socket, in order.
+                    if round % 3 == 0 {
+                        drain_plain(&server, &mut pos);
+                    }
+                }
+                Cancel::Pending => {
+                    pendings += 1;
+                    let c = wait_for(&mut d, 3);
+                    let n = c.result.expect("only a completed recv is pending").res;
+                    assert!(n > 0);
+                    check_pattern(&buf[..n], &mut pos);
+                }
+            }
+            // No completion of a cancelled recv is ever reported (the next
+            // recv under id 3 would take it for its own).
+            let mut done = Vec::new();
+            d.wait(Some(Duration::ZERO), &mut done).unwrap();
+            assert!(done.is_empty(), "round {round}: {done:?}");
+        }
+        stop.store(true, Ordering::Relaxed);
+        let sent = writer.join().unwrap();
+        server.set_nonblocking(false).unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pos < sent && Instant::now() < deadline {
+            let mut buf = [0u8; 4096];
+            match (&server).read(&mut buf) {
+                Ok(n) => check_pattern(&buf[..n], &mut pos),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        assert_eq!(pos, sent, "bytes lost");
+        eprintln!(
+            "{:?}: {dones} done, {pendings} pending, {} in transit",
+            d.config().defer_taskrun,
+            d.in_transit
+        );
+        assert!(dones > 0, "no recv was cancelled synchronously");
+    }
+}
+
+/// An `Accept` cancelled while connections arrive: either `Done`, and the
+/// connection is still in the backlog (a plain accept gets it), or
+/// `Pending`, and the next `wait` reports the accepted descriptor. Every
+/// connection is found exactly once.
+#[test]
+fn accept_racing_its_cancel_leaves_the_connection_or_reports_it() {
+    let _g = shared();
+    for mut d in sync_cancel_drivers() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        const CONNECTIONS: usize = 200;
+        let connector = std::thread::spawn(move || {
+            let mut clients = Vec::new();
+            for i in 0..CONNECTIONS {
+                clients.push(TcpStream::connect(addr).unwrap());
+                if i % 4 == 0 {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+            clients
+        });
+        let drain = |n: &mut usize| loop {
+            match listener.accept() {
+                Ok(_) => *n += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        let (mut accepted, mut dones, mut pendings) = (0usize, 0u32, 0u32);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut round = 0u32;
+        while accepted < CONNECTIONS {
+            assert!(Instant::now() < deadline, "{accepted} of {CONNECTIONS}");
+            round += 1;
+            submit(
+                &mut d,
+                1,
+                Op::Accept {
+                    fd: listener.as_raw_fd(),
+                },
+            );
+            if round % 2 == 1 {
+                let mut done = Vec::new();
+                d.wait(Some(Duration::ZERO), &mut done).unwrap();
+                if let Some(c) = done.pop() {
+                    assert!(c.result.unwrap().accepted.is_some());
+                    accepted += 1;
+                    continue;
+                }
+                std::thread::sleep(Duration::from_micros(u64::from(round % 40)));
+            }
+            match d.cancel(1) {
+                Cancel::Done => {
+                    dones += 1;
+                    assert_eq!(d.in_flight(), 0);
+                    if round.is_multiple_of(3) {
+                        drain(&mut accepted);
+                    }
+                }
+                Cancel::Pending => {
+                    pendings += 1;
+                    let out = wait_for(&mut d, 1)
+                        .result
+                        .expect("only a completed accept is pending");
+                    assert!(out.accepted.is_some());
+                    accepted += 1;
+                }
+            }
+            let mut done = Vec::new();
+            d.wait(Some(Duration::ZERO), &mut done).unwrap();
+            assert!(done.is_empty(), "round {round}: {done:?}");
+        }
+        let clients = connector.join().unwrap();
+        drain(&mut accepted);
+        assert_eq!(accepted, CONNECTIONS, "a connection was lost or doubled");
+        eprintln!(
+            "{:?}: {dones} done, {pendings} pending, {} in transit",
+            d.config().defer_taskrun,
+            d.in_transit
+        );
+        assert!(dones > 0, "no accept was cancelled synchronously");
+        drop(clients);
+    }
+}
+
+/// The kernel answers `ENOENT` while the target is in transit between
+/// issue attempts (task work queued after a poll wake-up). Simulated: the
+/// first answers are taken as `ENOENT` without asking the kernel; the
+/// driver runs the task work and asks again, and after
+/// `SYNC_CANCEL_ATTEMPTS` misses falls back to the `AsyncCancel`.
+#[test]
+fn sync_cancel_retries_a_target_in_transit_then_falls_back() {
+    let _g = shared();
+    for mut d in sync_cancel_drivers() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let mut buf = vec![0u8; 16];
+        // Missed three times, found the fourth: still synchronous.
+        submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
+        d.fake_misses = super::driver::SYNC_CANCEL_ATTEMPTS - 1;
+        assert_eq!(d.cancel(0), Cancel::Done);
+        assert_eq!(d.in_transit, super::driver::SYNC_CANCEL_ATTEMPTS - 1);
+        assert_eq!(d.in_flight(), 0);
+        // Missed every time: an AsyncCancel, `Pending`, the final
+        // completion from the next wait.
+        d.in_transit = 0;
+        submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
+        d.fake_misses = super::driver::SYNC_CANCEL_ATTEMPTS;
+        assert_eq!(d.cancel(0), Cancel::Pending);
+        assert_eq!(d.in_transit, super::driver::SYNC_CANCEL_ATTEMPTS);
+        let c = wait_for(&mut d, 0);
+        assert_eq!(c.result.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
+        assert_eq!(d.in_flight(), 0);
+        // Neither cancelled recv took anything.
+        b.write_all(b"abc").unwrap();
+        submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
+        assert_eq!(wait_for(&mut d, 0).result.unwrap().res, 3);
+        assert_eq!(&buf[..3], b"abc");
+    }
 }
