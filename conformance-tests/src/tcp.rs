@@ -484,7 +484,7 @@ pub fn accept_dropped_after_completion_keeps_connection(factory: impl Factory) {
             client
             // ... and here the future is dropped with its result uncollected.
         };
-        let (mut server_side, peer) = wait_for(l.accept(), Duration::from_secs(10))
+        let (server_side, peer) = wait_for(l.accept(), Duration::from_secs(10))
             .await
             .expect("the next accept returns the kept connection")
             .unwrap();

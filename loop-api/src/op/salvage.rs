@@ -179,14 +179,6 @@ pub(crate) trait Abandoned {
     fn complete(self: Box<Self>, result: io::Result<OpOutput>);
 }
 
-/// Leftovers with nothing in them (a callback operation, a readiness poll).
-#[derive(Debug)]
-pub(crate) struct Nothing;
-
-impl Abandoned for Nothing {
-    fn complete(self: Box<Self>, _result: io::Result<OpOutput>) {}
-}
-
 /// Leftovers that only keep memory (and a descriptor) alive until the end.
 #[derive(Debug)]
 pub(crate) struct Kept<K>(pub(crate) K);
