@@ -18,6 +18,7 @@
 use loop_api::{EventLoop, Result};
 
 pub mod bad_input_net;
+pub mod cancellation;
 pub mod exceptions;
 pub mod executor;
 pub mod lifecycle;
@@ -70,6 +71,7 @@ macro_rules! conformance_suite {
             $crate::__signals_tests!($factory);
             $crate::__pipes_tests!($factory);
             $crate::__subprocess_tests!($factory);
+            $crate::__cancellation_tests!($factory);
         }
     };
 }
