@@ -36,9 +36,9 @@ use std::task::{ready, Context, Poll};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::Op;
+use crate::driver::OpOutput;
 use crate::error::{Error, Result};
 use crate::event_loop::EventLoop;
-use crate::driver::OpOutput;
 use crate::io::ReadyWait;
 use crate::net::ops::{received, take_bytes, BufKind, BufOp};
 use crate::net::socket::LoopFd;
@@ -95,10 +95,7 @@ impl Stream {
     }
 
     fn raw(&self) -> io::Result<RawFd> {
-        self.fd
-            .as_ref()
-            .map(|fd| fd.fd())
-            .ok_or_else(closed_stream)
+        self.fd.as_ref().map(|fd| fd.fd()).ok_or_else(closed_stream)
     }
 
     fn loop_fd(&self) -> io::Result<&Rc<LoopFd>> {

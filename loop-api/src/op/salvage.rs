@@ -189,7 +189,11 @@ impl<K> Abandoned for Kept<K> {
 
 /// Takes bytes from a kept item into `out`; what is left goes back to
 /// `stash`. `None` for an item a stream read cannot use (put back).
-pub(crate) fn take_into(item: Salvaged, out: &mut [u8], stash: &Stash) -> Option<io::Result<usize>> {
+pub(crate) fn take_into(
+    item: Salvaged,
+    out: &mut [u8],
+    stash: &Stash,
+) -> Option<io::Result<usize>> {
     match item {
         Salvaged::Bytes { data, pos } => {
             let n = (data.len() - pos).min(out.len());
