@@ -219,7 +219,9 @@ fn validate(sig: i32) -> Result<bool> {
 pub(crate) struct SignalState {
     id: u64,
     lp: Weak<LoopInner>,
-    read: RefCell<Option<OwnedFd>>,
+    /// The read end; the pending watch holds a clone, so it is closed only
+    /// once the backend is done with it.
+    read: RefCell<Option<Rc<OwnedFd>>>,
     write: RefCell<Option<OwnedFd>>,
     watch: RefCell<Option<CallbackOp>>,
     handlers: RefCell<HashMap<i32, Rc<dyn Fn()>>>,
@@ -247,7 +249,7 @@ impl SignalState {
         Ok(SignalState {
             id: NEXT_STATE_ID.fetch_add(1, Ordering::Relaxed),
             lp: lp.downgrade(),
-            read: RefCell::new(Some(read)),
+            read: RefCell::new(Some(Rc::new(read))),
             write: RefCell::new(Some(write)),
             watch: RefCell::new(None),
             handlers: RefCell::new(HashMap::new()),
@@ -262,11 +264,15 @@ impl SignalState {
 
     /// Starts (or restarts) watching the read end.
     fn arm(&self, lp: &EventLoop) -> Result<()> {
-        let Some(fd) = self.read.borrow().as_ref().map(|fd| fd.as_raw_fd()) else {
+        let Some(read) = self.read.borrow().clone() else {
             return Err(Error::Closed);
         };
+        let fd = read.as_raw_fd();
         let weak = self.lp.clone();
         let callback = Box::new(move |result: io::Result<crate::driver::OpOutput>| {
+            // Held by the operation (a cancelled one too) until the backend
+            // is done with it.
+            drop(read);
             let Some(inner) = weak.upgrade() else { return };
             let lp = EventLoop { inner };
             let Some(state) = lp.inner.extensions.get::<SignalState>() else {
@@ -359,7 +365,8 @@ impl SignalState {
         // Every action writing to the pipe is gone: closing it is safe.
         let inner = lp.map(|lp| &*lp.inner);
         if let Some(fd) = self.read.borrow_mut().take() {
-            sys::release_and_close(inner, fd);
+            // Closed when the last holder (a pending watch) lets go.
+            sys::release(inner, fd.as_raw_fd());
         }
         drop(self.write.borrow_mut().take());
     }

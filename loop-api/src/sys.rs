@@ -1,7 +1,7 @@
 //! Small descriptor and socket syscalls shared by the loop's modules.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use crate::event_loop::LoopInner;
 
@@ -39,18 +39,11 @@ pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Closes `fd`, first telling the loop's backend (if the loop still has
-/// one) to forget any readiness registration for it, so that a descriptor
-/// reusing the number later is registered afresh. The caller guarantees no
-/// operation on `fd` is pending (a cancelled one is fine: a completion
-/// backend keeps its own reference to the file until the final completion).
-pub(crate) fn release_and_close(inner: Option<&LoopInner>, fd: OwnedFd) {
-    release(inner, fd.as_raw_fd());
-    drop(fd);
-}
-
 /// Tells the loop's backend (if any) to forget `fd`, which stays open
-/// (for another owner). Same contract as [`release_and_close`].
+/// (for another owner, or until its last holder closes it). The caller
+/// guarantees no operation on `fd` is pending (a cancelled one is fine: a
+/// completion backend keeps its own reference to the file until the final
+/// completion).
 pub(crate) fn release(inner: Option<&LoopInner>, fd: RawFd) {
     if let Some(inner) = inner {
         if let Ok(mut driver) = inner.driver.try_borrow_mut() {

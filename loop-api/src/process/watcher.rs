@@ -83,8 +83,9 @@ pub(crate) struct ProcShared {
 struct ProcState {
     /// The raw `waitpid` status, once reaped.
     status: Option<libc::c_int>,
-    /// Open until the child is reaped.
-    pidfd: Option<OwnedFd>,
+    /// Ours until the child is reaped; a pending `WaitPid` holds a clone,
+    /// so the descriptor is closed only once the backend is done with it.
+    pidfd: Option<Arc<OwnedFd>>,
 }
 
 impl fmt::Debug for ProcShared {
@@ -102,7 +103,7 @@ impl ProcShared {
             pid,
             state: Mutex::new(ProcState {
                 status: None,
-                pidfd,
+                pidfd: pidfd.map(Arc::new),
             }),
         }
     }
@@ -118,6 +119,11 @@ impl ProcShared {
 
     pub(crate) fn pidfd_raw(&self) -> Option<i32> {
         self.lock().pidfd.as_ref().map(|fd| fd.as_raw_fd())
+    }
+
+    /// A shared handle on the pidfd, while the child is not reaped.
+    fn pidfd(&self) -> Option<Arc<OwnedFd>> {
+        self.lock().pidfd.clone()
     }
 
     /// Reaps the child if it has exited (never blocks). `inner` is the loop
@@ -146,7 +152,8 @@ impl ProcShared {
         }
         state.status = Some(status);
         if let Some(fd) = state.pidfd.take() {
-            sys::release_and_close(inner, fd);
+            // Closed when the last holder (a pending WaitPid) lets go.
+            sys::release(inner, fd.as_raw_fd());
         }
         state.status
     }
@@ -160,7 +167,8 @@ impl ProcShared {
             state.status = Some(status);
         }
         if let Some(fd) = state.pidfd.take() {
-            sys::release_and_close(inner, fd);
+            // Closed when the last holder (a pending WaitPid) lets go.
+            sys::release(inner, fd.as_raw_fd());
         }
     }
 
@@ -376,12 +384,16 @@ impl Drop for ProcessState {
 
 /// Waits for the child's exit with an [`Op::WaitPid`] on its pidfd.
 fn arm(lp: &EventLoop, watch: &Rc<Watch>) -> Result<()> {
-    let Some(fd) = watch.shared.pidfd_raw() else {
+    let Some(pidfd) = watch.shared.pidfd() else {
         return Ok(());
     };
+    let fd = pidfd.as_raw_fd();
     let weak_watch: Weak<Watch> = Rc::downgrade(watch);
     let weak_loop = lp.downgrade();
     let callback = Box::new(move |result: io::Result<crate::driver::OpOutput>| {
+        // Held by the operation (a cancelled one too) until the backend is
+        // done with it.
+        drop(pidfd);
         let (Some(inner), Some(watch)) = (weak_loop.upgrade(), weak_watch.upgrade()) else {
             return;
         };
