@@ -217,10 +217,7 @@ fn push_races_close() {
         let (rq, backend) = setup();
         let producer = {
             let rq = rq.clone();
-            thread::spawn(move || match rq.push(1) {
-                Ok(()) => None,
-                Err(item) => Some(item),
-            })
+            thread::spawn(move || rq.push(1).err())
         };
         let lp = {
             let (rq, backend) = (rq.clone(), backend.clone());
