@@ -455,7 +455,11 @@ fn accept_that_completes_despite_cancel_reports_its_descriptor() {
     );
     assert_eq!(d.cancel(0), Cancel::Pending);
     let out: OpOutput = wait_for(&mut d, 0).result.expect("the accept won the race");
-    let fd = out.accepted.as_ref().expect("an accepted descriptor").as_raw_fd();
+    let fd = out
+        .accepted
+        .as_ref()
+        .expect("an accepted descriptor")
+        .as_raw_fd();
     assert!(is_open(fd));
     // Dropping the output closes the descriptor; the client sees the
     // connection end.
