@@ -1,9 +1,9 @@
 //! Section 5 — thread safety (THR-*).
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use loop_api::Error;
+use loop_api::{Error, EventLoop};
 
 use crate::support::new_loop;
 use crate::Factory;
@@ -18,6 +18,9 @@ macro_rules! __threads_tests {
             many_threads_many_calls_all_run,
             threadsafe_racing_close_is_an_error_not_ub,
             loop_handle_is_send_and_sync,
+            threadsafe_and_call_soon_share_one_fifo_before_run,
+            threadsafe_and_call_soon_share_one_fifo_in_callback,
+            threadsafe_and_call_soon_share_one_fifo_in_task,
         ]);
     };
 }
@@ -137,4 +140,83 @@ pub fn loop_handle_is_send_and_sync(factory: impl Factory) {
     assert_send_sync(&h);
     lp.close().unwrap();
     assert!(h.is_closed());
+}
+
+/// What the callbacks of the FIFO tests record (`Send`, for `call_soon_threadsafe`).
+type Order = Arc<Mutex<Vec<&'static str>>>;
+
+fn note(order: &Order, what: &'static str) -> impl FnOnce() + Send + 'static {
+    let order = order.clone();
+    move || order.lock().unwrap().push(what)
+}
+
+/// From the loop's thread, alternates `call_soon_threadsafe` (the loop's
+/// and its handle's) with `call_soon`; the callbacks record "1" to "5".
+fn interleave_threadsafe_and_call_soon(lp: &EventLoop, order: &Order) {
+    let handle = lp.handle();
+    lp.call_soon_threadsafe(note(order, "1")).unwrap();
+    lp.call_soon(note(order, "2")).unwrap();
+    handle.call_soon_threadsafe(note(order, "3")).unwrap();
+    lp.call_soon(note(order, "4")).unwrap();
+    handle.call_soon_threadsafe(note(order, "5")).unwrap();
+}
+
+const FIFO: [&str; 5] = ["1", "2", "3", "4", "5"];
+
+/// THR-5 (CPython's `test_call_soon_threadsafe_same_thread`): on the loop's
+/// thread, before `run_forever`, `call_soon_threadsafe` joins the same FIFO
+/// as `call_soon`, through the loop and through its handle.
+pub fn threadsafe_and_call_soon_share_one_fifo_before_run(factory: impl Factory) {
+    let lp = new_loop(factory);
+    let order = Order::default();
+    // CPython's test, as written there.
+    lp.handle()
+        .call_soon_threadsafe(note(&order, "hello"))
+        .unwrap();
+    lp.call_soon(note(&order, "world")).unwrap();
+    let stopper = lp.clone();
+    lp.call_soon(move || stopper.stop()).unwrap();
+    lp.run_forever().unwrap();
+    assert_eq!(*order.lock().unwrap(), ["hello", "world"]);
+
+    let order = Order::default();
+    interleave_threadsafe_and_call_soon(&lp, &order);
+    let stopper = lp.clone();
+    lp.call_soon(move || stopper.stop()).unwrap();
+    lp.run_forever().unwrap();
+    assert_eq!(*order.lock().unwrap(), FIFO);
+    lp.close().unwrap();
+}
+
+/// THR-5, from inside a running callback.
+pub fn threadsafe_and_call_soon_share_one_fifo_in_callback(factory: impl Factory) {
+    let lp = new_loop(factory);
+    let order = Order::default();
+    let (inner_lp, inner_order) = (lp.clone(), order.clone());
+    lp.call_soon(move || {
+        interleave_threadsafe_and_call_soon(&inner_lp, &inner_order);
+        let stopper = inner_lp.clone();
+        inner_lp.call_soon(move || stopper.stop()).unwrap();
+    })
+    .unwrap();
+    lp.run_forever().unwrap();
+    assert_eq!(*order.lock().unwrap(), FIFO);
+    lp.close().unwrap();
+}
+
+/// THR-5, from inside a running task.
+pub fn threadsafe_and_call_soon_share_one_fifo_in_task(factory: impl Factory) {
+    let lp = new_loop(factory);
+    let order = Order::default();
+    let (inner_lp, inner_order) = (lp.clone(), order.clone());
+    lp.run_until_complete(async move {
+        interleave_threadsafe_and_call_soon(&inner_lp, &inner_order);
+        // The task's next step is queued behind the five callbacks.
+        loop_api::yield_now().await;
+        inner_order.lock().unwrap().clone()
+    })
+    .map(|seen| assert_eq!(seen, FIFO))
+    .unwrap();
+    assert_eq!(*order.lock().unwrap(), FIFO);
+    lp.close().unwrap();
 }

@@ -21,21 +21,21 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_task::Runnable;
-use concurrent_queue::{ConcurrentQueue, PushError};
 
-use crate::driver::{Cancel, Completion, Driver, Notify};
+use crate::driver::{Cancel, Completion, Driver};
 use crate::error::{panic_message, Error, Result};
 use crate::exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
 use crate::extensions::Extensions;
 use crate::handle::{Callback, CallbackCell, Handle, TimerCell, TimerHandle};
 use crate::op::closed_error;
 use crate::op::lifecycle::{Delivered, OpState, OpTable};
+use crate::remote::RemoteQueue;
 use crate::task::{Task, TaskRegistry};
 use crate::timers::Timers;
 
@@ -83,32 +83,11 @@ enum Remote {
 /// The part of a loop other threads may touch.
 pub(crate) struct Shared {
     id: u64,
-    remote: ConcurrentQueue<Remote>,
-    /// The backend's waker; taken out at `close()` so its descriptor is
-    /// released with the backend even while `LoopHandle`s live on. Locked
-    /// only when a wake-up is actually sent (a syscall anyway).
-    notifier: Mutex<Option<Arc<dyn Notify>>>,
-    /// Set when a wake-up is already on its way, so a burst of remote calls
-    /// costs one notification.
-    notified: AtomicBool,
+    /// Work from other threads, and the wake-up protocol (see remote.rs).
+    remote: RemoteQueue<Remote>,
 }
 
 impl Shared {
-    fn push_remote(&self, item: Remote) -> std::result::Result<(), Remote> {
-        match self.remote.push(item) {
-            Ok(()) => {
-                if !self.notified.swap(true, Ordering::SeqCst) {
-                    let notifier = self.notifier.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(notifier) = notifier.as_ref() {
-                        notifier.notify();
-                    }
-                }
-                Ok(())
-            }
-            Err(PushError::Closed(item) | PushError::Full(item)) => Err(item),
-        }
-    }
-
     /// The task scheduler: runs on whatever thread wakes the task.
     pub(crate) fn schedule(&self, runnable: Runnable) {
         let mut slot = Some(runnable);
@@ -122,7 +101,7 @@ impl Shared {
             return;
         }
         let Some(runnable) = slot else { return };
-        if let Err(Remote::Task(runnable)) = self.push_remote(Remote::Task(runnable)) {
+        if let Err(Remote::Task(runnable)) = self.remote.push(Remote::Task(runnable)) {
             // The loop is closed and we are not on its thread: dropping the
             // runnable here would drop a `!Send` future on the wrong thread,
             // so the task's memory is leaked instead.
@@ -196,7 +175,7 @@ impl LoopInner {
         }
         let mut stop = false;
         let mut ready = self.ready.borrow_mut();
-        while let Ok(item) = self.shared.remote.pop() {
+        while let Some(item) = self.shared.remote.pop() {
             match item {
                 Remote::Callback(f) => ready.push_back(Ready::Boxed(f)),
                 Remote::Task(r) => ready.push_back(Ready::Task(r)),
@@ -274,9 +253,7 @@ impl EventLoop {
         let backend = driver.name();
         let shared = Arc::new(Shared {
             id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
-            remote: ConcurrentQueue::unbounded(),
-            notifier: Mutex::new(Some(driver.notifier())),
-            notified: AtomicBool::new(false),
+            remote: RemoteQueue::new(driver.notifier()),
         });
         let inner = Rc::new_cyclic(|me| LoopInner {
             shared,
@@ -542,8 +519,7 @@ impl EventLoop {
         };
 
         // Announce that we may block; a remote push after this line notifies.
-        inner.shared.notified.store(false, Ordering::SeqCst);
-        if !inner.shared.remote.is_empty() {
+        if inner.shared.remote.announce_sleep() {
             timeout = Some(Duration::ZERO);
         }
 
@@ -552,7 +528,7 @@ impl EventLoop {
             Some(driver) => driver.wait(timeout, &mut completions),
             None => return Err(Error::Closed),
         };
-        inner.shared.notified.store(true, Ordering::SeqCst);
+        inner.shared.remote.awake();
 
         if inner.drain_remote() {
             inner.stopping.set(true);
@@ -587,7 +563,8 @@ impl EventLoop {
             return Ok(());
         }
         let inner = &*self.inner;
-        inner.shared.remote.close();
+        // Kept until the backend is gone: see the end.
+        let notifier = inner.shared.remote.close();
         // Subsystems first, while the backend is alive: the default executor
         // is shut down without waiting, signal handlers are removed and
         // their dispositions restored, internal watchers are cancelled.
@@ -600,7 +577,7 @@ impl EventLoop {
             let ready = std::mem::take(&mut *inner.ready.borrow_mut());
             let timers = inner.timers.borrow_mut().take_all();
             let mut remote = Vec::new();
-            while let Ok(item) = inner.shared.remote.pop() {
+            while let Some(item) = inner.shared.remote.pop() {
                 remote.push(item);
             }
             let wakers = inner.ops.borrow_mut().take_wakers();
@@ -653,12 +630,6 @@ impl EventLoop {
         // only then is the memory kept for orphaned operations freed.
         let driver = inner.driver.borrow_mut().take();
         drop(driver);
-        let notifier = inner
-            .shared
-            .notifier
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
         drop(notifier);
         // What is left: if the kernel kept some operation past the bound, we
         // cannot know whether it still writes into its memory, so orphans
@@ -797,6 +768,14 @@ impl LoopHandle {
     /// Schedules `f` on the loop from any thread and wakes the loop if it is
     /// blocked. On the loop's own thread it joins the same FIFO as `call_soon`.
     /// Fails with [`Error::Closed`] once the loop is closed.
+    ///
+    /// From another thread, `f` joins that FIFO when the loop takes it in
+    /// (at the start of an iteration). The calls of one thread keep their
+    /// order, but nothing orders them against `call_soon` on the loop's
+    /// thread: `f` may run after a callback that `call_soon` scheduled
+    /// later, even if this call happened before that `call_soon` (say,
+    /// through a channel the loop thread waited on). asyncio promises no
+    /// more.
     pub fn call_soon_threadsafe<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<()> {
         let mut f = Some(f);
         if let Some(result) = with_local_loop(self.shared.id, |inner| {
@@ -814,14 +793,16 @@ impl LoopHandle {
         }
         let f = f.take().expect("closure present");
         self.shared
-            .push_remote(Remote::Callback(Box::new(f)))
+            .remote
+            .push(Remote::Callback(Box::new(f)))
             .map_err(|_| Error::Closed)
     }
 
     /// Stops the loop from any thread, waking it if it is blocked.
     pub fn stop(&self) -> Result<()> {
         self.shared
-            .push_remote(Remote::Stop)
+            .remote
+            .push(Remote::Stop)
             .map_err(|_| Error::Closed)
     }
 

@@ -33,12 +33,19 @@ mod fd;
 mod futures;
 mod handle;
 mod io;
+mod loom;
 pub mod net;
 mod op;
 pub mod pipe;
 mod policy;
 pub mod process;
 pub mod readiness;
+// Public only to the loom model (tests/loom_remote.rs).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod remote;
+#[cfg(not(loom))]
+mod remote;
 pub mod signal;
 mod sys;
 mod task;
