@@ -25,6 +25,13 @@
 //! bounded number of times; then, as on kernels without it, an
 //! `AsyncCancel` and `Pending`. Cancelling runs no syscall on the paths
 //! of `submit` and `wait`.
+//!
+//! `release_fd` cancels a read-ahead stream's multishot receive the same
+//! way (its CQEs only recycle their buffers), and any operation on the
+//! descriptor whose `cancel` fell back to an `AsyncCancel` (its final CQE
+//! left for the next `wait`): when it returns the kernel holds no
+//! reference to the file, so the loop's close right after takes effect at
+//! once. The fallback is an `AsyncCancel` submitted by the next `wait`.
 
 use std::io;
 use std::marker::PhantomData;
@@ -96,6 +103,8 @@ struct InFlight {
     holding: Holding,
     /// `AsyncCancel` requests sent for it so far.
     cancels: u8,
+    /// The descriptor it works on (`-1`: unknown).
+    fd: std::os::fd::RawFd,
     /// A one-shot `Recv` on a read-ahead stream: its descriptor and
     /// buffer, so that bytes it received before a cancel could stop it
     /// can be handed back to `recv` (see `settle_cancelled`).
@@ -122,6 +131,9 @@ pub struct UringDriver {
     /// Per id: the operation in flight and the memory it holds.
     ops: Vec<Option<InFlight>>,
     in_flight: usize,
+    /// Operations in flight with an `AsyncCancel` sent (`cancels > 0`):
+    /// the kernel may hold their files after `cancel` returned.
+    orphans: usize,
     generation: u32,
     /// CQEs (user data, result, flags) taken off the ring (to make room
     /// while flushing a full SQ) and not yet turned into completions.
@@ -187,6 +199,7 @@ impl UringDriver {
             ring,
             ops: Vec::new(),
             in_flight: 0,
+            orphans: 0,
             generation: 0,
             reaped: Vec::with_capacity(64),
             recv,
@@ -334,6 +347,9 @@ impl UringDriver {
     /// counting the attempt; `None` once it is no longer in flight.
     fn cancel_entry(&mut self, id: OpId) -> Option<squeue::Entry> {
         let op = self.ops.get_mut(id)?.as_mut()?;
+        if op.cancels == 0 {
+            self.orphans += 1;
+        }
         op.cancels = op.cancels.saturating_add(1);
         Some(
             opcode::AsyncCancel::new(op.user_data)
@@ -385,8 +401,12 @@ impl UringDriver {
     fn take_op(&mut self, user_data: u64) -> Option<(OpId, InFlight)> {
         let id = (user_data & u64::from(u32::MAX)) as usize;
         let slot = self.ops.get_mut(id)?;
-        if slot.as_ref()?.user_data != user_data {
+        let op = slot.as_ref()?;
+        if op.user_data != user_data {
             return None;
+        }
+        if op.cancels > 0 {
+            self.orphans -= 1;
         }
         self.in_flight -= 1;
         slot.take().map(|op| (id, op))
@@ -481,6 +501,7 @@ impl UringDriver {
             }
             _ => None,
         };
+        let fd = ops::fd_of(&op).unwrap_or(-1);
         // SAFETY: `submit`'s contract is `prepare`'s: the pointers in `op`
         // stay valid until the completion for `id` is reported.
         let (entry, holding) = match unsafe { ops::prepare(op, self.support.waitid) } {
@@ -503,6 +524,7 @@ impl UringDriver {
             user_data,
             holding,
             cancels: 0,
+            fd,
             ahead,
         });
         self.in_flight += 1;
@@ -574,10 +596,23 @@ impl UringDriver {
     /// worker did not let go within the timeout, an error): the caller
     /// falls back to an `AsyncCancel`.
     fn cancel_sync(&mut self, user_data: u64) -> Option<Cancel> {
+        self.sync_cancel_until(user_data, |d| d.settle_cancelled(user_data))
+    }
+
+    /// The synchronous cancel of the request under `user_data` (see
+    /// `cancel_sync`), until `settled` says its final CQE has been reaped
+    /// and dealt with: `settled` is asked first (the CQE may be here
+    /// already), then after each cancel and the task work run behind it.
+    /// `None`: not settled (see `cancel_sync`).
+    fn sync_cancel_until<T>(
+        &mut self,
+        user_data: u64,
+        mut settled: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<T> {
         // Its CQE may be here already (reaped while flushing, or posted
         // by the task work an earlier cancel ran).
         self.reap();
-        if let Some(answer) = self.settle_cancelled(user_data) {
+        if let Some(answer) = settled(self) {
             return Some(answer);
         }
         // Its SQE may not have reached the kernel yet (`submit` only
@@ -616,7 +651,7 @@ impl UringDriver {
                 Err(_) => return None,
             }
             self.run_task_work().ok()?;
-            if let Some(answer) = self.settle_cancelled(user_data) {
+            if let Some(answer) = settled(self) {
                 return Some(answer);
             }
             #[cfg(test)]
@@ -723,6 +758,49 @@ impl UringDriver {
         Some(Cancel::Done)
     }
 
+    /// Hands the reaped CQEs of the released multishot `user_data` to
+    /// `recv` (they only recycle their buffers, in any order with the
+    /// rest of the batch: the descriptor is gone) and answers `Some` once
+    /// its final one was among them.
+    fn settle_multishot(&mut self, user_data: u64) -> Option<()> {
+        let recv = self.recv.as_mut()?;
+        let (mut work, mut done) = (Work::default(), Vec::new());
+        self.reaped.retain(|&(ud, res, flags)| {
+            let ours = ud == user_data;
+            if ours {
+                recv.complete(ud, res, flags, &mut work, &mut done);
+            }
+            !ours
+        });
+        // A released multishot's CQE asks for nothing and completes nothing.
+        debug_assert!(work.sqes.is_empty() && work.one_shots.is_empty() && done.is_empty());
+        (!recv.is_dying(user_data)).then_some(())
+    }
+
+    /// The operations on `fd` whose cancel fell back to an `AsyncCancel`
+    /// (the loop no longer waits on them, but the kernel may still hold
+    /// the file): cancels each synchronously until its final CQE is
+    /// reaped, which stays in `reaped` for the next `wait` to report (the
+    /// loop was told `Pending`). One the kernel keeps missing is left to
+    /// its `AsyncCancel`.
+    fn let_go_of_orphans(&mut self, fd: std::os::fd::RawFd) {
+        let targets: Vec<u64> = self
+            .ops
+            .iter()
+            .flatten()
+            .filter(|op| op.cancels > 0 && op.fd == fd)
+            .map(|op| op.user_data)
+            .collect();
+        for user_data in targets {
+            let _ = self.sync_cancel_until(user_data, |d| {
+                d.reaped
+                    .iter()
+                    .any(|&(ud, _, _)| ud == user_data)
+                    .then_some(())
+            });
+        }
+    }
+
     fn close_sync(fd: i32) -> io::Result<OpOutput> {
         // SAFETY: `Op::Close` hands the descriptor to the driver: nobody else
         // uses or closes it.
@@ -804,17 +882,35 @@ impl Driver for UringDriver {
     }
 
     fn release_fd(&mut self, fd: std::os::fd::RawFd) {
-        // Only receive-ahead state is kept per descriptor: cancel its
-        // multishot (pushed now, submitted by the next `wait`, which the
-        // loop always makes) and recycle what it queued.
-        if let Some(recv) = self.recv.as_mut() {
-            recv.release(fd, &mut self.work, &mut self.early);
-            let mut done = Vec::new();
-            // A cancel that cannot be pushed now is no loss of memory
-            // safety: Drop cancels every multishot left anyway.
-            let _ = self.apply_work(&mut done);
-            self.early.append(&mut done);
+        // Only receive-ahead state is kept per descriptor: recycle what it
+        // queued and cancel its multishot — synchronously where the kernel
+        // allows, so that the kernel no longer holds the file when this
+        // returns and the close that follows really closes the socket;
+        // else pushed now, submitted by the next `wait` (which the loop
+        // always makes), and the kernel lets go of the file then.
+        if let Some(dying) = self
+            .recv
+            .as_mut()
+            .and_then(|r| r.release(fd, &mut self.early))
+        {
+            let gone = self.support.sync_cancel
+                && self
+                    .sync_cancel_until(dying, |d| d.settle_multishot(dying))
+                    .is_some();
+            if !gone {
+                if let Some(recv) = self.recv.as_mut() {
+                    recv.cancel_dying(dying, &mut self.work);
+                }
+            }
         }
+        if self.support.sync_cancel && self.orphans > 0 {
+            self.let_go_of_orphans(fd);
+        }
+        let mut done = Vec::new();
+        // A cancel that cannot be pushed now is no loss of memory
+        // safety: Drop cancels every multishot left anyway.
+        let _ = self.apply_work(&mut done);
+        self.early.append(&mut done);
     }
 
     fn read_ahead(&mut self, fd: std::os::fd::RawFd) -> bool {

@@ -26,10 +26,11 @@
 //! makes its next 64 reads as one-shots straight into the callers'
 //! buffers, then samples the multishot again.
 //!
-//! [`RecvRing::release`] (from `release_fd`) cancels the multishot and
-//! recycles the queued buffers; the CQEs a cancelled multishot still posts
-//! are recognised by their user data (a generation per arm) and only
-//! recycle their buffer. The buffer ring is unmapped only once no
+//! [`RecvRing::release`] (from `release_fd`) recycles the queued buffers
+//! and marks the multishot dying; the driver cancels it, synchronously
+//! where the kernel allows, so that closing the socket right after really
+//! closes it. The CQEs a cancelled multishot still posts are recognised by
+//! their user data (a generation per arm) and only recycle their buffer. The buffer ring is unmapped only once no
 //! multishot is left in the kernel (the driver's Drop).
 //!
 //! [`Driver::read_ahead`]: loop_api::driver::Driver::read_ahead
@@ -409,12 +410,14 @@ impl RecvRing {
         true
     }
 
-    /// The loop stops using `fd`: cancel its multishot, drop what is queued.
+    /// The loop stops using `fd`: drop what is queued, and return the user
+    /// data of its multishot if one is still in the kernel (now dying: its
+    /// CQEs only recycle their buffers). The caller cancels it, at once
+    /// (waiting until [`is_dying`](Self::is_dying) says its final CQE was
+    /// handled) or with [`cancel_dying`](Self::cancel_dying).
     /// Waiting `Recv`s (there should be none) are completed with `ECANCELED`.
-    pub(crate) fn release(&mut self, fd: RawFd, work: &mut Work, done: &mut Vec<Completion>) {
-        let Some(st) = self.fds.get_mut(fd as usize).filter(|_| fd >= 0) else {
-            return;
-        };
+    pub(crate) fn release(&mut self, fd: RawFd, done: &mut Vec<Completion>) -> Option<u64> {
+        let st = self.fds.get_mut(fd as usize).filter(|_| fd >= 0)?;
         let st = std::mem::take(st);
         for chunk in st.queue {
             self.bufs.recycle(chunk.bid);
@@ -426,15 +429,31 @@ impl RecvRing {
                 result: Err(io::Error::from_raw_os_error(libc::ECANCELED)),
             });
         }
-        if st.armed != 0 {
-            self.dying.push(Dying {
-                user_data: st.armed,
-                fd,
-                cancels: 1,
-                retry: false,
-            });
-            work.sqes.push(cancel_entry(st.armed, fd));
+        if st.armed == 0 {
+            return None;
         }
+        self.dying.push(Dying {
+            user_data: st.armed,
+            fd,
+            cancels: 0,
+            retry: false,
+        });
+        Some(st.armed)
+    }
+
+    /// Asks for an `AsyncCancel` of the dying multishot `user_data` (the
+    /// asynchronous release: retried while the kernel misses it).
+    pub(crate) fn cancel_dying(&mut self, user_data: u64, work: &mut Work) {
+        if let Some(d) = self.dying.iter_mut().find(|d| d.user_data == user_data) {
+            d.cancels = d.cancels.saturating_add(1);
+            work.sqes.push(cancel_entry(d.user_data, d.fd));
+        }
+    }
+
+    /// `true` while the released multishot `user_data` has not posted (or
+    /// its final CQE has not been handed to [`complete`](Self::complete)).
+    pub(crate) fn is_dying(&self, user_data: u64) -> bool {
+        self.dying.iter().any(|d| d.user_data == user_data)
     }
 
     /// Handles a CQE whose user data [`owns`] said is ours.

@@ -1748,3 +1748,148 @@ fn sync_cancel_retries_a_target_in_transit_then_falls_back() {
         assert_eq!(&buf[..3], b"abc");
     }
 }
+
+// ---- Synchronous release of read-ahead streams ----
+
+/// The read-ahead setups whose release must be synchronous: the default
+/// ring (DEFER_TASKRUN) and a plain one.
+fn sync_release_drivers() -> Vec<UringDriver> {
+    [UringBuilder::new(), UringBuilder::plain()]
+        .into_iter()
+        .map(|b| {
+            let d = b.multishot_recv(true).build().unwrap();
+            assert!(d.multishot_recv(), "a 6.x kernel has multishot receive");
+            assert!(d.support.sync_cancel, "a 6.x kernel cancels synchronously");
+            d
+        })
+        .collect()
+}
+
+/// The peer of a socket the driver released and the test closed: reads
+/// end of stream within `within` (`Err` on a timeout).
+fn peer_sees_eof(client: &mut TcpStream, within: Duration) -> std::io::Result<usize> {
+    client.set_read_timeout(Some(within)).unwrap();
+    let mut byte = [0u8; 1];
+    client.read(&mut byte)
+}
+
+/// Arms the multishot of `server` in one of three states: `0` in the
+/// kernel, idle; `1` in the kernel with bytes it received queued in the
+/// driver, unread; `2` its SQE still queued, not yet submitted (the `Recv`
+/// that armed it was cancelled before any `wait`).
+fn arm_multishot(d: &mut UringDriver, server: &TcpStream, client: &mut TcpStream, state: u8) {
+    let fd = server.as_raw_fd();
+    assert!(d.read_ahead(fd));
+    let mut buf = [0u8; 8];
+    if state == 2 {
+        submit_recv(d, 0, fd, &mut buf);
+        assert_eq!(d.cancel(0), Cancel::Done);
+        return;
+    }
+    client.write_all(b"q").unwrap();
+    assert_eq!(recv_now_or_later(d, 0, fd, &mut buf).0, 1);
+    if state == 1 {
+        client.write_all(b"queued").unwrap();
+    }
+    settle(d);
+}
+
+/// `release_fd` on a read-ahead stream cancels its multishot receive
+/// synchronously: when it returns the kernel holds no reference to the
+/// socket, so closing it right after sends the FIN at once and the peer
+/// reads end of stream with no loop iteration in between (with the old
+/// asynchronous cancel the socket stayed open until the next `wait`).
+/// The cancelled multishot's CQEs only recycled their buffers: nothing is
+/// reported, and the next stream reads normally.
+#[test]
+fn multishot_release_lets_go_so_the_peer_sees_the_close_at_once() {
+    let _g = shared();
+    for mut d in sync_release_drivers() {
+        for state in 0..3 {
+            let (server, mut client) = tcp_pair();
+            arm_multishot(&mut d, &server, &mut client, state);
+            d.release_fd(server.as_raw_fd());
+            drop(server);
+            let res = peer_sees_eof(&mut client, Duration::from_millis(500));
+            assert_eq!(
+                res.ok(),
+                Some(0),
+                "state {state}, {:?}: the peer must see the close at once",
+                d.config()
+            );
+            assert_eq!(d.in_flight(), 0);
+            let mut done = Vec::new();
+            d.wait(Some(Duration::from_millis(5)), &mut done).unwrap();
+            assert!(done.is_empty(), "{done:?}");
+        }
+        // The next stream on the same driver reads normally.
+        let (server, mut client) = tcp_pair();
+        let fd = server.as_raw_fd();
+        assert!(d.read_ahead(fd));
+        let mut buf = [0u8; 8];
+        for i in 0..100 {
+            client.write_all(b"x").unwrap();
+            assert_eq!(recv_now_or_later(&mut d, i, fd, &mut buf).0, 1);
+        }
+        d.release_fd(fd);
+    }
+}
+
+/// Without `IORING_REGISTER_SYNC_CANCEL` (forced), or when the kernel
+/// keeps missing the multishot, the release falls back to the
+/// `AsyncCancel`: the socket closes only once a later `wait` submitted it.
+#[test]
+fn multishot_release_fallback_closes_the_socket_on_the_next_wait() {
+    let _g = shared();
+    for forced in ["no sync cancel", "missed"] {
+        let mut d = mshot_driver();
+        let (server, mut client) = tcp_pair();
+        arm_multishot(&mut d, &server, &mut client, 0);
+        match forced {
+            "no sync cancel" => d.support.sync_cancel = false,
+            _ => d.fake_misses = super::driver::SYNC_CANCEL_ATTEMPTS,
+        }
+        d.release_fd(server.as_raw_fd());
+        drop(server);
+        let early = peer_sees_eof(&mut client, Duration::from_millis(50));
+        assert!(
+            early.is_err(),
+            "{forced}: the kernel still holds the socket"
+        );
+        settle(&mut d);
+        assert_eq!(
+            peer_sees_eof(&mut client, Duration::from_secs(5)).ok(),
+            Some(0),
+            "{forced}"
+        );
+        assert_eq!(d.in_flight(), 0);
+    }
+}
+
+/// An operation whose cancel fell back to an `AsyncCancel` (forced here)
+/// may still hold its file when the loop releases the descriptor:
+/// `release_fd` cancels it synchronously too, so closing the listener
+/// refuses a connect at once; its final completion stays for the next
+/// `wait` to report (the loop was told `Pending`).
+#[test]
+fn release_lets_go_of_an_op_whose_cancel_fell_back() {
+    let _g = shared();
+    for mut d in sync_cancel_drivers() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fd = listener.as_raw_fd();
+        submit(&mut d, 0, Op::PollReadable { fd });
+        let mut done = Vec::new();
+        d.wait(Some(Duration::ZERO), &mut done).unwrap();
+        d.fake_misses = super::driver::SYNC_CANCEL_ATTEMPTS;
+        assert_eq!(d.cancel(0), Cancel::Pending);
+        d.release_fd(fd);
+        drop(listener);
+        let err = TcpStream::connect(addr).expect_err("the listener is gone");
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+        let c = wait_for(&mut d, 0);
+        assert_eq!(c.result.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
+        assert_eq!(d.in_flight(), 0);
+    }
+}
