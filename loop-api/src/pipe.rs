@@ -438,7 +438,7 @@ unsafe impl<B: IoBufMut> BufKind<B> for PipeRead {
         take_bytes(item, buf, stash)
     }
 
-    fn salvage(res: io::Result<OpOutput>, buf: &mut B, _fd: RawFd) -> Option<Salvaged> {
+    fn salvage(res: io::Result<OpOutput>, buf: &mut B, _stream: bool) -> Option<Salvaged> {
         Salvaged::from_result(res, |out| {
             let data = received(buf, out.res);
             // End of stream repeats by itself: nothing to keep.

@@ -111,10 +111,10 @@ pub(crate) unsafe trait BufKind<B>: 'static {
         None
     }
 
-    /// What the result of an abandoned operation on `fd` leaves for the
-    /// next receive.
-    fn salvage(res: io::Result<OpOutput>, buf: &mut B, fd: RawFd) -> Option<Salvaged> {
-        let _ = (res, buf, fd);
+    /// What the result of an abandoned operation leaves for the next
+    /// receive; `stream`: its descriptor is a byte stream (not datagrams).
+    fn salvage(res: io::Result<OpOutput>, buf: &mut B, stream: bool) -> Option<Salvaged> {
+        let _ = (res, buf, stream);
         None
     }
 }
@@ -174,6 +174,10 @@ struct Leftovers<B, K, T> {
     fd: RawFd,
     /// Counted as an orphaned receive in the stash.
     orphaned: bool,
+    /// Whether `fd` is a byte stream, asked while it surely still is the
+    /// descriptor the operation ran on (a user may close a borrowed one
+    /// before the final completion).
+    stream: Option<bool>,
     kind: PhantomData<fn() -> T>,
 }
 
@@ -183,6 +187,7 @@ impl<B: 'static, K: Keep, T: BufKind<B>> Abandoned for Leftovers<B, K, T> {
             self.keep.keeping();
             stash.orphan_started();
             self.orphaned = true;
+            self.stream = Some(crate::driver::is_stream_socket(self.fd));
         }
     }
 
@@ -194,7 +199,10 @@ impl<B: 'static, K: Keep, T: BufKind<B>> Abandoned for Leftovers<B, K, T> {
         let Some(stash) = this.keep.stash() else {
             return;
         };
-        if let Some(item) = T::salvage(result, &mut this.buf, this.fd) {
+        let stream = this
+            .stream
+            .unwrap_or_else(|| crate::driver::is_stream_socket(this.fd));
+        if let Some(item) = T::salvage(result, &mut this.buf, stream) {
             if !this.orphaned {
                 this.keep.keeping();
             }
@@ -340,6 +348,7 @@ impl<B: 'static, K: Keep, T: BufKind<B>> Drop for BufOp<B, K, T> {
                 keep,
                 fd,
                 orphaned: false,
+                stream: None,
                 kind: PhantomData,
             }),
             // A readiness poll points into no memory, but the keep-alive
@@ -381,10 +390,10 @@ unsafe impl<B: IoBufMut> BufKind<B> for Recv {
         take_bytes(item, buf, stash)
     }
 
-    fn salvage(res: io::Result<OpOutput>, buf: &mut B, fd: RawFd) -> Option<Salvaged> {
+    fn salvage(res: io::Result<OpOutput>, buf: &mut B, stream: bool) -> Option<Salvaged> {
         Salvaged::from_result(res, |out| {
             let data = received(buf, out.res);
-            if crate::driver::is_stream_socket(fd) {
+            if stream {
                 // End of stream repeats by itself: nothing to keep.
                 (!data.is_empty()).then_some(Salvaged::Bytes { data, pos: 0 })
             } else {
@@ -440,7 +449,7 @@ unsafe impl<B: IoBufMut> BufKind<B> for RecvFrom {
         }
     }
 
-    fn salvage(res: io::Result<OpOutput>, buf: &mut B, _fd: RawFd) -> Option<Salvaged> {
+    fn salvage(res: io::Result<OpOutput>, buf: &mut B, _stream: bool) -> Option<Salvaged> {
         Salvaged::from_result(res, |out| {
             let from = out.addr.map(|addr| normalize(*addr));
             let data = received(buf, out.res);
@@ -495,7 +504,7 @@ unsafe impl BufKind<()> for Accept {
     /// A connection the kernel accepted for a dropped accept is the next
     /// accept's; an accept error (`EMFILE`, `ECONNABORTED`) is not
     /// repeated.
-    fn salvage(res: io::Result<OpOutput>, _buf: &mut (), _fd: RawFd) -> Option<Salvaged> {
+    fn salvage(res: io::Result<OpOutput>, _buf: &mut (), _stream: bool) -> Option<Salvaged> {
         let out = res.ok()?;
         let fd = out.accepted?;
         Some(Salvaged::Conn(
