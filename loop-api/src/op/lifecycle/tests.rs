@@ -162,7 +162,9 @@ enum Kind {
 /// The model's view of an operation's slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum M {
-    Waiting { waker: bool },
+    Waiting {
+        waker: bool,
+    },
     Done(Res),
     Orphan,
     Callback,
@@ -262,7 +264,10 @@ impl Harness {
         }
         let n = self.ops.len();
         let key = self.table.borrow().next_key();
-        assert!(self.issued.insert((key.index, key.gen)), "key {key:?} issued twice");
+        assert!(
+            self.issued.insert((key.index, key.gen)),
+            "key {key:?} issued twice"
+        );
         {
             let mut kernel = self.env.kernel.borrow_mut();
             assert!(
@@ -323,10 +328,7 @@ impl Harness {
         };
         let before = self.op(n).slot;
         let wakes = self.waker.0.load(Ordering::Relaxed);
-        let delivered = self
-            .table
-            .borrow_mut()
-            .complete(id, Ok(OpOutput::new(tag)));
+        let delivered = self.table.borrow_mut().complete(id, Ok(OpOutput::new(tag)));
         match (delivered, before) {
             (Delivered::Nothing, M::Waiting { waker: false }) => {
                 self.op(n).slot = M::Done(Res::Tag(tag));
@@ -349,7 +351,10 @@ impl Harness {
             (Delivered::Call(key, callback, result), M::Callback) => {
                 assert_eq!(key, self.op(n).key, "callback of another operation");
                 assert_eq!(res_of(&result), Res::Tag(tag));
-                assert!(matches!(self.table.borrow().state(key), OpState::Fired(None)));
+                assert!(matches!(
+                    self.table.borrow().state(key),
+                    OpState::Fired(None)
+                ));
                 if self.closed {
                     self.table.borrow_mut().fire(key, None);
                     drop(callback);
@@ -486,7 +491,9 @@ impl Harness {
             .filter(|op| op.kind == Kind::Callback && op.held)
             .map(|op| op.n)
             .collect();
-        let Some(&n) = pick(&callbacks, i) else { return };
+        let Some(&n) = pick(&callbacks, i) else {
+            return;
+        };
         let key = self.op(n).key;
         let before = self.op(n).slot;
         let outcome = match self.table.borrow().state(key) {
@@ -531,7 +538,12 @@ impl Harness {
         }
         let (n, cell) = self.ready.remove(i % self.ready.len());
         let runs = self.op(n).slot == M::Fired;
-        assert_eq!(runs, !cell.is_cancelled(), "op {n} in {:?}", self.op(n).slot);
+        assert_eq!(
+            runs,
+            !cell.is_cancelled(),
+            "op {n} in {:?}",
+            self.op(n).slot
+        );
         cell.run();
         if runs {
             self.op(n).slot = M::Gone;
@@ -561,7 +573,10 @@ impl Harness {
             assert!(table.cancel_callback(key, outcome).is_none());
             let leftovers = Box::new(Untouched(self.env.clone()));
             let step = table.abandon(key, outcome, leftovers);
-            assert!(matches!(step, Abandon::Free(_)), "stale abandon took leftovers");
+            assert!(
+                matches!(step, Abandon::Free(_)),
+                "stale abandon took leftovers"
+            );
         }
         assert!(table.finish_waiting(key, Err(closed())).is_none());
         // `check` then finds every live operation in its state.
@@ -616,10 +631,7 @@ impl Harness {
             let n = self.env.kernel.borrow().owns[&key.id()];
             if next() {
                 self.env.kernel.borrow_mut().owns.remove(&key.id());
-                let waker = self
-                    .table
-                    .borrow_mut()
-                    .finish_waiting(key, Err(closed()));
+                let waker = self.table.borrow_mut().finish_waiting(key, Err(closed()));
                 assert!(waker.is_none(), "wakers were taken");
                 self.op(n).slot = M::Done(Res::Closed);
             }
@@ -693,7 +705,11 @@ impl Harness {
                 M::Stuck => matches!(state, OpState::Stuck),
                 M::Gone | M::Leaked => matches!(state, OpState::Vacant),
             };
-            assert!(agrees, "op {} is {:?} in the model, {state:?} in the table", op.n, op.slot);
+            assert!(
+                agrees,
+                "op {} is {:?} in the model, {state:?} in the table",
+                op.n, op.slot
+            );
             if matches!(
                 op.slot,
                 M::Waiting { .. } | M::Orphan | M::Callback | M::Stuck | M::Leaked
@@ -724,7 +740,9 @@ impl Harness {
             self.abandon(n, false);
             self.check();
         }
-        let Harness { env, table, ops, .. } = self;
+        let Harness {
+            env, table, ops, ..
+        } = self;
         drop(table);
         let log = env.log.borrow();
         let kernel = env.kernel.borrow();
