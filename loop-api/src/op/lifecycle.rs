@@ -481,3 +481,6 @@ fn log_leak() {
          still held it and its backend could not confirm the kernel let go"
     );
 }
+
+#[cfg(test)]
+mod tests;
