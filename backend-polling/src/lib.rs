@@ -26,15 +26,15 @@ use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use loop_api::driver::Notify;
-use loop_api::readiness::{Event, ReadinessDriver, Selector};
+use loop_driver::Notify;
+use backend_readiness::{Event, ReadinessDriver, Selector};
 use loop_api::{Error, EventLoop};
 use polling::{Events, PollMode, Poller};
 
 /// At most this many descriptors are reported per wait (the rest stay
 /// ready in the kernel for the next one), as tokio. The shared readiness
 /// driver handles a large batch in slices
-/// ([`READ_BUDGET`](loop_api::readiness::READ_BUDGET) bytes of receives
+/// ([`READ_BUDGET`](backend_readiness::READ_BUDGET) bytes of receives
 /// each), so its data is still in the cache when the tasks use it.
 const EVENTS_PER_WAIT: usize = 1024;
 
@@ -213,5 +213,9 @@ pub fn driver() -> io::Result<ReadinessDriver<PollingSelector>> {
 
 /// A new event loop on this backend.
 pub fn new_event_loop() -> Result<EventLoop, Error> {
-    loop_api::readiness::new_event_loop(NAME, PollingSelector::new())
+    let selector = PollingSelector::new().map_err(|e| Error::BackendUnavailable {
+        backend: NAME.to_owned(),
+        reason: format!("cannot create the readiness selector: {e}"),
+    })?;
+    Ok(EventLoop::from_driver(Box::new(ReadinessDriver::new(selector))))
 }

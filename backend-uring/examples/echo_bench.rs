@@ -19,7 +19,7 @@ use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use loop_api::driver::Op;
+use loop_driver::Op;
 use loop_api::{EventLoop, OpFuture};
 
 struct Args {

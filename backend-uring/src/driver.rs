@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::types::{CancelBuilder, SubmitArgs, Timespec};
 use io_uring::{opcode, squeue, types::Fd, IoUring};
-use loop_api::driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
+use loop_driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
 
 use crate::builder::RingConfig;
 use crate::notify::EventFd;

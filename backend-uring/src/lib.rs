@@ -1,7 +1,7 @@
 //! # backend-uring
 //!
 //! An evloop backend on io_uring (through the [`io_uring`] crate) with real
-//! completion operations: every [`loop_api::driver::Op`] is submitted to the
+//! completion operations: every [`loop_driver::Op`] is submitted to the
 //! ring as itself — Accept, Connect, Recv, Send, Read, Write, RecvMsg (for
 //! `RecvFrom`), SendMsg (for `SendTo`), PollAdd (single-shot, for readiness
 //! waits) and Close — never as a readiness poll followed by a syscall.
@@ -26,7 +26,7 @@
 //!   receive) only then.
 //! - Optionally ([`UringBuilder::multishot_recv`], off by default; Linux
 //!   6.0), stream sockets the loop reads only through owned-buffer reads
-//!   ([`loop_api::driver::Driver::read_ahead`]) use one multishot receive
+//!   ([`loop_driver::Driver::read_ahead`]) use one multishot receive
 //!   per socket into a provided-buffer ring, each read copying what it
 //!   queued. Datagram sockets, borrowed descriptors and kernels without it
 //!   use one-shot `Recv`s.

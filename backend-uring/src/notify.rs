@@ -14,7 +14,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use loop_api::driver::Notify;
+use loop_driver::Notify;
 
 /// The eventfd shared by the driver (reader) and every notifier clone (writers).
 ///

@@ -14,7 +14,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::ptr::{self, NonNull};
 
 use io_uring::{opcode, squeue, types::Fd};
-use loop_api::driver::{Op, OpOutput};
+use loop_driver::{Op, OpOutput};
 use socket2::{SockAddr, SockAddrStorage};
 
 /// `offset` for Read/Write meaning "the file's current position" (what
@@ -219,7 +219,7 @@ pub(crate) fn fd_of(op: &Op) -> Option<RawFd> {
 /// (the kernel has the opcode), else a PollAdd on the pidfd.
 ///
 /// # Safety
-/// The pointers in `op` must satisfy [`loop_api::driver::Driver::submit`]'s
+/// The pointers in `op` must satisfy [`loop_driver::Driver::submit`]'s
 /// contract: valid for the operation's whole life.
 pub(crate) unsafe fn prepare(op: Op, waitid: bool) -> io::Result<(squeue::Entry, Holding)> {
     Ok(match op {

@@ -33,14 +33,14 @@
 //! their user data (a generation per arm) and only recycle their buffer. The buffer ring is unmapped only once no
 //! multishot is left in the kernel (the driver's Drop).
 //!
-//! [`Driver::read_ahead`]: loop_api::driver::Driver::read_ahead
+//! [`Driver::read_ahead`]: loop_driver::Driver::read_ahead
 
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 
 use io_uring::{cqueue, opcode, squeue, types::Fd};
-use loop_api::driver::{Completion, OpId, OpOutput};
+use loop_driver::{Completion, OpId, OpOutput};
 
 use crate::buf_ring::BufRing;
 
@@ -302,7 +302,7 @@ impl RecvRing {
             return Start::OneShot;
         }
         if st.kind == Kind::Unknown {
-            st.kind = if loop_api::driver::is_stream_socket(fd) {
+            st.kind = if loop_driver::is_stream_socket(fd) {
                 Kind::Stream
             } else {
                 Kind::Other

@@ -11,7 +11,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use loop_api::driver::{Cancel, Completion, Driver, Op, OpOutput};
+use loop_driver::{Cancel, Completion, Driver, Op, OpOutput};
 use socket2::SockAddr;
 
 use crate::{UringBuilder, UringDriver};

@@ -86,13 +86,7 @@ impl<K: 'static> ReadyWait<K> {
     }
 }
 
-fn cvt(ret: libc::ssize_t) -> io::Result<usize> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret as usize)
-    }
-}
+use crate::sys::cvt_len as cvt;
 
 /// `recv(fd, buf)` once, non-blocking.
 pub(crate) fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {

@@ -3,12 +3,13 @@
 //! The backend-independent core of evloop: an event loop with the shape of
 //! Python's asyncio (`call_soon`, `call_later`, `create_task`,
 //! `run_until_complete`, `run_forever`, `stop`, `close`, ...), the scheduler
-//! behind it, and the [`driver::Driver`] boundary that backends implement.
+//! behind it, over the `loop_driver::Driver` boundary that backends implement.
 //!
 //! Users normally depend on the `evloop` crate, which re-exports this API and
-//! picks a backend. Backend authors implement [`driver::Driver`] (a
+//! picks a backend. Backend authors implement `loop_driver::Driver` (a
 //! completion-style interface) or, for a readiness mechanism, only a
-//! [`readiness::Selector`], and run the `conformance-tests` suite.
+//! `backend_readiness::Selector`, build a loop with
+//! [`EventLoop::from_driver`], and run the `conformance-tests` suite.
 //!
 //! Beyond the core loop, built only on backend operations so they work on
 //! every backend:
@@ -22,8 +23,6 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod borrowed;
-pub mod buf;
-pub mod driver;
 mod error;
 mod event_loop;
 mod exception;
@@ -39,7 +38,6 @@ mod op;
 pub mod pipe;
 mod policy;
 pub mod process;
-pub mod readiness;
 // Public only to the loom model (tests/loom_remote.rs).
 #[cfg(loom)]
 #[doc(hidden)]
@@ -51,6 +49,10 @@ mod sys;
 mod task;
 mod timers;
 mod watch;
+
+// The boundary lives in its own crate; inside loop-api it is `crate::driver`.
+use loop_driver as driver;
+pub use loop_driver::buf;
 
 pub use error::{Error, Result};
 pub use event_loop::{get_running_loop, EventLoop, LoopHandle};

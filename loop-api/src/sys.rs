@@ -5,14 +5,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use crate::event_loop::LoopInner;
 
-/// Converts a libc `-1`-on-error return value.
-pub(crate) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
+pub(crate) use loop_driver::sys::{cvt, cvt_len};
 
 /// A close-on-exec pipe: `(read end, write end)`.
 pub(crate) fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -64,23 +57,7 @@ pub(crate) fn read_ahead(inner: &LoopInner, fd: RawFd) -> bool {
     }
 }
 
-/// An integer `SOL_SOCKET` option of the socket `fd` (`SO_TYPE`, `SO_ERROR`).
-pub(crate) fn socket_int_option(fd: RawFd, option: libc::c_int) -> io::Result<libc::c_int> {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `value` and `len` are valid for writes of the sizes passed;
-    // the kernel writes at most `len` bytes into `value`.
-    cvt(unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            option,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    })?;
-    Ok(value)
-}
+
 
 /// Duplicates `fd` (close-on-exec); `EBADF` if it is not open.
 pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {

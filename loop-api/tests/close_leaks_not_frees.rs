@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use loop_api::driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
+use loop_driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
 use loop_api::{EventLoop, OpFuture};
 
 /// What the fake backend was asked.

@@ -29,7 +29,7 @@ use loom::model::Builder;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use loop_api::driver::Notify;
+use loop_driver::Notify;
 use loop_api::remote::RemoteQueue;
 
 /// The item a `stop()` sends; callbacks are numbered from 1.

@@ -187,7 +187,7 @@ impl<B: 'static, K: Keep, T: BufKind<B>> Abandoned for Leftovers<B, K, T> {
             self.keep.keeping();
             stash.orphan_started();
             self.orphaned = true;
-            self.stream = Some(crate::driver::is_stream_socket(self.fd));
+            self.stream = Some(loop_driver::is_stream_socket(self.fd));
         }
     }
 
@@ -201,7 +201,7 @@ impl<B: 'static, K: Keep, T: BufKind<B>> Abandoned for Leftovers<B, K, T> {
         };
         let stream = this
             .stream
-            .unwrap_or_else(|| crate::driver::is_stream_socket(this.fd));
+            .unwrap_or_else(|| loop_driver::is_stream_socket(this.fd));
         if let Some(item) = T::salvage(result, &mut this.buf, stream) {
             if !this.orphaned {
                 this.keep.keeping();

@@ -59,9 +59,9 @@
 //! use std::task::Poll;
 //! use std::time::Duration;
 //!
-//! use loop_api::driver::{Driver, Op};
-//! use loop_api::readiness::fake::{Call, FakeSelector};
-//! use loop_api::readiness::ReadinessDriver;
+//! use loop_driver::{Driver, Op};
+//! use backend_readiness::fake::{Call, FakeSelector};
+//! use backend_readiness::ReadinessDriver;
 //!
 //! // A non-blocking socket pair: `ours` is the driver's, `peer` the test's.
 //! let mut fds = [0; 2];
@@ -102,7 +102,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{Event, Selector};
-use crate::driver::Notify;
+use loop_driver::Notify;
 
 /// The name [`FakeSelector`] reports (the `EVLOOP_BACKEND` spelling it would have).
 pub const NAME: &str = "fake";

@@ -1,5 +1,10 @@
+//! # backend-readiness
+//!
 //! Completion emulated on readiness: the one implementation that
-//! backend-mio and backend-polling share.
+//! backend-mio and backend-polling share, between the boundary
+//! (`loop-driver`) and the epoll backends. It knows nothing of the loop:
+//! a readiness backend writes a [`Selector`] and wraps it in a
+//! [`ReadinessDriver`], which implements `loop_driver::Driver`.
 //!
 //! For each operation: try the syscall at once; on `WouldBlock`, park the
 //! operation on its descriptor, ask the [`Selector`] for readiness, and retry
@@ -35,6 +40,8 @@
 //! the tasks it just woke. Small messages still get large batches (one
 //! `epoll_wait` per up to 1,024 ready descriptors, as tokio).
 
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
 pub mod fake;
 mod syscalls;
 
@@ -45,31 +52,12 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use crate::driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
-use crate::{Error, EventLoop};
+use loop_driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
 
 /// Bytes the parked receives of one [`Driver::wait`] may read before the
 /// rest of the selector's batch is left for the next `wait` (see the module
 /// docs): well inside a core's L2 cache.
 pub const READ_BUDGET: usize = 128 * 1024;
-
-/// A new event loop on a readiness backend: `selector` is the result of
-/// creating the backend's selector; a failure becomes
-/// [`Error::BackendUnavailable`] naming `backend` and saying why.
-pub fn new_event_loop<S: Selector + 'static>(
-    backend: &str,
-    selector: io::Result<S>,
-) -> crate::Result<EventLoop> {
-    match selector {
-        Ok(selector) => Ok(EventLoop::from_driver(Box::new(ReadinessDriver::new(
-            selector,
-        )))),
-        Err(e) => Err(Error::BackendUnavailable {
-            backend: backend.to_owned(),
-            reason: format!("cannot create the readiness selector: {e}"),
-        }),
-    }
-}
 
 /// A readiness event for one descriptor.
 #[derive(Debug, Clone, Copy)]
@@ -253,7 +241,7 @@ impl<S: Selector> ReadinessDriver<S> {
         }
         let stream = *state
             .stream
-            .get_or_insert_with(|| crate::driver::is_stream_socket(fd));
+            .get_or_insert_with(|| loop_driver::is_stream_socket(fd));
         if !stream {
             return false;
         }
@@ -404,7 +392,9 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
     unsafe fn submit(&mut self, id: OpId, op: Op) -> Poll<io::Result<OpOutput>> {
         if let Op::Close { fd } = op {
             self.release_fd(fd);
-            crate::fd::close_raw(fd);
+            // SAFETY: `Op::Close` hands the descriptor to the backend: we own
+            // it and nobody else uses the number until it is closed here.
+            unsafe { libc::close(fd) };
             return Poll::Ready(Ok(OpOutput::new(0)));
         }
         let connecting = matches!(op, Op::Connect { .. });

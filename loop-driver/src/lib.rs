@@ -1,14 +1,28 @@
-//! The backend boundary: an operation-submission (proactor) interface.
+//! # loop-driver
+//!
+//! evloop's backend boundary: an operation-submission (proactor)
+//! interface, and nothing of the loop above it. A backend depends on this
+//! crate alone (plus `loop-api` only to build an `EventLoop` around itself).
 //!
 //! The loop hands a backend an [`Op`] under an [`OpId`]; the backend either
 //! completes it at once (`Poll::Ready`) or reports a [`Completion`] for that id
 //! from a later [`Driver::wait`]. A completion backend (io_uring) turns each
 //! `Op` into a submission-queue entry; readiness backends (epoll through mio
-//! or polling) emulate completion with the shared [`crate::readiness`] module:
-//! try the syscall, and on `WouldBlock` wait for readiness and retry.
+//! or polling) emulate completion with the `backend-readiness` crate: try
+//! the syscall, and on `WouldBlock` wait for readiness and retry. The whole
+//! contract is written on [`Driver`].
 //!
 //! Timers never reach the backend: the loop keeps its own timer heap and
 //! passes the time to the earliest deadline as the `timeout` of `wait`.
+//!
+//! [`buf`] holds the owned-buffer traits operations point into; [`sys`]
+//! the syscall helpers both sides share.
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+pub mod buf;
+pub mod sys;
+
+pub use sys::is_stream_socket;
 
 use std::fmt;
 use std::io;
@@ -231,10 +245,46 @@ pub trait Notify: Send + Sync {
 
 /// A backend: performs operations and blocks the loop thread until something happens.
 ///
-/// One driver belongs to one loop and is used only from the loop's thread.
-/// Dropping it must release every descriptor it created (epoll fd, eventfd,
-/// ring fd), and must not return while the kernel may still write into the
-/// memory of an operation that was submitted and not yet completed.
+/// # The contract
+///
+/// What the loop promises and what it relies on; the conformance suite
+/// and the driver contract tests (`conformance_tests::driver_suite!`)
+/// check it.
+///
+/// - **Threads.** One driver belongs to one loop and is used only from the
+///   loop's thread; only its [`notifier`](Driver::notifier) crosses threads.
+/// - **Ids.** The loop numbers pending operations densely from 0: an id is
+///   the index of a slot in the loop's table, never larger than the peak
+///   number of operations pending at once, and always below 2^32. So a
+///   backend may index arrays by id. An id is reused as soon as its
+///   operation has completed (its [`Completion`] returned by `wait`, or a
+///   `Ready` from `submit`) or was cancelled with [`Cancel::Done`]; never
+///   while it is pending, nor while a cancel answered [`Cancel::Pending`]
+///   and its completion has not come yet.
+/// - **Cancel.** [`cancel`](Driver::cancel) of an id the backend does not
+///   hold (never submitted, already completed) answers [`Cancel::Done`]
+///   and changes nothing. `Done` means no completion will come for the id
+///   and its memory is free; `Pending` means one will, with whatever the
+///   operation produced if it finished first (data received, a connection
+///   accepted): the loop keeps that for its next receive, so a backend
+///   must never drop a finished result.
+/// - **Completions.** Each pending operation gets exactly one
+///   [`Completion`]. Operations that read one descriptor are performed in
+///   the order they were submitted, and so are those that write it.
+/// - **Descriptors.** The loop keeps every descriptor in an `Op` open
+///   until the operation's completion or `Cancel::Done`, except
+///   [`Op::Close`]'s, which the backend owns from submission. An accepted
+///   descriptor is handed over as an `OwnedFd` in [`OpOutput::accepted`].
+///   [`release_fd`](Driver::release_fd) comes before the loop closes a
+///   descriptor or gives it back, and only when no operation on it is
+///   pending in the loop's view (a cancel that answered `Pending` may
+///   still be in flight: its completion must still be reported); after it
+///   the backend keeps no registration for the number, and, where it can,
+///   no reference to the file, so closing it takes effect at once.
+/// - **Drop.** Dropping the driver releases every descriptor it created
+///   (epoll fd, eventfd, ring fd), and must not return while the kernel may
+///   still write into the memory of an operation submitted and not yet
+///   completed (leak it rather than free it).
 pub trait Driver {
     /// The backend's name, as `EVLOOP_BACKEND` spells it (`"mio"`, `"polling"`, `"uring"`).
     fn name(&self) -> &'static str;
@@ -254,12 +304,13 @@ pub trait Driver {
     /// use by another pending operation.
     unsafe fn submit(&mut self, id: OpId, op: Op) -> Poll<io::Result<OpOutput>>;
 
-    /// Asks the backend to abandon a pending operation.
+    /// Asks the backend to abandon a pending operation (see "Cancel" in
+    /// the contract above).
     fn cancel(&mut self, id: OpId) -> Cancel;
 
     /// The loop stops using `fd` (it is about to be closed or handed back to
-    /// the user): forget any readiness registration for it. Must be called
-    /// only when no operation on `fd` is pending.
+    /// the user): forget any registration for it (see "Descriptors" in the
+    /// contract above).
     fn release_fd(&mut self, fd: RawFd);
 
     /// The loop promises that, until [`release_fd`](Driver::release_fd)`(fd)`,
@@ -290,12 +341,4 @@ impl fmt::Debug for dyn Driver {
             .field("name", &self.name())
             .finish()
     }
-}
-
-/// Whether `fd` is a `SOCK_STREAM` socket (`false` for anything else, or if
-/// the kernel will not say). For backends that treat byte streams
-/// differently from datagrams (a short read drains a stream's queue; a
-/// stream may be received ahead).
-pub fn is_stream_socket(fd: RawFd) -> bool {
-    crate::sys::socket_int_option(fd, libc::SO_TYPE).is_ok_and(|ty| ty == libc::SOCK_STREAM)
 }

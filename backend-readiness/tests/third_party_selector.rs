@@ -1,6 +1,6 @@
 //! A third-party readiness backend, written as an outside crate would write
 //! it: only the public `Selector`, `Event` and `Notify` items, in the shape
-//! of `loop_api::readiness::fake::FakeSelector` (an interest per armed
+//! of `backend_readiness::fake::FakeSelector` (an interest per armed
 //! descriptor; `select` reports the armed directions that are ready), but
 //! with the kernel deciding readiness through `poll(2)`. A loop built on it
 //! runs timers, pipe I/O and wake-ups from other threads.
@@ -11,8 +11,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use loop_api::driver::Notify;
-use loop_api::readiness::{Event, Selector};
+use backend_readiness::{Event, ReadinessDriver, Selector};
+use loop_driver::Notify;
 use loop_api::EventLoop;
 
 /// `poll(2)` over the armed descriptors and a self-pipe for the notifier.
@@ -129,7 +129,7 @@ impl Selector for PollSelector {
 }
 
 fn new_loop() -> EventLoop {
-    loop_api::readiness::new_event_loop("poll", PollSelector::new()).unwrap()
+    EventLoop::from_driver(Box::new(ReadinessDriver::new(PollSelector::new().unwrap())))
 }
 
 #[test]

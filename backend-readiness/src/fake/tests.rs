@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use socket2::SockAddr;
 
 use super::*;
-use crate::driver::{Cancel, Completion, Driver, Op, OpId, OpOutput};
-use crate::readiness::{ReadinessDriver, READ_BUDGET};
+use loop_driver::{Cancel, Completion, Driver, Op, OpId, OpOutput};
+use crate::{ReadinessDriver, READ_BUDGET};
 
 type Fake = ReadinessDriver<FakeSelector>;
 
