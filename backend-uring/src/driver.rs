@@ -1024,11 +1024,9 @@ impl Drop for UringDriver {
                         recv.complete(user_data, res, flags, &mut work, &mut done);
                     }
                 } else if let Some((_, op)) = self.take_op(user_data) {
-                    let yields_fd = op.holding.yields_fd();
                     // SAFETY: a final CQE (operations are one-shot; multishots are recv_ring's).
-                    if let (true, Ok(out)) = (yields_fd, unsafe { op.holding.finish(res) }) {
-                        let _ = Self::close_sync(out.res as i32);
-                    }
+                    // Dropping the output closes an accepted descriptor.
+                    drop(unsafe { op.holding.finish(res) });
                 }
             }
             let multishots = self.recv.as_ref().map_or(0, RecvRing::live);

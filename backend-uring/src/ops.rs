@@ -106,11 +106,6 @@ pub(crate) enum Holding {
 }
 
 impl Holding {
-    /// `true` if a successful result is a new descriptor nobody owns yet.
-    pub(crate) fn yields_fd(&self) -> bool {
-        matches!(self, Holding::Accept(_))
-    }
-
     /// Turns the CQE's `res` into the operation's output and frees the held memory.
     ///
     /// # Safety
