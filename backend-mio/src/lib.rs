@@ -11,9 +11,9 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use loop_driver::Notify;
 use backend_readiness::{Event, ReadinessDriver, Selector};
 use loop_api::{Error, EventLoop};
+use loop_driver::Notify;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
@@ -123,5 +123,7 @@ pub fn new_event_loop() -> Result<EventLoop, Error> {
         backend: NAME.to_owned(),
         reason: format!("cannot create the readiness selector: {e}"),
     })?;
-    Ok(EventLoop::from_driver(Box::new(ReadinessDriver::new(selector))))
+    Ok(EventLoop::from_driver(Box::new(ReadinessDriver::new(
+        selector,
+    ))))
 }

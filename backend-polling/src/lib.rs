@@ -26,9 +26,9 @@ use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use loop_driver::Notify;
 use backend_readiness::{Event, ReadinessDriver, Selector};
 use loop_api::{Error, EventLoop};
+use loop_driver::Notify;
 use polling::{Events, PollMode, Poller};
 
 /// At most this many descriptors are reported per wait (the rest stay
@@ -167,7 +167,13 @@ impl Selector for PollingSelector {
         )
     }
 
-    fn rearm(&mut self, fd: RawFd, read: bool, write: bool, served_read: bool) -> io::Result<()> {
+    fn set_interest(
+        &mut self,
+        fd: RawFd,
+        read: bool,
+        write: bool,
+        served_read: bool,
+    ) -> io::Result<()> {
         self.set(
             fd,
             Interest {
@@ -217,5 +223,7 @@ pub fn new_event_loop() -> Result<EventLoop, Error> {
         backend: NAME.to_owned(),
         reason: format!("cannot create the readiness selector: {e}"),
     })?;
-    Ok(EventLoop::from_driver(Box::new(ReadinessDriver::new(selector))))
+    Ok(EventLoop::from_driver(Box::new(ReadinessDriver::new(
+        selector,
+    ))))
 }

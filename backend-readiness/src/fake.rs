@@ -22,7 +22,7 @@
 //! - **Registration and interest.** [`arm`](Selector::arm) registers a
 //!   descriptor and sets its interest to exactly the directions asked for
 //!   (the driver always passes every direction that has waiters);
-//!   [`rearm`](Selector::rearm) sets it to exactly the directions that still
+//!   [`set_interest`](Selector::set_interest) sets it to exactly the directions that still
 //!   have waiters (an empty interest keeps the registration, as an epoll
 //!   entry with no events); [`disarm`](Selector::disarm) forgets the
 //!   descriptor and any readiness scripted for it, so a descriptor number
@@ -46,7 +46,7 @@
 //!   otherwise it blocks (really, on a condition variable) until one of
 //!   those happens, or until the timeout passes (`None`: no limit). Marking
 //!   readiness from another thread wakes a blocked `select`.
-//! - **Refusal.** [`FakeControl::refuse`] makes `arm` and `rearm` of a
+//! - **Refusal.** [`FakeControl::refuse`] makes `arm` and `set_interest` of a
 //!   descriptor fail with an OS error, as epoll refuses a regular file.
 //!
 //! # Example
@@ -91,7 +91,7 @@
 //! driver.wait(Some(Duration::ZERO), &mut done).unwrap();
 //! assert_eq!(done.len(), 1);
 //! assert_eq!(done[0].id, 1);
-//! assert_eq!(done[0].result.as_ref().unwrap().res, 2);
+//! assert_eq!(done[0].result.as_ref().unwrap().bytes, 2);
 //! assert_eq!(&buf[..2], b"hi");
 //! ```
 
@@ -121,7 +121,7 @@ pub enum Call {
         /// The driver's claim that `fd` was armed before and not disarmed since.
         registered: bool,
     },
-    /// [`Selector::rearm`].
+    /// [`Selector::set_interest`].
     Rearm {
         /// The descriptor.
         fd: RawFd,
@@ -172,7 +172,7 @@ struct State {
     marked: Vec<Marked>,
     /// Raw events for the next `select`.
     raw: Vec<Event>,
-    /// Descriptors whose `arm`/`rearm` fails, with the errno.
+    /// Descriptors whose `arm`/`set_interest` fails, with the errno.
     refused: HashMap<RawFd, i32>,
     /// The notifier fired since the last `select` returned.
     notified: bool,
@@ -277,7 +277,13 @@ impl Selector for FakeSelector {
         Ok(())
     }
 
-    fn rearm(&mut self, fd: RawFd, read: bool, write: bool, served_read: bool) -> io::Result<()> {
+    fn set_interest(
+        &mut self,
+        fd: RawFd,
+        read: bool,
+        write: bool,
+        served_read: bool,
+    ) -> io::Result<()> {
         let mut state = self.shared.lock();
         state.calls.push(Call::Rearm {
             fd,
@@ -400,7 +406,7 @@ impl FakeControl {
         self.shared.changed.notify_all();
     }
 
-    /// Makes `arm` and `rearm` of `fd` fail with the OS error `errno`
+    /// Makes `arm` and `set_interest` of `fd` fail with the OS error `errno`
     /// (`libc::EPERM` is what epoll says of a regular file) until
     /// [`FakeControl::allow`].
     pub fn refuse(&self, fd: RawFd, errno: i32) {

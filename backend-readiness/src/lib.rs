@@ -11,7 +11,7 @@
 //! when the descriptor is reported ready. The backends differ only in the
 //! selector they plug in: mio is edge-triggered (register once, every edge
 //! reported), polling is level-triggered (interest changed only when the
-//! directions with waiters change, see [`Selector::rearm`]).
+//! directions with waiters change, see [`Selector::set_interest`]).
 //!
 //! **Known-drained stream sockets skip the attempt.** A `recv` on a stream
 //! socket that returns fewer bytes than asked (but not 0) has emptied the
@@ -97,7 +97,13 @@ pub trait Selector {
     /// which is what oneshot and edge-triggered selectors need; a
     /// level-triggered selector may keep a read interest for the reader
     /// that is about to return, and must drop interests nobody waits on.
-    fn rearm(&mut self, fd: RawFd, read: bool, write: bool, served_read: bool) -> io::Result<()> {
+    fn set_interest(
+        &mut self,
+        fd: RawFd,
+        read: bool,
+        write: bool,
+        served_read: bool,
+    ) -> io::Result<()> {
         let _ = served_read;
         if read || write {
             self.arm(fd, read, write, true)
@@ -232,7 +238,7 @@ impl<S: Selector> ReadinessDriver<S> {
             _ => return false,
         };
         let Ok(out) = result else { return false };
-        if fd < 0 || out.res == 0 || out.res >= len {
+        if fd < 0 || out.bytes == 0 || out.bytes >= len {
             return false;
         }
         let state = self.fd_state(fd);
@@ -324,7 +330,7 @@ impl<S: Selector> ReadinessDriver<S> {
                         Some(Op::Recv { .. } | Op::Read { .. } | Op::RecvFrom { .. }),
                     ) = (&result, parked.as_ref().map(|p| &p.op))
                     {
-                        *bytes += out.res;
+                        *bytes += out.bytes;
                     }
                     let exhausted =
                         parked.is_some_and(|parked| self.note_result(&parked.op, &result));
@@ -364,7 +370,7 @@ impl<S: Selector> ReadinessDriver<S> {
             }
             let state = &self.fds[fd as usize];
             let (read, write) = (!state.readers.is_empty(), !state.writers.is_empty());
-            if let Err(e) = self.selector.rearm(fd, read, write, served_read) {
+            if let Err(e) = self.selector.set_interest(fd, read, write, served_read) {
                 // The descriptor went bad under us: fail its waiters.
                 let state = &mut self.fds[fd as usize];
                 let ids: Vec<OpId> = state
@@ -437,7 +443,7 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
                 state.writers.retain(|x| *x != id);
             }
         }
-        Cancel::Done
+        Cancel::Forgotten
     }
 
     fn release_fd(&mut self, fd: RawFd) {

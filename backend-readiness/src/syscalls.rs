@@ -99,7 +99,7 @@ pub(crate) fn attempt(op: &Op) -> io::Result<OpOutput> {
         Op::PollWritable { fd } => poll_now(fd, libc::POLLOUT),
         // Readiness only: a pidfd turns readable when its process exits.
         // The child is not reaped here (`child_status` stays `None`).
-        Op::WaitPid { pidfd } => poll_now(pidfd, libc::POLLIN),
+        Op::ChildExit { pidfd } => poll_now(pidfd, libc::POLLIN),
         Op::Close { .. } => Err(io::Error::from(io::ErrorKind::InvalidInput)),
         // An operation added to the boundary after this driver was written.
         _ => Err(io::Error::from(io::ErrorKind::Unsupported)),
@@ -127,7 +127,7 @@ fn accept(fd: RawFd) -> io::Result<OpOutput> {
     // SAFETY: accept4 succeeded: `newfd` is a fresh descriptor nobody else owns.
     let accepted = unsafe { OwnedFd::from_raw_fd(newfd) };
     Ok(OpOutput {
-        res: 0,
+        bytes: 0,
         accepted: Some(accepted),
         addr: Some(Box::new(addr)),
         child_status: None,
@@ -195,7 +195,7 @@ fn recv_from(fd: RawFd, buf: *mut u8, len: usize) -> io::Result<OpOutput> {
         })
     }?;
     Ok(OpOutput {
-        res: n,
+        bytes: n,
         accepted: None,
         addr: Some(Box::new(addr)),
         child_status: None,

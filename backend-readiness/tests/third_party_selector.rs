@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backend_readiness::{Event, ReadinessDriver, Selector};
-use loop_driver::Notify;
 use loop_api::EventLoop;
+use loop_driver::Notify;
 
 /// `poll(2)` over the armed descriptors and a self-pipe for the notifier.
 /// Level-triggered: the interest is exactly the directions with waiters,
@@ -62,7 +62,13 @@ impl Selector for PollSelector {
         Ok(())
     }
 
-    fn rearm(&mut self, fd: RawFd, read: bool, write: bool, _served_read: bool) -> io::Result<()> {
+    fn set_interest(
+        &mut self,
+        fd: RawFd,
+        read: bool,
+        write: bool,
+        _served_read: bool,
+    ) -> io::Result<()> {
         self.interest.insert(fd, (read, write));
         Ok(())
     }

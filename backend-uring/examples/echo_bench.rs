@@ -19,8 +19,8 @@ use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use loop_driver::Op;
 use loop_api::{EventLoop, OpFuture};
+use loop_driver::Op;
 
 struct Args {
     size: usize,
@@ -96,9 +96,9 @@ async fn recv(lp: &EventLoop, fd: RawFd, mut buf: Vec<u8>) -> (io::Result<usize>
     let (res, mut buf) = unsafe { OpFuture::new(lp, op, buf) }.await;
     match res {
         Ok(out) => {
-            // SAFETY: the kernel wrote `out.res <= capacity` bytes.
-            unsafe { buf.set_len(out.res) };
-            (Ok(out.res), buf)
+            // SAFETY: the kernel wrote `out.bytes <= capacity` bytes.
+            unsafe { buf.set_len(out.bytes) };
+            (Ok(out.bytes), buf)
         }
         Err(e) => (Err(e), buf),
     }
@@ -118,7 +118,7 @@ async fn send_all(lp: &EventLoop, fd: RawFd, buf: Vec<u8>) -> (io::Result<()>, V
         let (res, b) = unsafe { OpFuture::new(lp, op, buf) }.await;
         buf = b;
         match res {
-            Ok(out) => sent += out.res,
+            Ok(out) => sent += out.bytes,
             Err(e) => return (Err(e), buf),
         }
     }
@@ -169,7 +169,11 @@ fn server(
         for _ in 0..conns {
             // SAFETY: Accept points into no memory; the listener stays open.
             let (res, ()) = unsafe { OpFuture::new(&lp2, Op::Accept { fd: lfd }, ()) }.await;
-            let fd = res.expect("accept").res as RawFd;
+            let fd = res
+                .expect("accept")
+                .accepted
+                .expect("an accepted descriptor")
+                .into_raw_fd();
             tasks.push(lp2.create_task(serve_conn(lp2.clone(), fd, size)).unwrap());
         }
         for t in tasks {

@@ -19,7 +19,7 @@
 //! (without running task work, so a receive whose poll fired is still
 //! stopped before it takes the data), cancels, runs the deferred task work
 //! and settles on the target's final CQE: `ECANCELED`/`EINTR` is consumed
-//! and answered `Done`; a real result stays for the next `wait` and is
+//! and answered `Forgotten`; a real result stays for the next `wait` and is
 //! answered `Pending`. A target the kernel does not find (`ENOENT`: in
 //! transit as task work) is asked for again after the task work ran, a
 //! bounded number of times; then, as on kernels without it, an
@@ -545,7 +545,7 @@ impl UringDriver {
     ) -> Option<Poll<io::Result<OpOutput>>> {
         let recv = self.recv.as_mut()?;
         // SAFETY: submit's contract covers `buf..buf + len` until the
-        // completion for `id` or `Cancel::Done`.
+        // completion for `id` or `Cancel::Forgotten`.
         match unsafe { recv.recv(id, fd, buf, len, &mut self.work) } {
             Start::OneShot => None,
             Start::Ready(result) => Some(Poll::Ready(result)),
@@ -571,7 +571,7 @@ impl UringDriver {
     /// final CQE is reported.
     fn cancel_async(&mut self, id: OpId) -> Cancel {
         let Some(entry) = self.cancel_entry(id) else {
-            return Cancel::Done;
+            return Cancel::Forgotten;
         };
         // SAFETY: AsyncCancel points into no memory. If the SQ is full the
         // request waits for the next `wait` (no flushing here: cancel runs
@@ -703,7 +703,7 @@ impl UringDriver {
     /// The reaped CQE at `pos` says that the operation under `user_data`
     /// completed with `res > 0` before its cancel could stop it. A `Recv`
     /// on a read-ahead stream gives its bytes to `recv`, where the next
-    /// read finds them (`Done`: nothing is lost, nothing is reported);
+    /// read finds them (`Forgotten`: nothing is lost, nothing is reported);
     /// anything else is reported by the next `wait` (`Pending`).
     fn hand_back(&mut self, pos: usize, user_data: u64) -> Cancel {
         let id = (user_data & u64::from(u32::MAX)) as usize;
@@ -731,13 +731,13 @@ impl UringDriver {
             // SAFETY: the final CQE (see above); a Recv holds no descriptor.
             drop(unsafe { op.holding.finish(res) });
         }
-        Cancel::Done
+        Cancel::Forgotten
     }
 
     /// If the final CQE of the operation under `user_data` has been
     /// reaped: consumes it if it says the operation was cancelled
     /// (`ECANCELED`, or `EINTR` from a worker interrupted by the cancel;
-    /// neither moved any data) and answers `Done`; else leaves it for the
+    /// neither moved any data) and answers `Forgotten`; else leaves it for the
     /// next `wait` to report and answers `Pending`.
     fn settle_cancelled(&mut self, user_data: u64) -> Option<Cancel> {
         let pos = self.reaped.iter().position(|&(ud, _, _)| ud == user_data)?;
@@ -755,7 +755,7 @@ impl UringDriver {
             // memory. The result is an error, so no descriptor is lost.
             drop(unsafe { op.holding.finish(res) });
         }
-        Some(Cancel::Done)
+        Some(Cancel::Forgotten)
     }
 
     /// Hands the reaped CQEs of the released multishot `user_data` to
@@ -859,11 +859,11 @@ impl Driver for UringDriver {
         let queued = self.early.len();
         self.early.retain(|c| c.id != id);
         if self.early.len() != queued {
-            return Cancel::Done;
+            return Cancel::Forgotten;
         }
         if self.recv.as_mut().is_some_and(|r| r.cancel(id)) {
             // A Recv waiting for the multishot: the kernel never had its buffer.
-            return Cancel::Done;
+            return Cancel::Forgotten;
         }
         let Some(user_data) = self
             .ops
@@ -871,7 +871,7 @@ impl Driver for UringDriver {
             .and_then(Option::as_ref)
             .map(|op| op.user_data)
         else {
-            return Cancel::Done;
+            return Cancel::Forgotten;
         };
         if self.support.sync_cancel {
             if let Some(answer) = self.cancel_sync(user_data) {
@@ -913,8 +913,8 @@ impl Driver for UringDriver {
         self.early.append(&mut done);
     }
 
-    fn read_ahead(&mut self, fd: std::os::fd::RawFd) -> bool {
-        self.recv.as_mut().is_some_and(|r| r.read_ahead(fd))
+    fn promise_recv_only(&mut self, fd: std::os::fd::RawFd) -> bool {
+        self.recv.as_mut().is_some_and(|r| r.promise_recv_only(fd))
     }
 
     fn wait(&mut self, timeout: Option<Duration>, done: &mut Vec<Completion>) -> io::Result<()> {

@@ -16,17 +16,17 @@
 //!   `cancel` submits what is queued, cancels, runs the deferred task work
 //!   and reads the target's final CQE, so the kernel has let go of the
 //!   operation (its memory and its file) when it returns. Cancelled:
-//!   `Cancel::Done`, and nothing is ever reported for it. Completed first:
+//!   `Cancel::Forgotten`, and nothing is ever reported for it. Completed first:
 //!   `Cancel::Pending`, and the next `wait` reports the result unchanged
 //!   (a read-ahead stream's one-shot `Recv` instead hands its bytes back
-//!   to the next read, `Done`). Otherwise (older kernel, a target the
+//!   to the next read, `Forgotten`). Otherwise (older kernel, a target the
 //!   kernel keeps missing) it submits `AsyncCancel` and answers
 //!   `Cancel::Pending`: the final CQE is still reported, and the loop
 //!   frees the memory (closing an accepted descriptor nobody will
 //!   receive) only then.
 //! - Optionally ([`UringBuilder::multishot_recv`], off by default; Linux
 //!   6.0), stream sockets the loop reads only through owned-buffer reads
-//!   ([`loop_driver::Driver::read_ahead`]) use one multishot receive
+//!   ([`loop_driver::Driver::promise_recv_only`]) use one multishot receive
 //!   per socket into a provided-buffer ring, each read copying what it
 //!   queued. Datagram sockets, borrowed descriptors and kernels without it
 //!   use one-shot `Recv`s.
@@ -66,7 +66,7 @@
 //! - A one-shot recv cancelled just as it completes is answered `Pending`
 //!   and its bytes are reported by the next `wait` (what the loop does with
 //!   an uncollected result is the loop's affair). A recv waiting on a
-//!   multishot is forgotten at once (`Cancel::Done`) and loses nothing:
+//!   multishot is forgotten at once (`Cancel::Forgotten`) and loses nothing:
 //!   what arrives stays queued for the next read; a one-shot recv on such
 //!   a stream that completed before its cancel hands its bytes back there.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]

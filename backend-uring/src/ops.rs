@@ -101,7 +101,7 @@ pub(crate) enum Holding {
         /// Only kept alive, never read back.
         _msg: Stable<SendMsgBuf>,
     },
-    /// WaitId standing for WaitPid: the reaped child's `siginfo_t`.
+    /// WaitId standing for ChildExit: the reaped child's `siginfo_t`.
     WaitId(Stable<libc::siginfo_t>),
 }
 
@@ -124,7 +124,7 @@ impl Holding {
                 // SAFETY: final CQE reaped (the caller's contract).
                 let AcceptBuf { storage, len } = unsafe { buf.into_inner() };
                 OpOutput {
-                    res: 0,
+                    bytes: 0,
                     // SAFETY: a successful accept's result is a new
                     // descriptor that nobody else owns.
                     accepted: Some(unsafe { OwnedFd::from_raw_fd(res as RawFd) }),
@@ -139,7 +139,7 @@ impl Holding {
                 // SAFETY: final CQE reaped (the caller's contract).
                 let RecvMsgBuf { hdr, name, .. } = unsafe { buf.into_inner() };
                 OpOutput {
-                    res,
+                    bytes: res,
                     accepted: None,
                     // SAFETY: as for Accept: `msg_namelen` is what the kernel
                     // wrote into the zeroed storage, bounded by its size.
@@ -151,7 +151,7 @@ impl Holding {
                 // SAFETY: final CQE reaped (the caller's contract).
                 let info = unsafe { info.into_inner() };
                 OpOutput {
-                    res: 0,
+                    bytes: 0,
                     accepted: None,
                     child_status: wait_status(&info),
                     addr: None,
@@ -200,7 +200,7 @@ pub(crate) fn fd_of(op: &Op) -> Option<RawFd> {
         | Op::PollReadable { fd }
         | Op::PollWritable { fd }
         | Op::Close { fd } => fd,
-        Op::WaitPid { pidfd } => pidfd,
+        Op::ChildExit { pidfd } => pidfd,
         _ => return None,
     })
 }
@@ -209,7 +209,7 @@ pub(crate) fn fd_of(op: &Op) -> Option<RawFd> {
 /// memory the driver must hold until its final completion.
 ///
 /// `Op::Close` is prepared as the Close opcode; a driver on a kernel without
-/// it closes synchronously instead of calling this. `Op::WaitPid` becomes a
+/// it closes synchronously instead of calling this. `Op::ChildExit` becomes a
 /// WaitId (`P_PIDFD`, `WEXITED`) that reaps the child when `waitid` is set
 /// (the kernel has the opcode), else a PollAdd on the pidfd.
 ///
@@ -328,7 +328,7 @@ pub(crate) unsafe fn prepare(op: Op, waitid: bool) -> io::Result<(squeue::Entry,
             opcode::PollAdd::new(Fd(fd), libc::POLLOUT as u32).build(),
             Holding::Ready,
         ),
-        Op::WaitPid { pidfd } if waitid => {
+        Op::ChildExit { pidfd } if waitid => {
             // SAFETY: an all-zero siginfo_t is a valid value of this plain C
             // struct (and `si_pid` 0 reads as "nothing reaped").
             let info = Stable::new(unsafe { mem::zeroed::<libc::siginfo_t>() });
@@ -337,7 +337,7 @@ pub(crate) unsafe fn prepare(op: Op, waitid: bool) -> io::Result<(squeue::Entry,
                 .build();
             (entry, Holding::WaitId(info))
         }
-        Op::WaitPid { pidfd } => (
+        Op::ChildExit { pidfd } => (
             opcode::PollAdd::new(Fd(pidfd), libc::POLLIN as u32).build(),
             Holding::Ready,
         ),

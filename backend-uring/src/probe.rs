@@ -7,7 +7,7 @@ use io_uring::{opcode, IoUring, Probe};
 
 /// Every opcode the driver submits, with the kernel version that added it.
 /// `Close` is not here: without it the driver closes synchronously. Nor is
-/// `WaitId` (6.7): without it `Op::WaitPid` polls the pidfd instead.
+/// `WaitId` (6.7): without it `Op::ChildExit` polls the pidfd instead.
 pub(crate) const REQUIRED_OPCODES: &[(u8, &str)] = &[
     (opcode::Accept::CODE, "Accept (5.5)"),
     (opcode::Connect::CODE, "Connect (5.5)"),
@@ -26,7 +26,7 @@ pub(crate) const REQUIRED_OPCODES: &[(u8, &str)] = &[
 pub(crate) struct Support {
     /// The kernel has the Close opcode (5.6).
     pub(crate) close: bool,
-    /// The kernel has the WaitId opcode (6.7): `Op::WaitPid` reaps in the kernel.
+    /// The kernel has the WaitId opcode (6.7): `Op::ChildExit` reaps in the kernel.
     pub(crate) waitid: bool,
     /// `IORING_REGISTER_SYNC_CANCEL` (6.0) works on this ring, which is not
     /// an SQPOLL ring: `cancel` can wait until the kernel lets go.

@@ -1,5 +1,5 @@
 //! Multishot receive into a provided-buffer ring, for stream sockets the
-//! loop reads only through `Op::Recv` ([`Driver::read_ahead`]).
+//! loop reads only through `Op::Recv` ([`Driver::promise_recv_only`]).
 //!
 //! Per such descriptor the first `Recv` that finds nothing queued arms one
 //! `IORING_OP_RECV` with `IORING_RECV_MULTISHOT` (Linux 6.0) that selects
@@ -8,7 +8,7 @@
 //! completed by copying from that queue into the caller's buffer — at
 //! `submit` (`Poll::Ready`) when something is queued, else when the next
 //! CQE arrives. So an echo request costs one CQE and no SQE, and a
-//! cancelled `Recv` is forgotten at once (`Cancel::Done`): the kernel never
+//! cancelled `Recv` is forgotten at once (`Cancel::Forgotten`): the kernel never
 //! held its buffer, and bytes received meanwhile stay queued for the next.
 //!
 //! End of stream and errors are sticky (reported after the queued bytes,
@@ -33,7 +33,7 @@
 //! their user data (a generation per arm) and only recycle their buffer. The buffer ring is unmapped only once no
 //! multishot is left in the kernel (the driver's Drop).
 //!
-//! [`Driver::read_ahead`]: loop_driver::Driver::read_ahead
+//! [`Driver::promise_recv_only`]: loop_driver::Driver::promise_recv_only
 
 use std::collections::VecDeque;
 use std::io;
@@ -81,7 +81,7 @@ struct Chunk {
 }
 
 /// A `Recv` waiting for bytes: the caller's memory (kept alive by the loop
-/// until the completion or `Cancel::Done`).
+/// until the completion or `Cancel::Forgotten`).
 #[derive(Debug, Clone, Copy)]
 struct Waiter {
     id: OpId,
@@ -140,7 +140,7 @@ enum Kind {
 /// Per-descriptor state.
 #[derive(Debug, Default)]
 struct FdState {
-    /// The loop declared `read_ahead` and has not released the descriptor.
+    /// The loop declared `promise_recv_only` and has not released the descriptor.
     ahead: bool,
     kind: Kind,
     /// User data of the live multishot, 0 if none.
@@ -262,7 +262,7 @@ impl RecvRing {
     }
 
     /// The loop reads `fd` only through `Recv` until `release`.
-    pub(crate) fn read_ahead(&mut self, fd: RawFd) -> bool {
+    pub(crate) fn promise_recv_only(&mut self, fd: RawFd) -> bool {
         if !self.enabled || !(0..MAX_FD).contains(&fd) {
             return false;
         }

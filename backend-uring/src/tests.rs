@@ -102,7 +102,7 @@ fn recv_and_send_on_a_socketpair() {
     assert!(done.is_empty());
     b.write_all(b"hello").unwrap();
     let c = wait_for(&mut d, 0);
-    assert_eq!(c.result.unwrap().res, 5);
+    assert_eq!(c.result.unwrap().bytes, 5);
     assert_eq!(&buf[..5], b"hello");
 
     let msg = b"world".to_vec();
@@ -115,7 +115,7 @@ fn recv_and_send_on_a_socketpair() {
             len: msg.len(),
         },
     );
-    assert_eq!(wait_for(&mut d, 1).result.unwrap().res, 5);
+    assert_eq!(wait_for(&mut d, 1).result.unwrap().bytes, 5);
     let mut got = [0u8; 5];
     b.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"world");
@@ -190,8 +190,8 @@ fn read_and_write_on_a_nonblocking_pipe_wait_for_data() {
     }
     results.sort_by_key(|c| c.id);
     assert_eq!(results.len(), 2);
-    assert_eq!(results[0].result.as_ref().unwrap().res, 5);
-    assert_eq!(results[1].result.as_ref().unwrap().res, 5);
+    assert_eq!(results[0].result.as_ref().unwrap().bytes, 5);
+    assert_eq!(results[1].result.as_ref().unwrap().bytes, 5);
     assert_eq!(&buf[..5], b"pipe!");
     // End of stream reads 0.
     drop(w);
@@ -204,7 +204,7 @@ fn read_and_write_on_a_nonblocking_pipe_wait_for_data() {
             len: buf.len(),
         },
     );
-    assert_eq!(wait_for(&mut d, 5).result.unwrap().res, 0);
+    assert_eq!(wait_for(&mut d, 5).result.unwrap().bytes, 0);
 }
 
 #[test]
@@ -313,13 +313,13 @@ fn recvfrom_and_sendto_carry_addresses() {
     }
     done.sort_by_key(|c| c.id);
     let got = done[0].result.as_ref().unwrap();
-    assert_eq!(got.res, 3);
+    assert_eq!(got.bytes, 3);
     assert_eq!(&buf[..3], b"xxx");
     assert_eq!(
         got.addr.as_ref().unwrap().as_socket().unwrap(),
         client.local_addr().unwrap()
     );
-    assert_eq!(done[1].result.as_ref().unwrap().res, 3);
+    assert_eq!(done[1].result.as_ref().unwrap().bytes, 3);
 }
 
 #[test]
@@ -328,13 +328,13 @@ fn poll_readable_and_writable() {
     let mut d = driver();
     let (a, mut b) = UnixStream::pair().unwrap();
     submit(&mut d, 0, Op::PollWritable { fd: a.as_raw_fd() });
-    assert_eq!(wait_for(&mut d, 0).result.unwrap().res, 0);
+    assert_eq!(wait_for(&mut d, 0).result.unwrap().bytes, 0);
     submit(&mut d, 1, Op::PollReadable { fd: a.as_raw_fd() });
     let mut done = Vec::new();
     d.wait(Some(Duration::from_millis(20)), &mut done).unwrap();
     assert!(done.is_empty());
     b.write_all(b"!").unwrap();
-    assert_eq!(wait_for(&mut d, 1).result.unwrap().res, 0);
+    assert_eq!(wait_for(&mut d, 1).result.unwrap().bytes, 0);
 }
 
 #[test]
@@ -350,7 +350,7 @@ fn close_op_closes_the_descriptor() {
         Poll::Ready(r) => r,
         Poll::Pending => wait_for(&mut d, 0).result,
     };
-    assert_eq!(result.unwrap().res, 0);
+    assert_eq!(result.unwrap().bytes, 0);
     assert!(!is_open(fd));
 }
 
@@ -399,7 +399,7 @@ fn bad_descriptors_fail_without_panicking() {
     ));
     let _ = wait_for(&mut d, 2);
     // Unknown ids cancel as done.
-    assert_eq!(d.cancel(12345), Cancel::Done);
+    assert_eq!(d.cancel(12345), Cancel::Forgotten);
 }
 
 /// Without synchronous cancellation (before Linux 6.0, or an SQPOLL ring;
@@ -423,7 +423,7 @@ fn cancel_of_a_pending_recv_reports_the_final_completion() {
     // Data sent after the cancellation is not consumed by the dead recv.
     b.write_all(b"late").unwrap();
     submit_recv(&mut d, 7, a.as_raw_fd(), &mut buf);
-    assert_eq!(wait_for(&mut d, 7).result.unwrap().res, 4);
+    assert_eq!(wait_for(&mut d, 7).result.unwrap().bytes, 4);
     assert_eq!(&buf[..4], b"late");
 }
 
@@ -439,7 +439,7 @@ fn cancel_before_submission_reaches_the_kernel() {
         submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
         if sync {
             // Submitted, then cancelled synchronously: nothing more comes.
-            assert_eq!(d.cancel(0), Cancel::Done);
+            assert_eq!(d.cancel(0), Cancel::Forgotten);
             assert_eq!(d.in_flight(), 0);
             let mut done = Vec::new();
             d.wait(Some(Duration::from_millis(10)), &mut done).unwrap();
@@ -455,7 +455,7 @@ fn cancel_before_submission_reaches_the_kernel() {
         b.write_all(b"next").unwrap();
         let mut buf = vec![0u8; 64];
         submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
-        assert_eq!(wait_for(&mut d, 0).result.unwrap().res, 4);
+        assert_eq!(wait_for(&mut d, 0).result.unwrap().bytes, 4);
     }
 }
 
@@ -604,7 +604,7 @@ fn drop_with_operations_in_flight(sync: bool) {
     d.wait(Some(Duration::ZERO), &mut done).unwrap();
     // Half of them are cancelled by the loop before the drop, half not.
     let (answer, left) = match sync {
-        true => (Cancel::Done, 9),
+        true => (Cancel::Forgotten, 9),
         false => (Cancel::Pending, 17),
     };
     for i in 0..8 {
@@ -639,7 +639,7 @@ fn full_submission_queue_is_flushed() {
     assert_eq!(done.len(), 200);
     assert!(done
         .iter()
-        .all(|c| c.result.as_ref().is_ok_and(|o| o.res == 0)));
+        .all(|c| c.result.as_ref().is_ok_and(|o| o.bytes == 0)));
     assert_eq!(d.in_flight(), 0);
 }
 
@@ -658,7 +658,7 @@ fn every_setup_works_or_falls_back() {
         submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
         b.write_all(b"ok").unwrap();
         assert_eq!(
-            wait_for(&mut d, 0).result.unwrap().res,
+            wait_for(&mut d, 0).result.unwrap().bytes,
             2,
             "{:?}",
             d.config()
@@ -804,8 +804,8 @@ fn cancelling_recvs_under_traffic_is_sound() {
                     let timeout = Duration::from_micros((round * 7 + i as u64 * 13) % 70);
                     match loop_api::wait_for(fut, timeout).await {
                         Ok((Ok(out), buf)) => {
-                            assert!(buf[..out.res].iter().all(|&b| b == 0xa5));
-                            received.set(received.get() + out.res);
+                            assert!(buf[..out.bytes].iter().all(|&b| b == 0xa5));
+                            received.set(received.get() + out.bytes);
                         }
                         Ok((Err(e), _)) => panic!("recv failed: {e}"),
                         Err(_) => cancelled.set(cancelled.get() + 1),
@@ -897,12 +897,12 @@ fn pidfd_open(pid: libc::pid_t) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(raw as RawFd) }
 }
 
-/// Submits a `WaitPid` on `pidfd` under `id`.
+/// Submits a `ChildExit` on `pidfd` under `id`.
 fn submit_waitpid(d: &mut UringDriver, id: usize, pidfd: &OwnedFd) {
     submit(
         d,
         id,
-        Op::WaitPid {
+        Op::ChildExit {
             pidfd: pidfd.as_raw_fd(),
         },
     );
@@ -925,7 +925,7 @@ fn waitpid_op_reaps_a_real_child_with_waitid() {
     let pidfd = pidfd_open(pid);
     submit_waitpid(&mut d, 7, &pidfd);
     let out = wait_for(&mut d, 7).result.unwrap();
-    assert_eq!(out.res, 0);
+    assert_eq!(out.bytes, 0);
     let status = out
         .child_status
         .expect("a 6.7+ kernel reaps through IORING_OP_WAITID");
@@ -941,7 +941,7 @@ fn waitpid_op_reaps_a_real_child_with_waitid() {
     drop(child);
 }
 
-/// On a kernel without IORING_OP_WAITID (before 6.7) `WaitPid` is a
+/// On a kernel without IORING_OP_WAITID (before 6.7) `ChildExit` is a
 /// PollAdd on the pidfd: it reports the exit without reaping, and the
 /// caller reaps with `waitpid` (what the loop's process watcher does).
 /// Forced here by clearing the probed flag on a 6.7+ kernel.
@@ -958,7 +958,7 @@ fn waitpid_op_without_waitid_polls_the_pidfd_and_leaves_the_reaping() {
     let pidfd = pidfd_open(pid);
     submit_waitpid(&mut d, 3, &pidfd);
     let out = wait_for(&mut d, 3).result.unwrap();
-    assert_eq!(out.res, 0);
+    assert_eq!(out.bytes, 0);
     assert_eq!(out.child_status, None, "a poll does not reap");
     // The child is still there to be reaped, with its status.
     let (ret, st) = waitpid_now(pid);
@@ -969,7 +969,7 @@ fn waitpid_op_without_waitid_polls_the_pidfd_and_leaves_the_reaping() {
 }
 
 #[test]
-// The WaitPid operation reaps the child; `Child::wait` would find nothing.
+// The ChildExit operation reaps the child; `Child::wait` would find nothing.
 #[allow(clippy::zombie_processes)]
 fn waitpid_op_reports_a_killing_signal_and_can_be_cancelled() {
     let _g = shared();
@@ -984,7 +984,7 @@ fn waitpid_op_reports_a_killing_signal_and_can_be_cancelled() {
     submit_waitpid(&mut d, 1, &pidfd);
     let mut done = Vec::new();
     d.wait(Some(Duration::ZERO), &mut done).unwrap();
-    assert_eq!(d.cancel(1), Cancel::Done);
+    assert_eq!(d.cancel(1), Cancel::Forgotten);
     assert_eq!(d.in_flight(), 0);
     // A second wait sees the kill.
     submit_waitpid(&mut d, 2, &pidfd);
@@ -1021,8 +1021,8 @@ fn recv_now_or_later(d: &mut UringDriver, id: usize, fd: RawFd, buf: &mut [u8]) 
     };
     // SAFETY: `buf` outlives the op: we wait for its completion below.
     match unsafe { d.submit(id, op) } {
-        Poll::Ready(r) => (r.unwrap().res, true),
-        Poll::Pending => (wait_for(d, id).result.unwrap().res, false),
+        Poll::Ready(r) => (r.unwrap().bytes, true),
+        Poll::Pending => (wait_for(d, id).result.unwrap().bytes, false),
     }
 }
 
@@ -1042,7 +1042,7 @@ fn multishot_data_arriving_before_the_recv_is_delivered_at_submit() {
     assert!(d.multishot_recv(), "a 6.x kernel has multishot receive");
     let (server, mut client) = tcp_pair();
     let fd = server.as_raw_fd();
-    assert!(d.read_ahead(fd));
+    assert!(d.promise_recv_only(fd));
     client.write_all(b"first").unwrap();
     let mut buf = vec![0u8; 64];
     // The first Recv arms the multishot and waits for its CQE.
@@ -1065,7 +1065,7 @@ fn multishot_recv_smaller_than_a_chunk_leaves_the_rest_for_the_next() {
     let mut d = mshot_driver();
     let (server, mut client) = tcp_pair();
     let fd = server.as_raw_fd();
-    assert!(d.read_ahead(fd));
+    assert!(d.promise_recv_only(fd));
     let data: Vec<u8> = (0..100u8).collect();
     let mut buf = vec![0u8; 64];
     // Arm it first, then send 100 bytes: one CQE of 100 bytes.
@@ -1097,7 +1097,7 @@ fn multishot_end_of_stream_comes_after_the_data_and_sticks() {
     let mut d = mshot_driver();
     let (server, mut client) = tcp_pair();
     let fd = server.as_raw_fd();
-    assert!(d.read_ahead(fd));
+    assert!(d.promise_recv_only(fd));
     let mut buf = vec![0u8; 64];
     client.write_all(b"x").unwrap();
     let (n, _) = recv_now_or_later(&mut d, 0, fd, &mut buf);
@@ -1119,12 +1119,12 @@ fn multishot_a_dropped_recv_loses_no_bytes() {
     let mut d = mshot_driver();
     let (server, mut client) = tcp_pair();
     let fd = server.as_raw_fd();
-    assert!(d.read_ahead(fd));
+    assert!(d.promise_recv_only(fd));
     let mut buf = vec![0u8; 64];
     submit_recv(&mut d, 0, fd, &mut buf);
     settle(&mut d);
     // A waiting Recv never lent its buffer to the kernel: forgotten at once.
-    assert_eq!(d.cancel(0), Cancel::Done);
+    assert_eq!(d.cancel(0), Cancel::Forgotten);
     assert_eq!(d.in_flight(), 0);
     drop(buf);
     client.write_all(b"kept").unwrap();
@@ -1147,8 +1147,8 @@ fn multishot_recovers_when_the_buffers_run_out() {
     let (server, mut client) = tcp_pair();
     let (other, mut other_client) = tcp_pair();
     let fd = server.as_raw_fd();
-    assert!(d.read_ahead(fd));
-    assert!(d.read_ahead(other.as_raw_fd()));
+    assert!(d.promise_recv_only(fd));
+    assert!(d.promise_recv_only(other.as_raw_fd()));
     let data: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
     let mut buf = vec![0u8; 16];
     client.write_all(&data[..1]).unwrap();
@@ -1183,7 +1183,7 @@ fn multishot_release_and_close_leak_no_descriptor_and_do_not_hang() {
         for i in 0..4 {
             let (server, mut client) = tcp_pair();
             let fd = server.as_raw_fd();
-            assert!(d.read_ahead(fd));
+            assert!(d.promise_recv_only(fd));
             client.write_all(b"q").unwrap();
             let mut buf = [0u8; 8];
             assert_eq!(recv_now_or_later(&mut d, i, fd, &mut buf).0, 1);
@@ -1209,7 +1209,7 @@ fn multishot_release_and_close_leak_no_descriptor_and_do_not_hang() {
         }
         // A multishot left armed at Drop is cancelled there too.
         let (server, mut client) = tcp_pair();
-        assert!(d.read_ahead(server.as_raw_fd()));
+        assert!(d.promise_recv_only(server.as_raw_fd()));
         client.write_all(b"y").unwrap();
         let mut buf = [0u8; 8];
         assert_eq!(
@@ -1235,11 +1235,11 @@ fn multishot_off_or_a_datagram_socket_uses_one_shot_recvs() {
     assert!(!d.multishot_recv());
     assert!(!driver().multishot_recv());
     let (server, mut client) = tcp_pair();
-    assert!(!d.read_ahead(server.as_raw_fd()));
+    assert!(!d.promise_recv_only(server.as_raw_fd()));
     let mut buf = vec![0u8; 8];
     submit_recv(&mut d, 0, server.as_raw_fd(), &mut buf);
     client.write_all(b"plain").unwrap();
-    assert_eq!(wait_for(&mut d, 0).result.unwrap().res, 5);
+    assert_eq!(wait_for(&mut d, 0).result.unwrap().bytes, 5);
     // A cancelled one-shot still goes through the kernel (with the async
     // cancel, the final completion says so).
     d.support.sync_cancel = false;
@@ -1253,12 +1253,12 @@ fn multishot_off_or_a_datagram_socket_uses_one_shot_recvs() {
     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
     a.connect(b.local_addr().unwrap()).unwrap();
     b.connect(a.local_addr().unwrap()).unwrap();
-    d.read_ahead(a.as_raw_fd());
+    d.promise_recv_only(a.as_raw_fd());
     b.send(b"one").unwrap();
     b.send(b"two").unwrap();
     let mut buf = vec![0u8; 64];
     submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
-    assert_eq!(wait_for(&mut d, 0).result.unwrap().res, 3);
+    assert_eq!(wait_for(&mut d, 0).result.unwrap().bytes, 3);
     assert_eq!(&buf[..3], b"one");
 }
 
@@ -1336,17 +1336,17 @@ fn multishot_large_chunks_switch_to_one_shot_reads_and_back() {
     let _g = shared();
     let mut d = mshot_driver();
     // With the async cancel, `Pending` tells a one-shot (the kernel holds
-    // the buffer) from a Recv waiting on the multishot (`Done`).
+    // the buffer) from a Recv waiting on the multishot (`Forgotten`).
     d.support.sync_cancel = false;
     let (server, mut client) = tcp_pair();
     let fd = server.as_raw_fd();
-    assert!(d.read_ahead(fd));
+    assert!(d.promise_recv_only(fd));
     let mut buf = vec![0u8; 64 * 1024];
     // Small: the multishot serves it; a waiting Recv is cancelled at once.
     client.write_all(b"small").unwrap();
     assert_eq!(recv_now_or_later(&mut d, 0, fd, &mut buf).0, 5);
     submit_recv(&mut d, 1, fd, &mut buf);
-    assert_eq!(d.cancel(1), Cancel::Done);
+    assert_eq!(d.cancel(1), Cancel::Forgotten);
     // One large chunk (>= 4 KiB, one CQE once it has all arrived) ...
     let big = vec![7u8; 8192];
     client.write_all(&big).unwrap();
@@ -1369,7 +1369,7 @@ fn multishot_large_chunks_switch_to_one_shot_reads_and_back() {
         assert_eq!(buf[0], i);
     }
     submit_recv(&mut d, 5, fd, &mut buf);
-    assert_eq!(d.cancel(5), Cancel::Done);
+    assert_eq!(d.cancel(5), Cancel::Forgotten);
 }
 
 /// A completion the driver queued outside `wait` (here: a waiting receive
@@ -1382,11 +1382,11 @@ fn a_cancelled_ops_queued_completion_never_reaches_its_ids_next_op() {
     let mut d = mshot_driver();
     let (server, _client) = tcp_pair();
     let fd = server.as_raw_fd();
-    assert!(d.read_ahead(fd));
+    assert!(d.promise_recv_only(fd));
     let mut buf = vec![0u8; 64];
     submit_recv(&mut d, 4, fd, &mut buf);
     d.release_fd(fd);
-    assert_eq!(d.cancel(4), Cancel::Done);
+    assert_eq!(d.cancel(4), Cancel::Forgotten);
 
     let (other, mut peer) = tcp_pair();
     peer.write_all(b"fresh").unwrap();
@@ -1413,7 +1413,7 @@ fn sync_cancel_drivers() -> Vec<UringDriver> {
 }
 
 /// `remove_reader(listener)` then closing it: once `cancel` has returned
-/// `Done`, the kernel holds no reference to the listening socket, so
+/// `Forgotten`, the kernel holds no reference to the listening socket, so
 /// closing it really closes it and a connect is refused at once (with the
 /// old asynchronous cancel the kernel kept the file until the next `wait`:
 /// the connect was accepted into the dead listener's backlog, then reset;
@@ -1440,7 +1440,7 @@ fn cancelled_poll_on_a_listener_lets_go_so_a_connect_is_refused() {
                 d.wait(Some(Duration::ZERO), &mut done).unwrap();
                 assert!(done.is_empty());
             }
-            assert_eq!(d.cancel(0), Cancel::Done, "{:?}", d.config());
+            assert_eq!(d.cancel(0), Cancel::Forgotten, "{:?}", d.config());
             assert_eq!(d.in_flight(), 0);
             drop(listener);
             let err = TcpStream::connect(addr).expect_err("the listener is gone");
@@ -1517,11 +1517,11 @@ fn drain_plain(mut sock: &TcpStream, pos: &mut u64) -> usize {
     }
 }
 
-/// A `Recv` cancelled while data arrives: either `Done`, and the data is
+/// A `Recv` cancelled while data arrives: either `Forgotten`, and the data is
 /// still in the socket (a plain recv gets it, in order), or `Pending`, and
 /// the next `wait` reports the completion with the data. Never lost, never
 /// reported under the id's next operation. The old asynchronous cancel
-/// never answered `Done` (the assertion on `dones` fails with it).
+/// never answered `Forgotten` (the assertion on `dones` fails with it).
 #[test]
 fn recv_racing_its_cancel_is_done_with_the_data_left_or_reported() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -1565,7 +1565,7 @@ fn recv_racing_its_cancel_is_done_with_the_data_left_or_reported() {
                     if let Some(c) = done.pop() {
                         // Completed before the cancel: nothing to cancel.
                         assert_eq!(c.id, 3);
-                        check_pattern(&buf[..c.result.unwrap().res], &mut pos);
+                        check_pattern(&buf[..c.result.unwrap().bytes], &mut pos);
                         continue;
                     }
                 }
@@ -1574,14 +1574,14 @@ fn recv_racing_its_cancel_is_done_with_the_data_left_or_reported() {
                     let mut done = Vec::new();
                     d.wait(Some(Duration::ZERO), &mut done).unwrap();
                     if let Some(c) = done.pop() {
-                        check_pattern(&buf[..c.result.unwrap().res], &mut pos);
+                        check_pattern(&buf[..c.result.unwrap().bytes], &mut pos);
                         continue;
                     }
                     std::thread::sleep(Duration::from_micros(u64::from(round % 50)));
                 }
             }
             match d.cancel(3) {
-                Cancel::Done => {
+                Cancel::Forgotten => {
                     dones += 1;
                     assert_eq!(d.in_flight(), 0);
                     // The data is still in the socket, in order.
@@ -1592,7 +1592,7 @@ fn recv_racing_its_cancel_is_done_with_the_data_left_or_reported() {
                 Cancel::Pending => {
                     pendings += 1;
                     let c = wait_for(&mut d, 3);
-                    let n = c.result.expect("only a completed recv is pending").res;
+                    let n = c.result.expect("only a completed recv is pending").bytes;
                     assert!(n > 0);
                     check_pattern(&buf[..n], &mut pos);
                 }
@@ -1628,7 +1628,7 @@ fn recv_racing_its_cancel_is_done_with_the_data_left_or_reported() {
     }
 }
 
-/// An `Accept` cancelled while connections arrive: either `Done`, and the
+/// An `Accept` cancelled while connections arrive: either `Forgotten`, and the
 /// connection is still in the backlog (a plain accept gets it), or
 /// `Pending`, and the next `wait` reports the accepted descriptor. Every
 /// connection is found exactly once.
@@ -1681,7 +1681,7 @@ fn accept_racing_its_cancel_leaves_the_connection_or_reports_it() {
                 std::thread::sleep(Duration::from_micros(u64::from(round % 40)));
             }
             match d.cancel(1) {
-                Cancel::Done => {
+                Cancel::Forgotten => {
                     dones += 1;
                     assert_eq!(d.in_flight(), 0);
                     if round.is_multiple_of(3) {
@@ -1728,7 +1728,7 @@ fn sync_cancel_retries_a_target_in_transit_then_falls_back() {
         // Missed three times, found the fourth: still synchronous.
         submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
         d.fake_misses = super::driver::SYNC_CANCEL_ATTEMPTS - 1;
-        assert_eq!(d.cancel(0), Cancel::Done);
+        assert_eq!(d.cancel(0), Cancel::Forgotten);
         assert_eq!(d.in_transit, super::driver::SYNC_CANCEL_ATTEMPTS - 1);
         assert_eq!(d.in_flight(), 0);
         // Missed every time: an AsyncCancel, `Pending`, the final
@@ -1744,7 +1744,7 @@ fn sync_cancel_retries_a_target_in_transit_then_falls_back() {
         // Neither cancelled recv took anything.
         b.write_all(b"abc").unwrap();
         submit_recv(&mut d, 0, a.as_raw_fd(), &mut buf);
-        assert_eq!(wait_for(&mut d, 0).result.unwrap().res, 3);
+        assert_eq!(wait_for(&mut d, 0).result.unwrap().bytes, 3);
         assert_eq!(&buf[..3], b"abc");
     }
 }
@@ -1779,11 +1779,11 @@ fn peer_sees_eof(client: &mut TcpStream, within: Duration) -> std::io::Result<us
 /// that armed it was cancelled before any `wait`).
 fn arm_multishot(d: &mut UringDriver, server: &TcpStream, client: &mut TcpStream, state: u8) {
     let fd = server.as_raw_fd();
-    assert!(d.read_ahead(fd));
+    assert!(d.promise_recv_only(fd));
     let mut buf = [0u8; 8];
     if state == 2 {
         submit_recv(d, 0, fd, &mut buf);
-        assert_eq!(d.cancel(0), Cancel::Done);
+        assert_eq!(d.cancel(0), Cancel::Forgotten);
         return;
     }
     client.write_all(b"q").unwrap();
@@ -1825,7 +1825,7 @@ fn multishot_release_lets_go_so_the_peer_sees_the_close_at_once() {
         // The next stream on the same driver reads normally.
         let (server, mut client) = tcp_pair();
         let fd = server.as_raw_fd();
-        assert!(d.read_ahead(fd));
+        assert!(d.promise_recv_only(fd));
         let mut buf = [0u8; 8];
         for i in 0..100 {
             client.write_all(b"x").unwrap();

@@ -67,8 +67,9 @@ static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) enum Ready {
     /// A `call_soon`/`call_later` callback.
     Callback(Rc<dyn Callback>),
-    /// A callback that came from another thread.
-    Boxed(Box<dyn FnOnce()>),
+    /// A callback with no `Handle`: `call_soon_threadsafe`'s, from this
+    /// thread or another.
+    Bare(Box<dyn FnOnce()>),
     /// A task step.
     Task(Runnable),
 }
@@ -81,13 +82,13 @@ enum Remote {
 }
 
 /// The part of a loop other threads may touch.
-pub(crate) struct Shared {
+pub(crate) struct CrossThread {
     id: u64,
     /// Work from other threads, and the wake-up protocol (see remote.rs).
     remote: RemoteQueue<Remote>,
 }
 
-impl Shared {
+impl CrossThread {
     /// The task scheduler: runs on whatever thread wakes the task.
     pub(crate) fn schedule(&self, runnable: Runnable) {
         let mut slot = Some(runnable);
@@ -133,7 +134,7 @@ fn with_local_loop<R>(id: u64, f: impl FnOnce(&LoopInner) -> R) -> Option<R> {
 }
 
 pub(crate) struct LoopInner {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<CrossThread>,
     ready: RefCell<VecDeque<Ready>>,
     timers: RefCell<Timers>,
     /// The backend; `None` once the loop is closed.
@@ -177,7 +178,7 @@ impl LoopInner {
         let mut ready = self.ready.borrow_mut();
         while let Some(item) = self.shared.remote.pop() {
             match item {
-                Remote::Callback(f) => ready.push_back(Ready::Boxed(f)),
+                Remote::Callback(f) => ready.push_back(Ready::Bare(f)),
                 Remote::Task(r) => ready.push_back(Ready::Task(r)),
                 Remote::Stop => stop = true,
             }
@@ -251,7 +252,7 @@ impl EventLoop {
     /// `new_event_loop()`; users normally go through a policy.
     pub fn from_driver(driver: Box<dyn Driver>) -> EventLoop {
         let backend = driver.name();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(CrossThread {
             id: NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed),
             remote: RemoteQueue::new(driver.notifier()),
         });
@@ -493,7 +494,7 @@ impl EventLoop {
                         self.report_panic("Exception in callback", payload, Some(Handle(cb)));
                     }
                 }
-                Some(Ready::Boxed(f)) => {
+                Some(Ready::Bare(f)) => {
                     if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
                         self.report_panic("Exception in callback", payload, None);
                     }
@@ -612,7 +613,7 @@ impl EventLoop {
                 Some(driver) => driver.cancel(key.id()),
                 None => Cancel::Pending,
             };
-            if outcome == Cancel::Done {
+            if outcome == Cancel::Forgotten {
                 let waker = inner
                     .ops
                     .borrow_mut()
@@ -655,7 +656,7 @@ impl EventLoop {
         for key in keys {
             let outcome = match inner.driver.borrow_mut().as_mut() {
                 Some(driver) => driver.cancel(key.id()),
-                None => Cancel::Done,
+                None => Cancel::Forgotten,
             };
             taken.extend(inner.ops.borrow_mut().cancel_callback(key, Some(outcome)));
         }
@@ -665,7 +666,7 @@ impl EventLoop {
     /// Runs the driver until the kernel holds no operation of the table
     /// (orphans, awaited operations) or `bound` passes; `true` if none is
     /// left. Readiness backends never leave any (their `cancel` answers
-    /// `Done`), so this returns at once there.
+    /// `Forgotten`), so this returns at once there.
     fn drain_backend(&self, bound: Duration) -> bool {
         let inner = &*self.inner;
         let holds = || inner.ops.borrow().kernel_holds_any();
@@ -753,7 +754,7 @@ pub fn get_running_loop() -> Result<EventLoop> {
 /// A `Send + Sync` reference to a loop, for other threads.
 #[derive(Clone)]
 pub struct LoopHandle {
-    shared: Arc<Shared>,
+    shared: Arc<CrossThread>,
 }
 
 impl fmt::Debug for LoopHandle {
@@ -783,10 +784,7 @@ impl LoopHandle {
                 return Err(Error::Closed);
             }
             let f = f.take().expect("closure present");
-            inner
-                .ready
-                .borrow_mut()
-                .push_back(Ready::Boxed(Box::new(f)));
+            inner.ready.borrow_mut().push_back(Ready::Bare(Box::new(f)));
             Ok(())
         }) {
             return result;

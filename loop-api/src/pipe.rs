@@ -426,9 +426,9 @@ unsafe impl<B: IoBufMut> BufKind<B> for PipeRead {
 
     fn done(&mut self, res: io::Result<OpOutput>, buf: &mut B) -> ControlFlow<io::Result<usize>> {
         ControlFlow::Break(res.map(|out| {
-            // SAFETY: the kernel wrote `out.res <= bytes_total()` bytes at the start.
-            unsafe { buf.set_init(out.res) };
-            out.res
+            // SAFETY: the kernel wrote `out.bytes <= bytes_total()` bytes at the start.
+            unsafe { buf.set_init(out.bytes) };
+            out.bytes
         }))
     }
 
@@ -440,7 +440,7 @@ unsafe impl<B: IoBufMut> BufKind<B> for PipeRead {
 
     fn salvage(res: io::Result<OpOutput>, buf: &mut B, _stream: bool) -> Option<Salvaged> {
         Salvaged::from_result(res, |out| {
-            let data = received(buf, out.res);
+            let data = received(buf, out.bytes);
             // End of stream repeats by itself: nothing to keep.
             (!data.is_empty()).then_some(Salvaged::Bytes { data, pos: 0 })
         })
@@ -493,10 +493,10 @@ unsafe impl<B: IoBuf> BufKind<B> for PipeWrite {
 
     fn done(&mut self, res: io::Result<OpOutput>, _buf: &mut B) -> ControlFlow<io::Result<usize>> {
         match res {
-            Ok(out) if !self.all => ControlFlow::Break(Ok(out.res)),
-            Ok(out) if out.res == 0 => ControlFlow::Break(Err(io::ErrorKind::WriteZero.into())),
+            Ok(out) if !self.all => ControlFlow::Break(Ok(out.bytes)),
+            Ok(out) if out.bytes == 0 => ControlFlow::Break(Err(io::ErrorKind::WriteZero.into())),
             Ok(out) => {
-                self.written += out.res;
+                self.written += out.bytes;
                 ControlFlow::Continue(())
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => ControlFlow::Continue(()),

@@ -48,16 +48,14 @@ pub(crate) fn release(inner: Option<&LoopInner>, fd: RawFd) {
 }
 
 /// Asks the loop's backend (if any) whether it will receive ahead on `fd`
-/// ([`Driver::read_ahead`](crate::driver::Driver::read_ahead)); the caller
+/// ([`Driver::promise_recv_only`](crate::driver::Driver::promise_recv_only)); the caller
 /// promises to read `fd` only through `Op::Recv` until it is released.
-pub(crate) fn read_ahead(inner: &LoopInner, fd: RawFd) -> bool {
+pub(crate) fn promise_recv_only(inner: &LoopInner, fd: RawFd) -> bool {
     match inner.driver.try_borrow_mut() {
-        Ok(mut driver) => driver.as_mut().is_some_and(|d| d.read_ahead(fd)),
+        Ok(mut driver) => driver.as_mut().is_some_and(|d| d.promise_recv_only(fd)),
         Err(_) => false,
     }
 }
-
-
 
 /// Duplicates `fd` (close-on-exec); `EBADF` if it is not open.
 pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {

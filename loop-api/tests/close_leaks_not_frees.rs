@@ -2,7 +2,7 @@
 //! backend cannot confirm that the kernel let go of a pending receive, the
 //! receive's buffer is leaked, never dropped, whether its future outlives
 //! the loop or is dropped while the loop closes. When the backend forgets
-//! the operation (its cancel answers `Done`), the future ends with an error
+//! the operation (its cancel answers `Forgotten`), the future ends with an error
 //! and the buffer is freed as usual.
 //!
 //! The backend here is a fake that takes every operation and never
@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use loop_driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
 use loop_api::{EventLoop, OpFuture};
+use loop_driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
 
 /// What the fake backend was asked.
 #[derive(Default)]
@@ -168,7 +168,7 @@ fn close_leaks_the_buffer_of_a_task_it_drops() {
             async move {
                 let (result, buf) = fut.await;
                 ended.set(true);
-                (result.map(|out| out.res), buf.buf.len())
+                (result.map(|out| out.bytes), buf.buf.len())
             }
         })
         .unwrap();
@@ -196,7 +196,7 @@ fn close_leaks_the_buffer_of_a_task_it_drops() {
 /// future ends with `Closed` and hands its buffer back, freed normally.
 #[test]
 fn close_ends_a_forgotten_operation_and_frees_its_buffer() {
-    let (lp, seen) = new_loop(Cancel::Done);
+    let (lp, seen) = new_loop(Cancel::Forgotten);
     let (mut fut, freed) = recv(&lp);
     assert!(poll_once(&mut fut).is_pending());
 
@@ -215,7 +215,7 @@ fn close_ends_a_forgotten_operation_and_frees_its_buffer() {
 /// Same, with the future dropped uncollected: its buffer is freed.
 #[test]
 fn close_then_drop_frees_the_buffer_of_a_forgotten_operation() {
-    let (lp, _seen) = new_loop(Cancel::Done);
+    let (lp, _seen) = new_loop(Cancel::Forgotten);
     let (mut fut, freed) = recv(&lp);
     assert!(poll_once(&mut fut).is_pending());
     lp.close().unwrap();

@@ -29,8 +29,8 @@ use loom::model::Builder;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use loop_driver::Notify;
 use loop_api::remote::RemoteQueue;
+use loop_driver::Notify;
 
 /// The item a `stop()` sends; callbacks are numbered from 1.
 const STOP: u32 = 0;

@@ -40,7 +40,7 @@ pub type OpId = usize;
 ///
 /// Buffers travel as raw pointers: the loop keeps the memory they point to
 /// alive until the backend reports the operation's completion, or until
-/// [`Driver::cancel`] answers [`Cancel::Done`] (see the contract on
+/// [`Driver::cancel`] answers [`Cancel::Forgotten`] (see the contract on
 /// [`Driver::submit`]). File descriptors stay open for the same span.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -138,7 +138,7 @@ pub enum Op {
     /// `child_status` is `None` and the caller reaps with `waitpid(WNOHANG)`,
     /// which may also find the child still running after a spurious wake-up.
     /// `res` is 0 either way.
-    WaitPid {
+    ChildExit {
         /// A pidfd (`pidfd_open`) of a child of this process.
         pidfd: RawFd,
     },
@@ -163,7 +163,7 @@ impl Op {
             | Op::SendTo { fd, .. }
             | Op::PollReadable { fd }
             | Op::PollWritable { fd }
-            | Op::WaitPid { pidfd: fd }
+            | Op::ChildExit { pidfd: fd }
             | Op::Close { fd } => fd,
         }
     }
@@ -178,7 +178,7 @@ impl Op {
                 | Op::Read { .. }
                 | Op::RecvFrom { .. }
                 | Op::PollReadable { .. }
-                | Op::WaitPid { .. }
+                | Op::ChildExit { .. }
         )
     }
 }
@@ -186,16 +186,16 @@ impl Op {
 /// What a completed operation produced.
 #[derive(Debug)]
 pub struct OpOutput {
-    /// The syscall's non-negative result: a byte count (0 where the
-    /// operation has no count).
-    pub res: usize,
+    /// How many bytes the operation moved (received, sent, read, written);
+    /// 0 for operations that move none.
+    pub bytes: usize,
     /// For [`Op::Accept`] only: the accepted connection.
     pub accepted: Option<OwnedFd>,
     /// The peer's address, for `Accept` and `RecvFrom`.
     /// Boxed: a `SockAddr` is 132 bytes, and every completion moves an
     /// `OpOutput` several times.
     pub addr: Option<Box<SockAddr>>,
-    /// For [`Op::WaitPid`] only: `Some(status)` if the backend reaped the
+    /// For [`Op::ChildExit`] only: `Some(status)` if the backend reaped the
     /// child, `status` being the raw wait status as `waitpid(2)` would have
     /// stored it (decode with `WIFEXITED`/`WEXITSTATUS`/`WTERMSIG`). `None`
     /// if the backend only saw the pidfd become readable, and for every
@@ -205,9 +205,9 @@ pub struct OpOutput {
 
 impl OpOutput {
     /// An output with no address and no child status.
-    pub fn new(res: usize) -> Self {
+    pub fn new(bytes: usize) -> Self {
         OpOutput {
-            res,
+            bytes,
             accepted: None,
             addr: None,
             child_status: None,
@@ -230,7 +230,7 @@ pub struct Completion {
 pub enum Cancel {
     /// The backend has forgotten the operation: no completion will be reported
     /// and its memory is no longer referenced.
-    Done,
+    Forgotten,
     /// The kernel may still be using the operation's memory; a [`Completion`]
     /// for the id will arrive from a later `wait`, and only then may the loop
     /// free the memory.
@@ -258,12 +258,12 @@ pub trait Notify: Send + Sync {
 ///   number of operations pending at once, and always below 2^32. So a
 ///   backend may index arrays by id. An id is reused as soon as its
 ///   operation has completed (its [`Completion`] returned by `wait`, or a
-///   `Ready` from `submit`) or was cancelled with [`Cancel::Done`]; never
+///   `Ready` from `submit`) or was cancelled with [`Cancel::Forgotten`]; never
 ///   while it is pending, nor while a cancel answered [`Cancel::Pending`]
 ///   and its completion has not come yet.
 /// - **Cancel.** [`cancel`](Driver::cancel) of an id the backend does not
-///   hold (never submitted, already completed) answers [`Cancel::Done`]
-///   and changes nothing. `Done` means no completion will come for the id
+///   hold (never submitted, already completed) answers [`Cancel::Forgotten`]
+///   and changes nothing. `Forgotten` means no completion will come for the id
 ///   and its memory is free; `Pending` means one will, with whatever the
 ///   operation produced if it finished first (data received, a connection
 ///   accepted): the loop keeps that for its next receive, so a backend
@@ -272,7 +272,7 @@ pub trait Notify: Send + Sync {
 ///   [`Completion`]. Operations that read one descriptor are performed in
 ///   the order they were submitted, and so are those that write it.
 /// - **Descriptors.** The loop keeps every descriptor in an `Op` open
-///   until the operation's completion or `Cancel::Done`, except
+///   until the operation's completion or `Cancel::Forgotten`, except
 ///   [`Op::Close`]'s, which the backend owns from submission. An accepted
 ///   descriptor is handed over as an `OwnedFd` in [`OpOutput::accepted`].
 ///   [`release_fd`](Driver::release_fd) comes before the loop closes a
@@ -294,12 +294,12 @@ pub trait Driver {
     /// Returns `Poll::Ready` when the operation finished immediately (the
     /// backend then keeps nothing of it), or `Poll::Pending`, after which a
     /// [`Completion`] for `id` is reported by a later [`Driver::wait`] unless
-    /// [`Driver::cancel`] answers [`Cancel::Done`].
+    /// [`Driver::cancel`] answers [`Cancel::Forgotten`].
     ///
     /// # Safety
     /// Every pointer in `op` must stay valid (and, for receive buffers, not be
     /// read or written by anyone else) until the completion for `id` has been
-    /// returned by `wait`, or until `cancel(id)` has returned `Cancel::Done`.
+    /// returned by `wait`, or until `cancel(id)` has returned `Cancel::Forgotten`.
     /// The descriptor must stay open for the same span. `id` must not be in
     /// use by another pending operation.
     unsafe fn submit(&mut self, id: OpId, op: Op) -> Poll<io::Result<OpOutput>>;
@@ -321,7 +321,7 @@ pub trait Driver {
     /// provided-buffer ring). Returns `true` if it does so; the loop then
     /// must not read `fd` by any other means until it is released.
     /// Default: `false`, nothing changes.
-    fn read_ahead(&mut self, fd: RawFd) -> bool {
+    fn promise_recv_only(&mut self, fd: RawFd) -> bool {
         let _ = fd;
         false
     }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use socket2::SockAddr;
 
 use super::*;
-use loop_driver::{Cancel, Completion, Driver, Op, OpId, OpOutput};
 use crate::{ReadinessDriver, READ_BUDGET};
+use loop_driver::{Cancel, Completion, Driver, Op, OpId, OpOutput};
 
 type Fake = ReadinessDriver<FakeSelector>;
 
@@ -93,14 +93,14 @@ fn ids(done: &[Completion]) -> Vec<OpId> {
 
 fn res(c: &Completion) -> usize {
     match &c.result {
-        Ok(out) => out.res,
+        Ok(out) => out.bytes,
         Err(e) => panic!("operation {} failed: {e}", c.id),
     }
 }
 
 fn ready_res(p: Poll<io::Result<OpOutput>>) -> usize {
     match p {
-        Poll::Ready(Ok(out)) => out.res,
+        Poll::Ready(Ok(out)) => out.bytes,
         Poll::Ready(Err(e)) => panic!("failed: {e}"),
         Poll::Pending => panic!("parked, expected to complete at once"),
     }
@@ -115,7 +115,7 @@ fn arm(fd: RawFd, read: bool, write: bool, registered: bool) -> Call {
     }
 }
 
-fn rearm(fd: RawFd, read: bool, write: bool, served_read: bool) -> Call {
+fn set_interest(fd: RawFd, read: bool, write: bool, served_read: bool) -> Call {
     Call::Rearm {
         fd,
         read,
@@ -185,7 +185,7 @@ fn a_parked_operation_completes_only_once_readiness_is_reported() {
     // The event served a reader; nobody waits any more.
     assert_eq!(
         ctl.take_calls(),
-        [select0(1), rearm(fd, false, false, true)]
+        [select0(1), set_interest(fd, false, false, true)]
     );
     // Nothing parked: no select, whatever is marked.
     assert!(wait0(&mut d).is_empty());
@@ -219,7 +219,10 @@ fn parked_operations_on_one_descriptor_are_retried_in_submission_order() {
     assert_eq!(ids(&done), [3, 1]);
     assert_eq!(&bufs[0], b"aaaa");
     assert_eq!(&bufs[1], b"bbbb");
-    assert_eq!(ctl.take_calls(), [select0(1), rearm(fd, true, false, true)]);
+    assert_eq!(
+        ctl.take_calls(),
+        [select0(1), set_interest(fd, true, false, true)]
+    );
 
     put(&peer, b"cccc");
     ctl.readable(fd);
@@ -269,10 +272,10 @@ fn a_cancelled_operation_never_completes() {
     let (mut a, mut b) = ([0u8; 4], [0u8; 4]);
     assert!(recv(&mut d, 1, &ours, &mut a).is_pending());
     assert!(recv(&mut d, 2, &ours, &mut b).is_pending());
-    assert_eq!(d.cancel(1), Cancel::Done);
+    assert_eq!(d.cancel(1), Cancel::Forgotten);
     // Twice, and an id the driver never saw: still nothing to wait for.
-    assert_eq!(d.cancel(1), Cancel::Done);
-    assert_eq!(d.cancel(99), Cancel::Done);
+    assert_eq!(d.cancel(1), Cancel::Forgotten);
+    assert_eq!(d.cancel(99), Cancel::Forgotten);
 
     put(&peer, b"data");
     ctl.readable(fd);
@@ -283,7 +286,7 @@ fn a_cancelled_operation_never_completes() {
 
     // Cancelling the last waiter: an event for the descriptor finds nobody.
     assert!(recv(&mut d, 3, &ours, &mut a).is_pending());
-    assert_eq!(d.cancel(3), Cancel::Done);
+    assert_eq!(d.cancel(3), Cancel::Forgotten);
     put(&peer, b"more");
     ctl.readable(fd);
     ctl.take_calls();
@@ -299,7 +302,7 @@ fn a_cancelled_operation_never_completes() {
                 timeout: Some(Duration::from_millis(1)),
                 events: 1
             },
-            rearm(fd, false, false, false)
+            set_interest(fd, false, false, false)
         ]
     );
 }
@@ -442,7 +445,7 @@ fn a_released_descriptor_is_disarmed_and_its_reused_number_starts_clean() {
 
     // The loop drops 2's receive and releases its descriptor...
     let fd = p.pairs[2].0.as_raw_fd();
-    assert_eq!(d.cancel(2), Cancel::Done);
+    assert_eq!(d.cancel(2), Cancel::Forgotten);
     d.release_fd(fd);
     assert_eq!(ctl.take_calls(), [Call::Disarm { fd }]);
     assert_eq!(ctl.interest(fd), None);
@@ -463,7 +466,7 @@ fn a_released_descriptor_is_disarmed_and_its_reused_number_starts_clean() {
     let done = wait0(&mut d);
     assert_eq!(ids(&done), [3]);
     let fd3 = p.pairs[3].0.as_raw_fd();
-    assert_eq!(ctl.take_calls(), [rearm(fd3, false, false, true)]);
+    assert_eq!(ctl.take_calls(), [set_interest(fd3, false, false, true)]);
     assert_eq!(buf, [0; 8]);
 
     // Once the fake reports the new socket, it completes.
@@ -516,7 +519,7 @@ fn a_short_stream_send_makes_the_next_park_at_once() {
     assert_eq!(res(&done[0]), 1);
     assert_eq!(
         ctl.take_calls(),
-        [select0(1), rearm(fd, false, false, false)]
+        [select0(1), set_interest(fd, false, false, false)]
     );
 }
 
@@ -619,7 +622,7 @@ fn connect_via_writability(addr: SocketAddr) -> (io::Result<OpOutput>, OwnedFd) 
 fn a_connect_in_progress_finishes_on_writability() {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let (result, sock) = connect_via_writability(listener.local_addr().unwrap());
-    assert_eq!(result.unwrap().res, 0);
+    assert_eq!(result.unwrap().bytes, 0);
     let (accepted, _) = listener.accept().unwrap();
     assert_eq!(
         accepted.peer_addr().unwrap(),
@@ -648,7 +651,7 @@ fn wait_zero_selects_only_while_something_is_parked() {
     assert!(recv(&mut d, 1, &ours, &mut buf).is_pending());
     assert!(wait0(&mut d).is_empty());
     assert_eq!(ctl.selects(), 1);
-    assert_eq!(d.cancel(1), Cancel::Done);
+    assert_eq!(d.cancel(1), Cancel::Forgotten);
     assert!(wait0(&mut d).is_empty());
     assert_eq!(ctl.selects(), 1);
     // A wait that may block always asks (here it times out at once).
@@ -733,7 +736,7 @@ fn the_fake_reports_only_armed_directions_and_keeps_the_rest() {
     assert_eq!(got, [(5, false, true, false), (6, true, false, false)]);
     assert!(ctl.is_marked(5) && !ctl.is_marked(6));
     events.clear();
-    sel.rearm(5, true, false, false).unwrap();
+    sel.set_interest(5, true, false, false).unwrap();
     sel.select(Some(Duration::ZERO), &mut events).unwrap();
     assert_eq!((events[0].fd, events[0].readable), (5, true));
     // Disarm forgets the descriptor and what was marked for it.

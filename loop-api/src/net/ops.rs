@@ -283,7 +283,7 @@ impl<B: 'static, K: Keep, T: BufKind<B>> Future for BufOp<B, K, T> {
                     // `abandon_op`; the keep-alive (or the caller) keeps
                     // `fd` open for as long.
                     match unsafe { inner.start_op(op) } {
-                        Started::Done(res) => res,
+                        Started::Finished(res) => res,
                         Started::Pending(key) => {
                             // Recorded first, so a drop from here on cancels;
                             // the next turn registers the waker.
@@ -315,8 +315,8 @@ impl<B: 'static, K: Keep, T: BufKind<B>> Future for BufOp<B, K, T> {
                 // SAFETY: a poll points into no memory; the keep-alive in
                 // `this.io` (or the caller) keeps `fd` open.
                 match unsafe { inner.start_op(poll) } {
-                    Started::Done(Ok(_)) => {}
-                    Started::Done(Err(e)) => return this.finish(Err(e)),
+                    Started::Finished(Ok(_)) => {}
+                    Started::Finished(Err(e)) => return this.finish(Err(e)),
                     Started::Pending(key) => {
                         // As above: recorded, then the waker on the next turn.
                         this.phase = Phase::Wait(key);
@@ -378,9 +378,9 @@ unsafe impl<B: IoBufMut> BufKind<B> for Recv {
 
     fn done(&mut self, res: io::Result<OpOutput>, buf: &mut B) -> ControlFlow<io::Result<usize>> {
         ControlFlow::Break(res.map(|out| {
-            // SAFETY: the kernel wrote `out.res <= bytes_total()` bytes at the start.
-            unsafe { buf.set_init(out.res) };
-            out.res
+            // SAFETY: the kernel wrote `out.bytes <= bytes_total()` bytes at the start.
+            unsafe { buf.set_init(out.bytes) };
+            out.bytes
         }))
     }
 
@@ -392,7 +392,7 @@ unsafe impl<B: IoBufMut> BufKind<B> for Recv {
 
     fn salvage(res: io::Result<OpOutput>, buf: &mut B, stream: bool) -> Option<Salvaged> {
         Salvaged::from_result(res, |out| {
-            let data = received(buf, out.res);
+            let data = received(buf, out.bytes);
             if stream {
                 // End of stream repeats by itself: nothing to keep.
                 (!data.is_empty()).then_some(Salvaged::Bytes { data, pos: 0 })
@@ -426,10 +426,10 @@ unsafe impl<B: IoBufMut> BufKind<B> for RecvFrom {
         buf: &mut B,
     ) -> ControlFlow<io::Result<Self::Output>> {
         ControlFlow::Break(res.map(|out| {
-            // SAFETY: the kernel wrote `out.res <= bytes_total()` bytes at the start.
-            unsafe { buf.set_init(out.res) };
+            // SAFETY: the kernel wrote `out.bytes <= bytes_total()` bytes at the start.
+            unsafe { buf.set_init(out.bytes) };
             let addr = out.addr.map_or_else(unnamed, |addr| normalize(*addr));
-            (out.res, addr)
+            (out.bytes, addr)
         }))
     }
 
@@ -452,7 +452,7 @@ unsafe impl<B: IoBufMut> BufKind<B> for RecvFrom {
     fn salvage(res: io::Result<OpOutput>, buf: &mut B, _stream: bool) -> Option<Salvaged> {
         Salvaged::from_result(res, |out| {
             let from = out.addr.map(|addr| normalize(*addr));
-            let data = received(buf, out.res);
+            let data = received(buf, out.bytes);
             Some(Salvaged::Datagram { data, from })
         })
     }
@@ -533,7 +533,7 @@ unsafe impl<B: IoBuf> BufKind<B> for SendOnce {
     }
 
     fn done(&mut self, res: io::Result<OpOutput>, _buf: &mut B) -> ControlFlow<io::Result<usize>> {
-        ControlFlow::Break(res.map(|out| out.res))
+        ControlFlow::Break(res.map(|out| out.bytes))
     }
 }
 
@@ -567,9 +567,9 @@ unsafe impl<B: IoBuf> BufKind<B> for SendAll {
 
     fn done(&mut self, res: io::Result<OpOutput>, _buf: &mut B) -> ControlFlow<io::Result<()>> {
         match res {
-            Ok(out) if out.res == 0 => ControlFlow::Break(Err(io::ErrorKind::WriteZero.into())),
+            Ok(out) if out.bytes == 0 => ControlFlow::Break(Err(io::ErrorKind::WriteZero.into())),
             Ok(out) => {
-                self.sent += out.res;
+                self.sent += out.bytes;
                 ControlFlow::Continue(())
             }
             Err(e) => ControlFlow::Break(Err(e)),
@@ -599,7 +599,7 @@ unsafe impl<B: IoBuf> BufKind<B> for SendTo {
     }
 
     fn done(&mut self, res: io::Result<OpOutput>, _buf: &mut B) -> ControlFlow<io::Result<usize>> {
-        ControlFlow::Break(res.map(|out| out.res))
+        ControlFlow::Break(res.map(|out| out.bytes))
     }
 }
 

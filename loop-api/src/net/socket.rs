@@ -45,7 +45,7 @@ pub(crate) enum Reads {
     /// No read yet.
     Undecided,
     /// Only `Op::Recv`, and the backend receives ahead
-    /// ([`Driver::read_ahead`](crate::driver::Driver::read_ahead)): the
+    /// ([`Driver::promise_recv_only`](crate::driver::Driver::promise_recv_only)): the
     /// futures-io side must read through `Op::Recv` too.
     Ahead,
     /// Owned-buffer reads are `Op::Recv`s, futures-io reads are readiness
@@ -114,7 +114,7 @@ impl LoopFd {
             && self
                 .lp
                 .upgrade()
-                .is_some_and(|inner| crate::sys::read_ahead(&inner, self.fd));
+                .is_some_and(|inner| crate::sys::promise_recv_only(&inner, self.fd));
         let reads = if ahead { Reads::Ahead } else { Reads::Direct };
         self.reads.set(reads);
         reads

@@ -89,7 +89,7 @@ pub(crate) enum OpState {
     /// In the backend; a future awaits it.
     Waiting(Option<Waker>),
     /// Arrived, not yet collected.
-    Done(io::Result<OpOutput>),
+    Arrived(io::Result<OpOutput>),
     /// In the backend; its future is gone and these leftovers own its memory.
     Orphan(Box<dyn Abandoned>),
     /// In the backend; this callback takes the result.
@@ -106,7 +106,7 @@ impl fmt::Debug for OpState {
         f.write_str(match self {
             OpState::Vacant => "Vacant",
             OpState::Waiting(_) => "Waiting",
-            OpState::Done(_) => "Done",
+            OpState::Arrived(_) => "Done",
             OpState::Orphan(_) => "Orphan",
             OpState::Callback(_) => "Callback",
             OpState::Fired(_) => "Fired",
@@ -236,8 +236,8 @@ impl OpTable {
                 }
                 Poll::Pending
             }
-            OpState::Done(_) => {
-                let OpState::Done(result) = self.vacate(key.index) else {
+            OpState::Arrived(_) => {
+                let OpState::Arrived(result) = self.vacate(key.index) else {
                     unreachable!("state checked above")
                 };
                 Poll::Ready(result)
@@ -264,7 +264,7 @@ impl OpTable {
         match &mut slot.state {
             OpState::Waiting(waker) => {
                 let waker = waker.take();
-                slot.state = OpState::Done(result);
+                slot.state = OpState::Arrived(result);
                 waker.map_or(Delivered::Nothing, Delivered::Wake)
             }
             OpState::Orphan(_) => {
@@ -315,7 +315,7 @@ impl OpTable {
     /// the cancel (`None`: not asked, the result being already here).
     ///
     /// Done → Vacant (the leftovers take the result); Waiting → Vacant
-    /// (`Cancel::Done`: free the leftovers) or Orphan (`Cancel::Pending`);
+    /// (`Cancel::Forgotten`: free the leftovers) or Orphan (`Cancel::Pending`);
     /// Stuck stays Stuck and the leftovers are leaked, since the kernel may
     /// still write into them.
     pub(crate) fn abandon(
@@ -328,8 +328,8 @@ impl OpTable {
             return Abandon::Free(leftovers);
         };
         match (&slot.state, outcome) {
-            (OpState::Done(_), _) => {
-                let OpState::Done(result) = self.vacate(key.index) else {
+            (OpState::Arrived(_), _) => {
+                let OpState::Arrived(result) = self.vacate(key.index) else {
                     unreachable!("state checked above")
                 };
                 Abandon::Salvage(leftovers, result)
@@ -359,7 +359,7 @@ impl OpTable {
     /// `key`'s callback operation is cancelled; `outcome` is the backend's
     /// answer (`None` if it was not asked: the result is already here).
     ///
-    /// Callback → Vacant (`Cancel::Done`) or Orphan holding the unrun
+    /// Callback → Vacant (`Cancel::Forgotten`) or Orphan holding the unrun
     /// callback and whatever it captured (`Cancel::Pending`: the slot stays
     /// taken until the final completion); Fired → Vacant, cancelling the
     /// queued callback.
@@ -410,7 +410,7 @@ impl OpTable {
     }
 
     /// For `close()`: the awaited operation `key` was cancelled and the
-    /// backend forgot it (`Cancel::Done`): Waiting → Done(`result`), its
+    /// backend forgot it (`Cancel::Forgotten`): Waiting → Done(`result`), its
     /// waker returned.
     pub(crate) fn finish_waiting(
         &mut self,
@@ -421,7 +421,7 @@ impl OpTable {
         match &mut slot.state {
             OpState::Waiting(waker) => {
                 let waker = waker.take();
-                slot.state = OpState::Done(result);
+                slot.state = OpState::Arrived(result);
                 waker
             }
             _ => None,
@@ -446,7 +446,7 @@ impl OpTable {
                 OpState::Waiting(waker) => {
                     wakers.extend(waker.take());
                     slot.state = if kernel_let_go {
-                        OpState::Done(Err(closed()))
+                        OpState::Arrived(Err(closed()))
                     } else {
                         OpState::Stuck
                     };

@@ -73,7 +73,7 @@ pub(crate) fn closed_error() -> io::Error {
 pub(crate) enum Started {
     /// It finished at submission (or the loop is closed): its result. The
     /// backend keeps nothing of it.
-    Done(io::Result<OpOutput>),
+    Finished(io::Result<OpOutput>),
     /// It is in the backend under this key. No waker is registered yet:
     /// the caller records the key (so that dropping it cancels the
     /// operation) and then registers one with [`LoopInner::poll_op`].
@@ -100,7 +100,7 @@ impl LoopInner {
     pub(crate) unsafe fn start_op(&self, op: Op) -> Started {
         let mut driver = self.driver.borrow_mut();
         let Some(driver) = driver.as_mut() else {
-            return Started::Done(Err(closed_error()));
+            return Started::Finished(Err(closed_error()));
         };
         // The slot is taken only if the operation stays pending: the
         // backend keeps nothing of one that finishes at once. The table
@@ -111,7 +111,7 @@ impl LoopInner {
         // descriptor; the key's slot is vacant, so no other pending
         // operation uses its id.
         match unsafe { driver.submit(key.id(), op) } {
-            Poll::Ready(result) => Started::Done(result),
+            Poll::Ready(result) => Started::Finished(result),
             Poll::Pending => {
                 ops.insert(key, OpState::Waiting(None));
                 Started::Pending(key)
@@ -167,7 +167,7 @@ impl<K: 'static> Future for OpFuture<K> {
             // Drop), which keeps it in an orphan slot while the backend
             // still owns the operation.
             match unsafe { inner.start_op(op) } {
-                Started::Done(result) => result,
+                Started::Finished(result) => result,
                 Started::Pending(key) => {
                     this.key = Some(key);
                     // Registers the waker (the result cannot be there yet).
@@ -260,7 +260,7 @@ impl EventLoop {
         let outcome = match inner.ops.borrow().state(key) {
             OpState::Callback(_) => Some(match inner.driver.borrow_mut().as_mut() {
                 Some(driver) => driver.cancel(key.id()),
-                None => Cancel::Done,
+                None => Cancel::Forgotten,
             }),
             OpState::Fired(_) => None,
             // Its callback ran (or the loop closed and dropped it).

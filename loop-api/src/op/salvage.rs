@@ -3,7 +3,7 @@
 //!
 //! Cancelling a receive must never lose what the kernel already gave it.
 //! Two moments can carry a result to a future that is gone:
-//! - the result arrived (the slot is `Done`) but the future was dropped
+//! - the result arrived (the slot is `Forgotten`) but the future was dropped
 //!   before collecting it: a task cancelled between the backend poll and
 //!   its next step, the losing branch of a select, a timeout firing in the
 //!   same iteration;

@@ -2,7 +2,7 @@
 //!
 //! - **pidfd** (Linux 5.3+, the default): `pidfd_open(pid)` gives a
 //!   descriptor that becomes readable when the child exits. The loop waits
-//!   for the exit with an [`Op::WaitPid`] on the pidfd. A readiness backend
+//!   for the exit with an [`Op::ChildExit`] on the pidfd. A readiness backend
 //!   (and io_uring before Linux 6.7) only reports the pidfd readable; the
 //!   loop then reaps with `waitpid(pid, WNOHANG)`. io_uring's `waitid`
 //!   reaps the child in the kernel and reports its status, which the loop
@@ -83,7 +83,7 @@ pub(crate) struct ProcShared {
 struct ProcState {
     /// The raw `waitpid` status, once reaped.
     status: Option<libc::c_int>,
-    /// Ours until the child is reaped; a pending `WaitPid` holds a clone,
+    /// Ours until the child is reaped; a pending `ChildExit` holds a clone,
     /// so the descriptor is closed only once the backend is done with it.
     pidfd: Option<Arc<OwnedFd>>,
 }
@@ -152,14 +152,14 @@ impl ProcShared {
         }
         state.status = Some(status);
         if let Some(fd) = state.pidfd.take() {
-            // Closed when the last holder (a pending WaitPid) lets go.
+            // Closed when the last holder (a pending ChildExit) lets go.
             sys::release(inner, fd.as_raw_fd());
         }
         state.status
     }
 
     /// Records the raw wait `status` of a child the backend already reaped
-    /// (an [`Op::WaitPid`] that reported one), and closes its pidfd. The
+    /// (an [`Op::ChildExit`] that reported one), and closes its pidfd. The
     /// first recorded status wins, so every waiter sees the same one.
     pub(crate) fn set_reaped(&self, status: libc::c_int, inner: Option<&LoopInner>) {
         let mut state = self.lock();
@@ -167,7 +167,7 @@ impl ProcShared {
             state.status = Some(status);
         }
         if let Some(fd) = state.pidfd.take() {
-            // Closed when the last holder (a pending WaitPid) lets go.
+            // Closed when the last holder (a pending ChildExit) lets go.
             sys::release(inner, fd.as_raw_fd());
         }
     }
@@ -349,7 +349,7 @@ impl ProcessState {
             }
             if let Some(lp) = lp {
                 // Maybe it just exited: reap it here if so. (On io_uring the
-                // cancelled WaitPid may have reaped it in the kernel already;
+                // cancelled ChildExit may have reaped it in the kernel already;
                 // its status is then lost with the cancelled callback and
                 // waitpid's ECHILD records 255, as for any lost status. The
                 // child is never signalled: pidfd_send_signal says ESRCH.)
@@ -382,7 +382,7 @@ impl Drop for ProcessState {
     }
 }
 
-/// Waits for the child's exit with an [`Op::WaitPid`] on its pidfd.
+/// Waits for the child's exit with an [`Op::ChildExit`] on its pidfd.
 fn arm(lp: &EventLoop, watch: &Rc<Watch>) -> Result<()> {
     let Some(pidfd) = watch.shared.pidfd() else {
         return Ok(());
@@ -431,13 +431,13 @@ fn arm(lp: &EventLoop, watch: &Rc<Watch>) -> Result<()> {
             }),
         }
     });
-    // SAFETY: WaitPid points into no memory (a backend that reaps keeps its
+    // SAFETY: ChildExit points into no memory (a backend that reaps keeps its
     // own siginfo storage); the pidfd stays open until the child is reaped,
     // which happens only in this callback (by `waitpid`, or by the backend
     // within this very operation), in `reap_all`/`orphan_all` after this
     // operation was cancelled, or by the reaper thread after `orphan_all`
     // cancelled it.
-    let op = unsafe { lp.submit_with_callback(Op::WaitPid { pidfd: fd }, callback) }?;
+    let op = unsafe { lp.submit_with_callback(Op::ChildExit { pidfd: fd }, callback) }?;
     *watch.op.borrow_mut() = Some(op);
     Ok(())
 }

@@ -42,7 +42,7 @@ enum Res {
 
 fn res_of(result: &io::Result<OpOutput>) -> Res {
     match result {
-        Ok(out) => Res::Tag(out.res),
+        Ok(out) => Res::Tag(out.bytes),
         Err(_) => Res::Closed,
     }
 }
@@ -195,7 +195,7 @@ enum Action {
     /// The kernel completes one of the operations it owns.
     Complete(usize),
     Poll(usize),
-    /// A future is dropped; the backend answers its cancel `Done` if true.
+    /// A future is dropped; the backend answers its cancel `Forgotten` if true.
     Abandon(usize, bool),
     CancelCallback(usize, bool),
     /// A queued callback runs.
@@ -435,7 +435,7 @@ impl Harness {
             Some(Cancel::Pending)
         } else if cancel_done {
             self.env.kernel.borrow_mut().owns.remove(&key.id());
-            Some(Cancel::Done)
+            Some(Cancel::Forgotten)
         } else {
             Some(Cancel::Pending)
         };
@@ -454,7 +454,7 @@ impl Harness {
                 assert_eq!(self.env.log.borrow().orphaned.last(), Some(&n));
                 self.op(n).slot = M::Orphan;
             }
-            (Abandon::Free(leftovers), M::Waiting { .. }) if outcome == Some(Cancel::Done) => {
+            (Abandon::Free(leftovers), M::Waiting { .. }) if outcome == Some(Cancel::Forgotten) => {
                 self.op(n).slot = M::Gone;
                 drop(leftovers);
             }
@@ -499,7 +499,7 @@ impl Harness {
         let outcome = match self.table.borrow().state(key) {
             OpState::Callback(_) => Some(if self.closed || cancel_done {
                 self.env.kernel.borrow_mut().owns.remove(&key.id());
-                Cancel::Done
+                Cancel::Forgotten
             } else {
                 Cancel::Pending
             }),
@@ -520,7 +520,7 @@ impl Harness {
                 handle.expect("queued").cancel();
             }
             (Some(state @ OpState::Callback(_)), M::Callback) => {
-                assert_eq!(outcome, Some(Cancel::Done));
+                assert_eq!(outcome, Some(Cancel::Forgotten));
                 self.op(n).slot = M::Gone;
                 drop(state);
             }
@@ -569,7 +569,7 @@ impl Harness {
         assert!(matches!(table.state(key), OpState::Vacant));
         table.fired_runs(key);
         table.fire(key, None);
-        for outcome in [None, Some(Cancel::Done), Some(Cancel::Pending)] {
+        for outcome in [None, Some(Cancel::Forgotten), Some(Cancel::Pending)] {
             assert!(table.cancel_callback(key, outcome).is_none());
             let leftovers = Box::new(Untouched(self.env.clone()));
             let step = table.abandon(key, outcome, leftovers);
@@ -610,16 +610,16 @@ impl Harness {
             let n = self.env.kernel.borrow().owns[&key.id()];
             let outcome = if next() {
                 self.env.kernel.borrow_mut().owns.remove(&key.id());
-                Cancel::Done
+                Cancel::Forgotten
             } else {
                 Cancel::Pending
             };
             let left = self.table.borrow_mut().cancel_callback(key, Some(outcome));
             self.op(n).slot = match outcome {
-                Cancel::Done => M::Gone,
+                Cancel::Forgotten => M::Gone,
                 Cancel::Pending => M::Orphan,
             };
-            assert_eq!(left.is_some(), outcome == Cancel::Done);
+            assert_eq!(left.is_some(), outcome == Cancel::Forgotten);
             drop(left);
         }
         // Awaited operations too: those the backend forgot end `Closed`.
@@ -698,7 +698,7 @@ impl Harness {
                 M::Waiting { waker } => {
                     matches!(state, OpState::Waiting(w) if w.is_some() == waker)
                 }
-                M::Done(res) => matches!(state, OpState::Done(r) if res_of(r) == res),
+                M::Done(res) => matches!(state, OpState::Arrived(r) if res_of(r) == res),
                 M::Orphan => matches!(state, OpState::Orphan(_)),
                 M::Callback => matches!(state, OpState::Callback(_)),
                 M::Fired => matches!(state, OpState::Fired(Some(_))),
