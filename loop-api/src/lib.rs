@@ -22,48 +22,37 @@
 //!   sockets, and readiness callbacks ([`EventLoop::add_reader`]).
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
-mod borrowed;
-mod error;
-mod event_loop;
-mod exception;
-mod executor;
-mod extensions;
-mod fd;
-mod futures;
-mod handle;
+// The layers, bottom up (see ARCHITECTURE.md): `sys` (syscall helpers),
+// `loop_core` (the loop, its run loop, remote queue, close, handles, timers,
+// tasks, policy), `op` (one operation's life in the backend), `io` (the
+// objects users do I/O with). Dependencies point down, and the boundary
+// itself is the `loop-driver` crate.
 mod io;
-mod loom;
-pub mod net;
+mod loop_core;
 mod op;
-pub mod pipe;
-mod policy;
-pub mod process;
-// Public only to the loom model (tests/loom_remote.rs).
-#[cfg(loom)]
-#[doc(hidden)]
-pub mod remote;
-#[cfg(not(loom))]
-mod remote;
-pub mod signal;
 mod sys;
-mod task;
-mod timers;
-mod watch;
 
 // The boundary lives in its own crate; inside loop-api it is `crate::driver`.
 use loop_driver as driver;
 pub use loop_driver::buf;
 
-pub use error::{Error, Result};
-pub use event_loop::{get_running_loop, EventLoop, LoopHandle};
-pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
-pub use executor::{default_pool_size, Executor, ExecutorFuture, Job, ThreadPool};
-pub use futures::{gather, sleep, wait_for, yield_now, Gather, Sleep, WaitFor, YieldNow};
-pub use handle::{Handle, TimerHandle};
-pub use op::{CallbackOp, OpFuture};
-pub use pipe::{PipeReader, PipeWriter};
-pub use policy::{
+pub use io::{net, pipe, process, signal};
+#[cfg(loom)]
+#[doc(hidden)]
+pub use loop_core::remote;
+
+pub use io::pipe::{PipeReader, PipeWriter};
+pub use loop_core::awaitables::{
+    gather, sleep, wait_for, yield_now, Gather, Sleep, WaitFor, YieldNow,
+};
+pub use loop_core::error::{Error, Result};
+pub use loop_core::exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
+pub use loop_core::executor::{default_pool_size, Executor, ExecutorFuture, Job, ThreadPool};
+pub use loop_core::handle::{Handle, TimerHandle};
+pub use loop_core::policy::{
     get_event_loop, get_event_loop_policy, install_default_policy, new_event_loop, run, run_with,
     set_event_loop, set_event_loop_policy, EventLoopPolicy, FactoryPolicy,
 };
-pub use task::Task;
+pub use loop_core::task::Task;
+pub use loop_core::{get_running_loop, EventLoop, LoopHandle};
+pub use op::{CallbackOp, OpFuture};

@@ -60,7 +60,7 @@ use std::io;
 use std::task::{Context, Poll, Waker};
 
 use crate::driver::{Cancel, OpId, OpOutput};
-use crate::handle::Handle;
+use crate::loop_core::handle::Handle;
 use crate::op::salvage::{Abandoned, Kept};
 
 /// Names one operation in the loop's table: its slot and that slot's

@@ -9,17 +9,21 @@
 //! when the final completion arrives. What a cancelled receive took is kept
 //! for the next receive ([`salvage`]).
 
+pub(crate) mod buf_op;
 pub(crate) mod lifecycle;
 pub(crate) mod salvage;
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
-use crate::driver::{Cancel, Op, OpOutput};
-use crate::event_loop::{EventLoop, LoopInner};
-use lifecycle::{Abandon, OpKey, OpState};
+use crate::driver::{Cancel, Completion, Op, OpOutput};
+use crate::loop_core::handle::{Callback, CallbackCell, Handle};
+use crate::loop_core::Ready;
+use crate::loop_core::{EventLoop, LoopInner};
+use lifecycle::{Abandon, Delivered, OpKey, OpState};
 use salvage::{Abandoned, Kept};
 
 /// An in-flight (or not yet submitted) operation, with the memory it uses.
@@ -78,6 +82,43 @@ pub(crate) enum Started {
     /// the caller records the key (so that dropping it cancels the
     /// operation) and then registers one with [`LoopInner::poll_op`].
     Pending(OpKey),
+}
+
+/// Completions from the backend reach their operations here.
+impl LoopInner {
+    /// Hands the backend's `completion` to its operation (see
+    /// [`lifecycle::OpTable::complete`]): wakes the future that awaits it,
+    /// gives it to the leftovers of a dropped future, or queues its callback.
+    pub(crate) fn deliver(&self, completion: Completion) {
+        let delivered = self
+            .ops
+            .borrow_mut()
+            .complete(completion.id, completion.result);
+        // Outside the table's borrow: wakers and leftovers run arbitrary code.
+        match delivered {
+            Delivered::Nothing => {}
+            Delivered::Wake(waker) => waker.wake(),
+            Delivered::Salvage(leftovers, result) => leftovers.complete(result),
+            Delivered::Call(key, callback, result) => {
+                if self.closed.get() {
+                    self.ops.borrow_mut().fire(key, None);
+                    drop(callback);
+                    return;
+                }
+                let me = self.me.clone();
+                let cell: Rc<dyn Callback> = Rc::new(CallbackCell::new(move || {
+                    if let Some(inner) = me.upgrade() {
+                        inner.ops.borrow_mut().fired_runs(key);
+                    }
+                    callback(result)
+                }));
+                self.ready
+                    .borrow_mut()
+                    .push_back(Ready::Callback(cell.clone()));
+                self.ops.borrow_mut().fire(key, Some(Handle(cell)));
+            }
+        }
+    }
 }
 
 /// The loop side of one awaited operation, shared by [`OpFuture`] and the

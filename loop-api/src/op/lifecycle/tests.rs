@@ -29,7 +29,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use proptest::prelude::*;
 
 use super::*;
-use crate::handle::{Callback, CallbackCell, Handle};
+use crate::loop_core::handle::{Callback, CallbackCell, Handle};
 
 /// What a result carried, as the log records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,85 @@
+//! Networking: TCP, UDP and Unix sockets owned by the loop, a server helper
+//! in the spirit of asyncio's `create_server`, and `sock_*` operations on
+//! sockets the user created.
+//!
+//! Every method that performs I/O takes its buffer by value and hands it
+//! back with the result ([`BufResult`](crate::buf::BufResult)), so it is
+//! sound on completion backends. The streams also implement futures-io's
+//! `AsyncRead`/`AsyncWrite` for runtime-agnostic crates: those traits lend a
+//! slice for one poll only, so that path never hands it to the backend; it
+//! tries the non-blocking syscall on the slice and waits for readiness with
+//! a memory-free poll operation when it would block. No copy is made, and a
+//! poll that returned `Pending` has transferred nothing.
+//!
+//! Constructors that are not methods of [`EventLoop`](crate::EventLoop)
+//! (`TcpStream::connect`, `TcpListener::bind`, ...) use the loop running on
+//! the calling thread and fail with [`Error::NoRunningLoop`](crate::Error)
+//! (as an `io::Error` of kind `Other`) outside one. Name resolution (a host
+//! name rather than an address) is done with the blocking resolver, which
+//! stalls the loop while it runs: pass socket addresses to avoid it.
+//!
+//! Sockets are non-blocking and close-on-exec, and are closed when the
+//! object is dropped (after every operation on them has ended).
+
+mod server;
+pub(crate) mod socket;
+mod stream;
+mod tcp;
+mod udp;
+mod unix;
+mod user_socket;
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+pub use server::{any_host, Server, ServerOptions, WaitClosed};
+pub use stream::{ReadHalf, WriteHalf};
+pub use tcp::{TcpListener, TcpSocket, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixListener, UnixStream};
+
+/// The listen backlog used unless one is given: large enough that a burst
+/// of a thousand connects is not dropped while the loop is busy.
+pub const DEFAULT_BACKLOG: u32 = 1024;
+
+/// Resolves `addr` (blocking for host names), refusing an empty result.
+pub(crate) fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        ));
+    }
+    Ok(addrs)
+}
+
+/// The internet address inside `addr`.
+pub(crate) fn inet(addr: socket2::SockAddr) -> io::Result<SocketAddr> {
+    addr.as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an internet socket address"))
+}
+
+/// One error for several failed attempts (asyncio's "Multiple exceptions"):
+/// the error itself when there was one, or when all have the same kind and
+/// text; otherwise an error listing them all, of their common kind if they
+/// share one (so "connection refused" on every address stays
+/// `ConnectionRefused`).
+pub(crate) fn combine_errors(mut errors: Vec<io::Error>) -> io::Error {
+    let Some(first) = errors.first() else {
+        return io::Error::new(io::ErrorKind::InvalidInput, "no address to try");
+    };
+    let kind = first.kind();
+    let text = first.to_string();
+    let same_kind = errors.iter().all(|e| e.kind() == kind);
+    if errors.len() == 1 || (same_kind && errors.iter().all(|e| e.to_string() == text)) {
+        return errors.swap_remove(0);
+    }
+    let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    let kind = if same_kind {
+        kind
+    } else {
+        io::ErrorKind::Other
+    };
+    io::Error::new(kind, format!("Multiple exceptions: {}", list.join(", ")))
+}

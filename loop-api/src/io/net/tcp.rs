@@ -1,0 +1,276 @@
+//! TCP: [`TcpSocket`] (options before bind/connect), [`TcpListener`], [`TcpStream`].
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::io::fd::LoopFd;
+use crate::io::net::socket::{new_socket, running_loop};
+use crate::io::net::stream::{sock_fd_traits, stream_api, StreamCore};
+use crate::io::net::{combine_errors, inet, resolve, DEFAULT_BACKLOG};
+use crate::loop_core::EventLoop;
+
+/// A TCP socket not yet listening or connected, for setting options first
+/// (like tokio's `TcpSocket`): `reuse_port`, `reuse_address`, a local
+/// address to connect from, the listen backlog.
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// use loop_api::net::TcpSocket;
+/// let socket = TcpSocket::new_v4()?;
+/// socket.set_reuseport(true)?;
+/// socket.bind("127.0.0.1:8080".parse().unwrap())?;
+/// let listener = socket.listen(128)?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct TcpSocket {
+    socket: Socket,
+}
+
+impl TcpSocket {
+    /// A new IPv4 TCP socket.
+    pub fn new_v4() -> io::Result<TcpSocket> {
+        Self::new(Domain::IPV4)
+    }
+
+    /// A new IPv6 TCP socket.
+    pub fn new_v6() -> io::Result<TcpSocket> {
+        Self::new(Domain::IPV6)
+    }
+
+    /// A new TCP socket of the family of `addr`.
+    pub fn new_for(addr: &SocketAddr) -> io::Result<TcpSocket> {
+        Self::new(Domain::for_address(*addr))
+    }
+
+    fn new(domain: Domain) -> io::Result<TcpSocket> {
+        Ok(TcpSocket {
+            socket: new_socket(domain, Type::STREAM, Some(Protocol::TCP))?,
+        })
+    }
+
+    /// `SO_REUSEADDR`: bind a port whose previous connections linger in
+    /// TIME_WAIT. Off by default ([`TcpListener::bind`] turns it on).
+    pub fn set_reuseaddr(&self, on: bool) -> io::Result<()> {
+        self.socket.set_reuse_address(on)
+    }
+
+    /// Whether `SO_REUSEADDR` is on.
+    pub fn reuseaddr(&self) -> io::Result<bool> {
+        self.socket.reuse_address()
+    }
+
+    /// `SO_REUSEPORT`: several sockets (each with it on) may listen on one
+    /// port, and the kernel spreads connections between them. Off by default.
+    pub fn set_reuseport(&self, on: bool) -> io::Result<()> {
+        self.socket.set_reuse_port(on)
+    }
+
+    /// Whether `SO_REUSEPORT` is on.
+    pub fn reuseport(&self) -> io::Result<bool> {
+        self.socket.reuse_port()
+    }
+
+    /// `TCP_NODELAY`: send small writes at once instead of coalescing them.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.socket.set_tcp_nodelay(on)
+    }
+
+    /// `IPV6_V6ONLY` on an IPv6 socket: refuse IPv4-mapped peers.
+    pub fn set_only_v6(&self, on: bool) -> io::Result<()> {
+        self.socket.set_only_v6(on)
+    }
+
+    /// Binds to `addr`; an address taken by another socket is `AddrInUse`.
+    pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
+        self.socket.bind(&addr.into())
+    }
+
+    /// The address bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        inet(self.socket.local_addr()?)
+    }
+
+    /// Starts listening with `backlog` pending connections at most, on the
+    /// running loop.
+    pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
+        self.listen_on(&running_loop()?, backlog)
+    }
+
+    pub(crate) fn listen_on(self, lp: &EventLoop, backlog: u32) -> io::Result<TcpListener> {
+        let backlog = backlog.min(i32::MAX as u32) as i32;
+        self.socket.listen(backlog)?;
+        Ok(TcpListener {
+            sock: LoopFd::new(lp, self.socket),
+        })
+    }
+
+    /// Connects to `addr` on the running loop (from the bound local
+    /// address, if [`bind`](Self::bind) was called).
+    pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
+        self.connect_on(&running_loop()?, addr).await
+    }
+
+    pub(crate) async fn connect_on(
+        self,
+        lp: &EventLoop,
+        addr: SocketAddr,
+    ) -> io::Result<TcpStream> {
+        let sock = LoopFd::new(lp, self.socket);
+        sock.connect(addr.into()).await?;
+        Ok(TcpStream::from_sock(sock))
+    }
+}
+
+/// A listening TCP socket.
+///
+/// Dropping it closes the socket: connects then get `ConnectionRefused`.
+pub struct TcpListener {
+    pub(crate) sock: Rc<LoopFd>,
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        self.sock.stop_listening_if_held();
+    }
+}
+
+impl TcpListener {
+    /// Binds to the first address of `addr` that works (with `SO_REUSEADDR`
+    /// on and a backlog of [`DEFAULT_BACKLOG`]) and listens, on the running
+    /// loop. Port 0 picks a free port: see [`local_addr`](Self::local_addr).
+    /// An address in use is an `AddrInUse` error.
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        Self::bind_on(&running_loop()?, addr)
+    }
+
+    pub(crate) fn bind_on(lp: &EventLoop, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        let mut errors = Vec::new();
+        for addr in resolve(addr)? {
+            match Self::bind_one(lp, addr) {
+                Ok(listener) => return Ok(listener),
+                Err(e) => errors.push(e),
+            }
+        }
+        Err(combine_errors(errors))
+    }
+
+    pub(crate) fn bind_one(lp: &EventLoop, addr: SocketAddr) -> io::Result<TcpListener> {
+        let socket = TcpSocket::new_for(&addr)?;
+        socket.set_reuseaddr(true)?;
+        if addr.is_ipv6() {
+            // One family per socket, as asyncio does: `::` does not also take IPv4.
+            socket.set_only_v6(true)?;
+        }
+        socket.bind(addr)?;
+        socket.listen_on(lp, DEFAULT_BACKLOG)
+    }
+
+    /// Takes over a listening std socket (made non-blocking) on the running loop.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            sock: LoopFd::adopt(&running_loop()?, OwnedFd::from(listener))?,
+        })
+    }
+
+    /// Waits for a connection: the stream (non-blocking, close-on-exec) and
+    /// the peer's address. Dropping the future cancels the accept; a
+    /// connection accepted just before that is closed, never leaked.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (sock, addr) = self.sock.accept().await?;
+        Ok((TcpStream::from_sock(sock), inet(addr)?))
+    }
+
+    /// The address listened on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        inet(self.sock.sock_ref().local_addr()?)
+    }
+
+    /// Refuses new connections at once (`shutdown` on a listening socket
+    /// stops it listening; pending accepts fail), even while an accept is
+    /// still in flight and holds the descriptor open.
+    pub(crate) fn stop(&self) {
+        let _ = self.sock.sock_ref().shutdown(std::net::Shutdown::Both);
+    }
+}
+
+impl std::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("fd", &self.sock.fd())
+            .field("addr", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+sock_fd_traits!(TcpListener);
+
+/// A TCP connection.
+///
+/// Besides the owned-buffer methods it implements futures-io's
+/// `AsyncRead`/`AsyncWrite`. Dropping it closes the connection.
+pub struct TcpStream {
+    core: StreamCore,
+}
+
+stream_api!(TcpStream);
+
+impl TcpStream {
+    pub(crate) fn from_sock(sock: Rc<LoopFd>) -> TcpStream {
+        TcpStream {
+            core: StreamCore::new(sock),
+        }
+    }
+
+    /// Connects to `addr` on the running loop, trying each resolved address
+    /// in turn. A port nobody listens on is `ConnectionRefused`; when every
+    /// address fails differently, the error lists them all.
+    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        Self::connect_on(&running_loop()?, addr).await
+    }
+
+    pub(crate) async fn connect_on(
+        lp: &EventLoop,
+        addr: impl ToSocketAddrs,
+    ) -> io::Result<TcpStream> {
+        let mut errors = Vec::new();
+        for addr in resolve(addr)? {
+            let attempt = async { TcpSocket::new_for(&addr)?.connect_on(lp, addr).await };
+            match attempt.await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => errors.push(e),
+            }
+        }
+        Err(combine_errors(errors))
+    }
+
+    /// Takes over a connected std stream (made non-blocking) on the running loop.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        let sock = LoopFd::adopt(&running_loop()?, OwnedFd::from(stream))?;
+        Ok(TcpStream::from_sock(sock))
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        inet(self.core.sock.sock_ref().peer_addr()?)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        inet(self.core.sock.sock_ref().local_addr()?)
+    }
+
+    /// `TCP_NODELAY`: send small writes at once instead of coalescing them.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.core.sock.sock_ref().set_tcp_nodelay(on)
+    }
+
+    /// Whether `TCP_NODELAY` is on.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.core.sock.sock_ref().tcp_nodelay()
+    }
+}

@@ -1,0 +1,483 @@
+//! Unix signal handlers that run on the loop thread.
+//!
+//! # Mechanism
+//! Each loop that handles signals owns a non-blocking, close-on-exec
+//! self-pipe. For every signal it handles, a `signal-hook-registry` action
+//! writes one byte (the signal number) to the pipe; that is the only thing
+//! done in signal context (`write(2)` is async-signal-safe, and the registry
+//! saves and restores `errno`). The loop watches the read end with an
+//! ordinary [`Op::PollReadable`] operation, so every backend (epoll through
+//! mio or polling, io_uring's `PollAdd`) wakes from a blocking wait when a
+//! signal arrives. When the pipe is readable the loop drains it and
+//! schedules the handler once per byte, with `call_soon`: two deliveries
+//! give two calls, each in its own ready-queue slot (a panicking handler is
+//! reported to the exception handler like any callback).
+//!
+//! signalfd is deliberately not used: it only sees signals blocked in every
+//! thread, which a library cannot guarantee (async-signal and compio both
+//! dropped it after missed signals).
+//!
+//! The read end is watched with a readiness poll plus a non-blocking
+//! `read(2)` rather than an `Op::Read` with a buffer because the watcher
+//! lives in a callback ([`EventLoop::submit_with_callback`] accepts only
+//! operations without memory) and not in a task: an internal task would
+//! count in `task_count()` and be cancelled by `run()`'s leftover-task
+//! sweep.
+//!
+//! # Rules (and where they differ from asyncio)
+//! - Any thread's loop may add handlers; asyncio insists on the main thread
+//!   because CPython runs Python signal handlers there, which does not apply
+//!   here. Signal dispositions are process-wide, though, so a signal
+//!   belongs to at most one loop at a time: adding a handler for a signal
+//!   another live loop handles fails with [`Error::InvalidArgument`].
+//! - Adding a second handler for the same signal on the same loop replaces
+//!   the first.
+//! - Removing the last handler of a signal restores the disposition the
+//!   signal had before evloop first touched it (normally `SIG_DFL`), with
+//!   `sigaction(2)`: a later `SIGINT` then terminates the process.
+//! - `close()` (or dropping the loop) removes all its handlers.
+//! - Limits: signals arriving while the pipe is full (64 KiB of undelivered
+//!   signals) are dropped. Another `signal-hook-registry` user of the same
+//!   signal keeps working while evloop handles it, but loses the signal once
+//!   evloop restores the original disposition.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use signal_hook_registry as registry;
+
+use crate::driver::Op;
+use crate::loop_core::error::{Error, Result};
+use crate::loop_core::exception::ExceptionContext;
+use crate::loop_core::extensions::Extension;
+use crate::loop_core::{EventLoop, LoopInner};
+use crate::op::CallbackOp;
+use crate::sys;
+
+/// One more than the largest signal number on Linux (glibc's `_NSIG`).
+pub const NSIG: i32 = 65;
+
+/// The byte the child watcher's `SIGCHLD` action writes (no signal is 0).
+const CHILD_EVENT: u8 = 0;
+
+static NEXT_STATE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Who an installed action serves.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// A user handler from `add_signal_handler`.
+    User,
+    /// The loop's internal `SIGCHLD` watcher for child processes.
+    ChildWatch,
+}
+
+struct Action {
+    owner: u64,
+    kind: Kind,
+    id: registry::SigId,
+}
+
+/// A signal's disposition before evloop first registered it, and the
+/// registry's handler installed then (to reinstall after a restore).
+struct Saved {
+    original: libc::sigaction,
+    installed: libc::sigaction,
+}
+
+// SAFETY: `libc::sigaction` is plain data (a handler address, a mask, flags
+// and a restorer function pointer) with no thread affinity.
+unsafe impl Send for Saved {}
+
+#[derive(Default)]
+struct Global {
+    saved: HashMap<i32, Saved>,
+    actions: HashMap<i32, Vec<Action>>,
+}
+
+/// Process-wide: which loop handles which signal. Only touched outside
+/// signal context.
+static GLOBAL: Mutex<Option<Global>> = Mutex::new(None);
+
+fn with_global<R>(f: impl FnOnce(&mut Global) -> R) -> R {
+    let mut guard = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+    f(guard.get_or_insert_with(Global::default))
+}
+
+fn query(sig: i32) -> io::Result<libc::sigaction> {
+    // SAFETY: an all-zero sigaction is a valid value to be overwritten.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `old`.
+    sys::cvt(unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) })?;
+    Ok(old)
+}
+
+fn set_action(sig: i32, action: &libc::sigaction) -> io::Result<()> {
+    // SAFETY: `action` is a complete sigaction previously returned by the
+    // kernel for this signal (the original disposition or the registry's
+    // handler, whose code lives for the whole program).
+    sys::cvt(unsafe { libc::sigaction(sig, action, std::ptr::null_mut()) })?;
+    Ok(())
+}
+
+/// Registers a registry action writing `byte` to `fd` for `sig`.
+fn install(
+    g: &mut Global,
+    sig: i32,
+    fd: RawFd,
+    byte: u8,
+    owner: u64,
+    kind: Kind,
+) -> io::Result<()> {
+    let write_byte = move || {
+        let b = byte;
+        // SAFETY: write(2) is async-signal-safe; `b` is a valid one-byte
+        // buffer. `fd` stays open while this action is registered: the
+        // owning loop unregisters it (and `unregister` waits for running
+        // handlers to leave) before closing the pipe. A full pipe drops
+        // the byte (documented).
+        unsafe {
+            libc::write(fd, (&b as *const u8).cast(), 1);
+        }
+    };
+    let active = g.actions.get(&sig).is_some_and(|v| !v.is_empty());
+    let id = match g.saved.get(&sig) {
+        None => {
+            let original = query(sig)?;
+            // SAFETY: the action only calls write(2), which is async-signal-safe.
+            let id = unsafe { registry::register(sig, write_byte) }?;
+            let installed = query(sig)?;
+            g.saved.insert(
+                sig,
+                Saved {
+                    original,
+                    installed,
+                },
+            );
+            id
+        }
+        Some(saved) => {
+            if !active {
+                // We restored the original disposition when the last action
+                // went away; the registry does not know, so put its handler back.
+                set_action(sig, &saved.installed)?;
+            }
+            // SAFETY: as above.
+            unsafe { registry::register(sig, write_byte) }?
+        }
+    };
+    g.actions
+        .entry(sig)
+        .or_default()
+        .push(Action { owner, kind, id });
+    Ok(())
+}
+
+/// Unregisters the matching actions; restores the original disposition when
+/// none is left for the signal. Returns whether one was found.
+fn uninstall(g: &mut Global, sig: i32, owner: u64, kind: Option<Kind>) -> bool {
+    let Some(list) = g.actions.get_mut(&sig) else {
+        return false;
+    };
+    let mut found = false;
+    list.retain(|a| {
+        let hit = a.owner == owner && kind.is_none_or(|k| a.kind == k);
+        if hit {
+            // Returns once no signal handler is still running the action.
+            registry::unregister(a.id);
+            found = true;
+        }
+        !hit
+    });
+    if found && list.is_empty() {
+        g.actions.remove(&sig);
+        if let Some(saved) = g.saved.get(&sig) {
+            // Nothing sensible to do if this fails; the registry's handler
+            // then stays installed with no action (the signal is ignored).
+            let _ = set_action(sig, &saved.original);
+        }
+    }
+    found
+}
+
+/// Checks a signal number: `Ok(false)` for a valid but uncatchable one.
+fn validate(sig: i32) -> Result<bool> {
+    if sig <= 0 || sig >= NSIG {
+        return Err(Error::InvalidArgument(format!(
+            "invalid signal number {sig} (valid: 1..{NSIG})"
+        )));
+    }
+    Ok(!registry::FORBIDDEN.contains(&sig))
+}
+
+/// The loop's signal state: its self-pipe, watcher and handlers.
+pub(crate) struct SignalState {
+    id: u64,
+    lp: Weak<LoopInner>,
+    /// The read end; the pending watch holds a clone, so it is closed only
+    /// once the backend is done with it.
+    read: RefCell<Option<Rc<OwnedFd>>>,
+    write: RefCell<Option<OwnedFd>>,
+    watch: RefCell<Option<CallbackOp>>,
+    handlers: RefCell<HashMap<i32, Rc<dyn Fn()>>>,
+    child_hook: RefCell<Option<Rc<dyn Fn()>>>,
+    closed: Cell<bool>,
+}
+
+impl fmt::Debug for SignalState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignalState")
+            .field("id", &self.id)
+            .field(
+                "signals",
+                &self.handlers.borrow().keys().collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl SignalState {
+    fn new(lp: &EventLoop) -> io::Result<Self> {
+        let (read, write) = sys::pipe_cloexec()?;
+        sys::set_nonblocking(read.as_raw_fd(), true)?;
+        sys::set_nonblocking(write.as_raw_fd(), true)?;
+        Ok(SignalState {
+            id: NEXT_STATE_ID.fetch_add(1, Ordering::Relaxed),
+            lp: lp.downgrade(),
+            read: RefCell::new(Some(Rc::new(read))),
+            write: RefCell::new(Some(write)),
+            watch: RefCell::new(None),
+            handlers: RefCell::new(HashMap::new()),
+            child_hook: RefCell::new(None),
+            closed: Cell::new(false),
+        })
+    }
+
+    fn write_fd(&self) -> RawFd {
+        self.write.borrow().as_ref().map_or(-1, |fd| fd.as_raw_fd())
+    }
+
+    /// Starts (or restarts) watching the read end.
+    fn arm(&self, lp: &EventLoop) -> Result<()> {
+        let Some(read) = self.read.borrow().clone() else {
+            return Err(Error::Closed);
+        };
+        let fd = read.as_raw_fd();
+        let weak = self.lp.clone();
+        let callback = Box::new(move |result: io::Result<crate::driver::OpOutput>| {
+            // Held by the operation (a cancelled one too) until the backend
+            // is done with it.
+            drop(read);
+            let Some(inner) = weak.upgrade() else { return };
+            let lp = EventLoop { inner };
+            let Some(state) = lp.inner.extensions.get::<SignalState>() else {
+                return;
+            };
+            state.watch.borrow_mut().take();
+            if state.closed.get() {
+                return;
+            }
+            if let Err(e) = result {
+                lp.call_exception_handler(ExceptionContext {
+                    message: format!("signal self-pipe watch failed: {e}"),
+                    ..ExceptionContext::default()
+                });
+                return;
+            }
+            state.drain(&lp);
+            if let Err(e) = state.arm(&lp) {
+                if !lp.is_closed() {
+                    lp.call_exception_handler(ExceptionContext {
+                        message: format!("cannot re-arm the signal self-pipe: {e}"),
+                        ..ExceptionContext::default()
+                    });
+                }
+            }
+        });
+        // SAFETY: PollReadable points into no memory; the read end stays
+        // open until `shutdown`, which cancels this operation first.
+        let op = unsafe { lp.submit_with_callback(Op::PollReadable { fd }, callback) }?;
+        *self.watch.borrow_mut() = Some(op);
+        Ok(())
+    }
+
+    /// Reads every pending byte and schedules one handler call per byte.
+    fn drain(&self, lp: &EventLoop) {
+        let Some(fd) = self.read.borrow().as_ref().map(|fd| fd.as_raw_fd()) else {
+            return;
+        };
+        let mut buf = [0u8; 256];
+        loop {
+            // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // WouldBlock: drained.
+                return;
+            }
+            if n == 0 {
+                return;
+            }
+            for &byte in &buf[..n as usize] {
+                let callback = if byte == CHILD_EVENT {
+                    self.child_hook.borrow().clone()
+                } else {
+                    self.handlers.borrow().get(&(byte as i32)).cloned()
+                };
+                if let Some(cb) = callback {
+                    let _ = lp.call_soon(move || cb());
+                }
+            }
+        }
+    }
+
+    /// Removes every action of this loop and closes the pipe.
+    fn shutdown(&self, lp: Option<&EventLoop>) {
+        if self.closed.replace(true) {
+            return;
+        }
+        if let (Some(lp), Some(op)) = (lp, self.watch.borrow_mut().take()) {
+            lp.cancel_op(&op);
+        }
+        let signals: Vec<i32> = with_global(|g| {
+            let mine: Vec<i32> = g
+                .actions
+                .iter()
+                .filter(|(_, v)| v.iter().any(|a| a.owner == self.id))
+                .map(|(sig, _)| *sig)
+                .collect();
+            for &sig in &mine {
+                uninstall(g, sig, self.id, None);
+            }
+            mine
+        });
+        drop(signals);
+        let handlers = std::mem::take(&mut *self.handlers.borrow_mut());
+        let hook = self.child_hook.borrow_mut().take();
+        drop((handlers, hook));
+        // Every action writing to the pipe is gone: closing it is safe.
+        let inner = lp.map(|lp| &*lp.inner);
+        if let Some(fd) = self.read.borrow_mut().take() {
+            // Closed when the last holder (a pending watch) lets go.
+            sys::release(inner, fd.as_raw_fd());
+        }
+        drop(self.write.borrow_mut().take());
+    }
+}
+
+impl Extension for SignalState {
+    fn on_close(&self, lp: &EventLoop) {
+        self.shutdown(Some(lp));
+    }
+}
+
+impl Drop for SignalState {
+    fn drop(&mut self) {
+        // The loop was dropped without close(): its backend is already gone.
+        self.shutdown(None);
+    }
+}
+
+impl EventLoop {
+    fn signal_state(&self) -> Result<Rc<SignalState>> {
+        self.check_open()?;
+        let state = self
+            .inner
+            .extensions
+            .get_or_try_insert_with(|| SignalState::new(self).map_err(Error::Io))?;
+        if state.watch.borrow().is_none() {
+            state.arm(self)?;
+        }
+        Ok(state)
+    }
+
+    /// Calls `callback` on the loop thread each time signal `sig` arrives,
+    /// also when the loop is blocked waiting for I/O or timers.
+    ///
+    /// Errors: [`Error::InvalidArgument`] for a number outside `1..NSIG`,
+    /// for `SIGKILL`/`SIGSTOP` (uncatchable) and `SIGILL`/`SIGFPE`/`SIGSEGV`
+    /// (which `signal-hook-registry` refuses), and for a signal another loop
+    /// handles; [`Error::Closed`] on a closed loop. See the module notes for
+    /// the mechanism and its limits.
+    pub fn add_signal_handler<F: Fn() + 'static>(&self, sig: i32, callback: F) -> Result<()> {
+        if !validate(sig)? {
+            return Err(Error::InvalidArgument(format!(
+                "signal {sig} cannot be caught or handled"
+            )));
+        }
+        let state = self.signal_state()?;
+        let fd = state.write_fd();
+        with_global(|g| {
+            let users = g.actions.get(&sig).into_iter().flatten();
+            let mut mine = false;
+            for a in users.filter(|a| a.kind == Kind::User) {
+                if a.owner != state.id {
+                    return Err(Error::InvalidArgument(format!(
+                        "signal {sig} is already handled by another event loop"
+                    )));
+                }
+                mine = true;
+            }
+            if !mine {
+                install(g, sig, fd, sig as u8, state.id, Kind::User).map_err(|e| {
+                    match e.raw_os_error() {
+                        Some(libc::EINVAL) => {
+                            Error::InvalidArgument(format!("signal {sig} cannot be handled: {e}"))
+                        }
+                        _ => Error::Io(e),
+                    }
+                })?;
+            }
+            Ok(())
+        })?;
+        state.handlers.borrow_mut().insert(sig, Rc::new(callback));
+        Ok(())
+    }
+
+    /// Removes this loop's handler for `sig` and restores the signal's
+    /// original disposition. Returns whether a handler was registered.
+    /// An invalid number is [`Error::InvalidArgument`]; an uncatchable one
+    /// (`SIGKILL`) simply has no handler.
+    pub fn remove_signal_handler(&self, sig: i32) -> Result<bool> {
+        if !validate(sig)? {
+            return Ok(false);
+        }
+        let Some(state) = self.inner.extensions.get::<SignalState>() else {
+            return Ok(false);
+        };
+        let removed = with_global(|g| uninstall(g, sig, state.id, Some(Kind::User)));
+        let handler = state.handlers.borrow_mut().remove(&sig);
+        drop(handler);
+        Ok(removed)
+    }
+}
+
+/// Installs the loop's internal `SIGCHLD` watcher (the child-process
+/// fallback when pidfds are unavailable): `hook` runs on the loop thread
+/// after each `SIGCHLD`. Idempotent per loop.
+pub(crate) fn watch_sigchld(lp: &EventLoop, hook: Rc<dyn Fn()>) -> Result<()> {
+    let state = lp.signal_state()?;
+    if state.child_hook.borrow().is_some() {
+        return Ok(());
+    }
+    let fd = state.write_fd();
+    with_global(|g| {
+        install(
+            g,
+            libc::SIGCHLD,
+            fd,
+            CHILD_EVENT,
+            state.id,
+            Kind::ChildWatch,
+        )
+    })?;
+    *state.child_hook.borrow_mut() = Some(hook);
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! The loop's exception handler: where panics in callbacks and tasks go.
+
+use std::fmt;
+use std::rc::Rc;
+
+use crate::loop_core::handle::Handle;
+use crate::loop_core::EventLoop;
+
+/// What the loop knows about a failure it reports to the exception handler
+/// (asyncio's context dict).
+#[derive(Debug, Clone, Default)]
+pub struct ExceptionContext {
+    /// What happened, e.g. `"Exception in callback"` or `"Task panicked"`.
+    pub message: String,
+    /// The panic's message, if a panic caused the report.
+    pub payload: Option<String>,
+    /// The callback that failed, if it was a `call_soon`/`call_later` callback.
+    pub handle: Option<Handle>,
+    /// The id of the task that failed, if it was a task.
+    pub task: Option<u64>,
+    /// The context being handled when the exception handler itself failed.
+    pub context: Option<Box<ExceptionContext>>,
+}
+
+impl fmt::Display for ExceptionContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(task) = self.task {
+            write!(f, " (task {task})")?;
+        }
+        if let Some(payload) = &self.payload {
+            write!(f, ": {payload}")?;
+        }
+        if let Some(inner) = &self.context {
+            write!(f, "; while handling: {inner}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A custom exception handler, as installed by `set_exception_handler`.
+pub type ExceptionHandler = Rc<dyn Fn(&EventLoop, &ExceptionContext)>;
+
+/// The default handler: writes the context to standard error, like asyncio's logger.
+pub fn default_exception_handler(context: &ExceptionContext) {
+    eprintln!("evloop: {context}");
+}

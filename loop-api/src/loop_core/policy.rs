@@ -1,0 +1,168 @@
+//! Choosing the loop: asyncio's policy functions and the loop-factory form.
+//!
+//! A policy makes loops. `set_event_loop_policy` installs one process-wide;
+//! `None` goes back to the default policy, which the `evloop` crate installs
+//! (it knows which backends are compiled in and reads `EVLOOP_BACKEND`).
+//! `run_with(factory, fut)` skips policies altogether, like Python 3.14's
+//! `asyncio.run(loop_factory=...)`.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use crate::loop_core::error::{Error, Result};
+use crate::loop_core::{get_running_loop, EventLoop};
+
+/// Makes event loops.
+pub trait EventLoopPolicy: Send + Sync + 'static {
+    /// A short description, e.g. the backend it picks.
+    fn name(&self) -> String;
+
+    /// Creates a fresh loop.
+    fn new_event_loop(&self) -> Result<EventLoop>;
+}
+
+impl fmt::Debug for dyn EventLoopPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventLoopPolicy({})", self.name())
+    }
+}
+
+/// A policy made from a function, e.g. a backend's `new_event_loop`.
+pub struct FactoryPolicy<F> {
+    name: String,
+    factory: F,
+}
+
+impl<F> FactoryPolicy<F>
+where
+    F: Fn() -> Result<EventLoop> + Send + Sync + 'static,
+{
+    /// Wraps `factory` as a policy called `name`.
+    pub fn new(name: impl Into<String>, factory: F) -> Self {
+        FactoryPolicy {
+            name: name.into(),
+            factory,
+        }
+    }
+}
+
+impl<F> fmt::Debug for FactoryPolicy<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FactoryPolicy")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<F> EventLoopPolicy for FactoryPolicy<F>
+where
+    F: Fn() -> Result<EventLoop> + Send + Sync + 'static,
+{
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn new_event_loop(&self) -> Result<EventLoop> {
+        (self.factory)()
+    }
+}
+
+/// The policy used when no backend crate installed a default.
+struct NoBackend;
+
+impl EventLoopPolicy for NoBackend {
+    fn name(&self) -> String {
+        "none".to_owned()
+    }
+
+    fn new_event_loop(&self) -> Result<EventLoop> {
+        Err(Error::BackendUnavailable {
+            backend: "default".to_owned(),
+            reason: "no default policy installed; depend on the `evloop` crate or call \
+                     set_event_loop_policy"
+                .to_owned(),
+        })
+    }
+}
+
+static CUSTOM: RwLock<Option<Arc<dyn EventLoopPolicy>>> = RwLock::new(None);
+static DEFAULT: OnceLock<Arc<dyn EventLoopPolicy>> = OnceLock::new();
+
+/// Installs the policy used when none is set. The first call wins; returns
+/// whether this call installed it. The `evloop` crate calls this.
+pub fn install_default_policy(policy: Arc<dyn EventLoopPolicy>) -> bool {
+    DEFAULT.set(policy).is_ok()
+}
+
+/// Sets the process-wide policy; `None` restores the default.
+pub fn set_event_loop_policy(policy: Option<Arc<dyn EventLoopPolicy>>) {
+    let mut slot = CUSTOM.write().unwrap_or_else(|e| e.into_inner());
+    *slot = policy;
+}
+
+/// The policy in force: the one set with [`set_event_loop_policy`], else the default.
+pub fn get_event_loop_policy() -> Arc<dyn EventLoopPolicy> {
+    let custom = CUSTOM.read().unwrap_or_else(|e| e.into_inner()).clone();
+    custom.unwrap_or_else(|| match DEFAULT.get() {
+        Some(p) => p.clone(),
+        None => Arc::new(NoBackend),
+    })
+}
+
+/// A new loop from the policy in force.
+pub fn new_event_loop() -> Result<EventLoop> {
+    get_event_loop_policy().new_event_loop()
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<EventLoop>> = const { RefCell::new(None) };
+}
+
+/// Sets this thread's current (not necessarily running) loop; `None` clears it.
+pub fn set_event_loop(lp: Option<EventLoop>) {
+    CURRENT.with(|c| *c.borrow_mut() = lp);
+}
+
+/// The running loop if there is one, else this thread's current loop set
+/// with [`set_event_loop`], else [`Error::NoRunningLoop`].
+pub fn get_event_loop() -> Result<EventLoop> {
+    if let Ok(lp) = get_running_loop() {
+        return Ok(lp);
+    }
+    CURRENT
+        .with(|c| c.borrow().clone())
+        .ok_or(Error::NoRunningLoop)
+}
+
+/// Creates a loop with `factory`, runs `fut` to completion on it, cancels
+/// the tasks still pending, and closes the loop (asyncio's `run` with a
+/// `loop_factory`).
+pub fn run_with<L, F>(factory: L, fut: F) -> Result<F::Output>
+where
+    L: FnOnce() -> Result<EventLoop>,
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    if get_running_loop().is_ok() {
+        return Err(Error::AnotherLoopRunning);
+    }
+    let lp = factory()?;
+    let result = lp.run_until_complete(fut);
+    let shutdown = lp.shutdown_tasks();
+    let closed = lp.close();
+    let value = result?;
+    shutdown?;
+    closed?;
+    Ok(value)
+}
+
+/// [`run_with`] on a loop from the policy in force.
+pub fn run<F>(fut: F) -> Result<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    run_with(new_event_loop, fut)
+}
