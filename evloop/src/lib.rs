@@ -23,7 +23,17 @@
 use std::future::Future;
 use std::sync::Arc;
 
-pub use loop_api::*;
+// The user API, re-exported item by item: the backend boundary
+// (`loop_driver`) and the pieces backend authors use (`OpFuture`) stay in
+// their own crates, out of this crate's docs.
+pub use loop_api::{buf, net, pipe, process, signal};
+pub use loop_api::{
+    default_exception_handler, default_pool_size, gather, get_event_loop, get_running_loop,
+    run_with, set_event_loop, set_event_loop_policy, sleep, wait_for, yield_now, Error,
+    EventLoop, EventLoopPolicy, ExceptionContext, ExceptionHandler, Executor, ExecutorFuture,
+    FactoryPolicy, Gather, Handle, Job, LoopHandle, PipeReader, PipeWriter, Result, Sleep, Task,
+    ThreadPool, TimerHandle, WaitFor, YieldNow,
+};
 
 mod default_policy;
 

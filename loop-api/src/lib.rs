@@ -55,4 +55,5 @@ pub use loop_core::policy::{
 };
 pub use loop_core::task::Task;
 pub use loop_core::{get_running_loop, EventLoop, LoopHandle};
-pub use op::{CallbackOp, OpFuture};
+/// For backend authors and their tests: awaiting one raw operation.
+pub use op::OpFuture;

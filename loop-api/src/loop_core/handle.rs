@@ -31,6 +31,8 @@ pub(crate) trait Callback {
     fn is_cancelled(&self) -> bool;
     /// `true` once it has run.
     fn has_run(&self) -> bool;
+    /// A timer leaves the heap for the ready queue (nothing for others).
+    fn leave_heap(&self) {}
 }
 
 pub(crate) struct CallbackCell<F> {
@@ -81,6 +83,8 @@ impl<F: FnOnce()> Callback for CallbackCell<F> {
 pub(crate) struct TimerCell<F> {
     cell: CallbackCell<F>,
     cancelled_in_heap: Rc<Cell<usize>>,
+    /// Still in the heap: not yet moved to the ready queue by `pop_due`.
+    in_heap: Cell<bool>,
 }
 
 impl<F: FnOnce()> TimerCell<F> {
@@ -88,6 +92,7 @@ impl<F: FnOnce()> TimerCell<F> {
         TimerCell {
             cell: CallbackCell::new(f),
             cancelled_in_heap,
+            in_heap: Cell::new(true),
         }
     }
 }
@@ -99,11 +104,16 @@ impl<F: FnOnce()> Callback for TimerCell<F> {
 
     fn cancel(&self) -> bool {
         let was_pending = self.cell.cancel();
-        if was_pending {
-            // Still in the heap (timers leave the heap before they run).
+        // Counted only while it is in the heap: a timer already moved to
+        // the ready queue takes no heap space.
+        if was_pending && self.in_heap.get() {
             self.cancelled_in_heap.set(self.cancelled_in_heap.get() + 1);
         }
         was_pending
+    }
+
+    fn leave_heap(&self) {
+        self.in_heap.set(false);
     }
 
     fn is_cancelled(&self) -> bool {

@@ -109,6 +109,7 @@ impl Timers {
                 break;
             }
             if let Some(entry) = self.heap.pop() {
+                entry.cb.leave_heap();
                 out(entry.cb);
             }
         }

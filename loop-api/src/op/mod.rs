@@ -241,7 +241,7 @@ impl<K: 'static> Drop for OpFuture<K> {
 /// A callback-driven operation started with
 /// [`EventLoop::submit_with_callback`]; [`EventLoop::cancel_op`] undoes it.
 #[derive(Debug)]
-pub struct CallbackOp(CallbackState);
+pub(crate) struct CallbackOp(CallbackState);
 
 #[derive(Debug)]
 enum CallbackState {
@@ -260,7 +260,7 @@ impl EventLoop {
     /// `op` must not point into any memory (readiness polls and closes only),
     /// and its descriptor must stay open until the callback ran or
     /// `cancel_op` returned.
-    pub unsafe fn submit_with_callback(
+    pub(crate) unsafe fn submit_with_callback(
         &self,
         op: Op,
         callback: Box<dyn FnOnce(io::Result<OpOutput>)>,
@@ -288,7 +288,7 @@ impl EventLoop {
 
     /// Cancels an operation started with [`submit_with_callback`](Self::submit_with_callback);
     /// its callback will not run. Returns `true` if it had not run yet.
-    pub fn cancel_op(&self, op: &CallbackOp) -> bool {
+    pub(crate) fn cancel_op(&self, op: &CallbackOp) -> bool {
         let key = match &op.0 {
             CallbackState::Queued(handle) => {
                 let pending = !handle.cancelled() && !handle.has_run();
