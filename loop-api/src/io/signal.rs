@@ -19,7 +19,7 @@
 //!
 //! The read end is watched with a readiness poll plus a non-blocking
 //! `read(2)` rather than an `Op::Read` with a buffer because the watcher
-//! lives in a callback ([`EventLoop::submit_with_callback`] accepts only
+//! lives in a callback (`EventLoop::submit_with_callback` accepts only
 //! operations without memory) and not in a task: an internal task would
 //! count in `task_count()` and be cancelled by `run()`'s leftover-task
 //! sweep.
