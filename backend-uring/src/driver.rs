@@ -44,7 +44,7 @@ use io_uring::types::{CancelBuilder, SubmitArgs, Timespec};
 use io_uring::{opcode, squeue, types::Fd, IoUring};
 use loop_driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
 
-use crate::builder::RingConfig;
+use crate::config::RingConfig;
 use crate::notify::EventFd;
 use crate::ops::{self, Holding, Stable};
 use crate::probe::Support;

@@ -74,6 +74,7 @@
 
 mod buf_ring;
 mod builder;
+mod config;
 mod driver;
 mod notify;
 mod ops;
@@ -82,7 +83,8 @@ mod recv_ring;
 
 use loop_api::{Error, EventLoop};
 
-pub use builder::{RingConfig, UringBuilder};
+pub use builder::UringBuilder;
+pub use config::RingConfig;
 pub use driver::{UringDriver, MAX_OPS};
 
 /// The backend's name, as `EVLOOP_BACKEND` spells it.
