@@ -8,7 +8,7 @@
 //! Generation 0 is reserved: the waker's read has one fixed value, and an
 //! `AsyncCancel` request carries the bare id of the operation it targets,
 //! so that a cancel which found nothing can be retried (see [`Driver::cancel`]
-//! below).
+//! below). Every form of user data is built and read in [`crate::user_data`].
 //!
 //! `submit` only pushes the SQE; `wait` makes one `io_uring_enter` per loop
 //! iteration that both submits everything pushed since the last one and
@@ -48,19 +48,14 @@ use crate::config::RingConfig;
 use crate::notify::EventFd;
 use crate::ops::{self, Holding, Stable};
 use crate::probe::Support;
-use crate::recv_ring::{self, RecvRing, Start, Work};
+use crate::recv_ring::{RecvRing, Start, Work};
+use crate::user_data::{self, Generations, Tag, MAX_OPS};
 use crate::NAME;
 
 /// `io_uring_enter` flags (`IORING_ENTER_*`, linux/io_uring.h).
 const ENTER_GETEVENTS: u32 = 1 << 0;
 const ENTER_SQ_WAKEUP: u32 = 1 << 1;
 const ENTER_EXT_ARG: u32 = 1 << 3;
-
-/// User data of the waker's eventfd read (generation 0: never an operation's).
-const WAKER_UD: u64 = u32::MAX as u64;
-/// User data of the `AsyncCancel` of the waker's read (generation 0, above
-/// every id, so never taken for a cancel of an operation).
-const WAKER_CANCEL_UD: u64 = u32::MAX as u64 - 1;
 
 /// How often a cancel that found nothing is sent again while its target
 /// is still in flight (see `retry_cancels`).
@@ -73,21 +68,6 @@ pub(crate) const SYNC_CANCEL_ATTEMPTS: u32 = 4;
 /// running on a worker thread (`EALREADY`); the worker is signalled, so a
 /// blocking syscall there returns at once in practice.
 const SYNC_CANCEL_TIMEOUT: Duration = Duration::from_millis(20);
-
-/// User data of an `AsyncCancel` of the operation with id `id`:
-/// generation 0, which no operation ever has.
-fn cancel_ud(id: OpId) -> u64 {
-    id as u64
-}
-
-/// The target id of a cancel request's user data, if it is one.
-fn cancel_target(user_data: u64) -> Option<OpId> {
-    (user_data >> 32 == 0 && user_data < MAX_OPS as u64).then_some(user_data as usize)
-}
-
-/// Ids at or above this are refused: the per-id table is a vector indexed
-/// by id, and the loop's ids are dense (one per operation in flight).
-pub const MAX_OPS: usize = 1 << 24;
 
 /// How often `submit` flushes a full submission queue before giving up.
 const PUSH_ATTEMPTS: usize = 8;
@@ -134,7 +114,8 @@ pub struct UringDriver {
     /// Operations in flight with an `AsyncCancel` sent (`cancels > 0`):
     /// the kernel may hold their files after `cancel` returned.
     orphans: usize,
-    generation: u32,
+    /// The generation of the next operation's user data.
+    generations: Generations,
     /// CQEs (user data, result, flags) taken off the ring (to make room
     /// while flushing a full SQ) and not yet turned into completions.
     reaped: Vec<(u64, i32, u32)>,
@@ -200,7 +181,7 @@ impl UringDriver {
             ops: Vec::new(),
             in_flight: 0,
             orphans: 0,
-            generation: 0,
+            generations: Generations::default(),
             reaped: Vec::with_capacity(64),
             recv,
             work: Work::default(),
@@ -235,14 +216,6 @@ impl UringDriver {
     /// provided-buffer ring ([`crate::UringBuilder::multishot_recv`]).
     pub fn multishot_recv(&self) -> bool {
         self.recv.as_ref().is_some_and(RecvRing::enabled)
-    }
-
-    fn next_user_data(&mut self, id: OpId) -> u64 {
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.generation = 1;
-        }
-        (u64::from(self.generation) << 32) | id as u64
     }
 
     /// One `io_uring_enter`: submits every pushed SQE, runs pending task
@@ -334,7 +307,7 @@ impl UringDriver {
         let entry = opcode::Read::new(Fd(self.waker.as_raw_fd()), buf.as_ptr().cast::<u8>(), 8)
             .offset(u64::MAX)
             .build()
-            .user_data(WAKER_UD);
+            .user_data(user_data::WAKER);
         // SAFETY: the 8-byte buffer is owned by `self.waker_buf` and the
         // eventfd by `self.waker`; Drop frees neither before this read's
         // final CQE (it leaks the buffer if that CQE never comes).
@@ -354,7 +327,7 @@ impl UringDriver {
         Some(
             opcode::AsyncCancel::new(op.user_data)
                 .build()
-                .user_data(cancel_ud(id)),
+                .user_data(user_data::op_cancel(id)),
         )
     }
 
@@ -399,7 +372,9 @@ impl UringDriver {
     /// Takes the operation a CQE with `user_data` belongs to, if it is
     /// still ours (a stale or reserved user data yields `None`).
     fn take_op(&mut self, user_data: u64) -> Option<(OpId, InFlight)> {
-        let id = (user_data & u64::from(u32::MAX)) as usize;
+        let Tag::Op(id) = user_data::decode(user_data) else {
+            return None;
+        };
         let slot = self.ops.get_mut(id)?;
         let op = slot.as_ref()?;
         if op.user_data != user_data {
@@ -422,24 +397,26 @@ impl UringDriver {
             recv.serve_handed_back(&mut self.work, done);
         }
         for (user_data, res, flags) in reaped.drain(..) {
-            match user_data {
-                WAKER_UD => {
+            match user_data::decode(user_data) {
+                Tag::Waker => {
                     self.waker_armed = false;
                     if res < 0 && res != -libc::ECANCELED && res != -libc::EINTR {
                         waker_error = Some(io::Error::from_raw_os_error(-res));
                     }
                 }
-                ud if recv_ring::owns(ud) => {
+                Tag::Multishot(_) | Tag::MultishotCancel(_) => {
                     if let Some(recv) = self.recv.as_mut() {
-                        recv.complete(ud, res, flags, &mut self.work, done);
+                        recv.complete(user_data, res, flags, &mut self.work, done);
                     }
                 }
-                ud if cancel_target(ud).is_some() => {
+                Tag::OpCancel(target) => {
                     if res == -libc::ENOENT || res == -libc::EALREADY {
-                        self.missed_cancels.extend(cancel_target(ud));
+                        self.missed_cancels.push(target);
                     }
                 }
-                _ => {
+                // Its answer is of no interest (the waker's read reports).
+                Tag::WakerCancel | Tag::Unknown => {}
+                Tag::Op(_) => {
                     if let Some((id, op)) = self.take_op(user_data) {
                         // SAFETY: every CQE of an operation is final (the
                         // only multishots are recv_ring's, handled above),
@@ -508,7 +485,7 @@ impl UringDriver {
             Ok(prepared) => prepared,
             Err(e) => return Poll::Ready(Err(e)),
         };
-        let user_data = self.next_user_data(id);
+        let user_data = user_data::op(self.generations.next(), id);
         // SAFETY: the caller's memory lives until the completion for `id`
         // (submit's contract); the driver's own memory is in `holding`,
         // stored below and dropped only when the final CQE is reaped. If
@@ -706,7 +683,9 @@ impl UringDriver {
     /// read finds them (`Forgotten`: nothing is lost, nothing is reported);
     /// anything else is reported by the next `wait` (`Pending`).
     fn hand_back(&mut self, pos: usize, user_data: u64) -> Cancel {
-        let id = (user_data & u64::from(u32::MAX)) as usize;
+        let Tag::Op(id) = user_data::decode(user_data) else {
+            return Cancel::Pending;
+        };
         let Some((fd, buf)) = self
             .ops
             .get(id)
@@ -962,9 +941,9 @@ impl UringDriver {
             .collect();
         if self.waker_armed {
             entries.push(
-                opcode::AsyncCancel::new(WAKER_UD)
+                opcode::AsyncCancel::new(user_data::WAKER)
                     .build()
-                    .user_data(WAKER_CANCEL_UD),
+                    .user_data(user_data::WAKER_CANCEL),
             );
         }
         if let Some(recv) = self.recv.as_mut() {
@@ -1015,18 +994,25 @@ impl Drop for UringDriver {
         loop {
             self.reap();
             for (user_data, res, flags) in std::mem::take(&mut self.reaped) {
-                if user_data == WAKER_UD {
-                    self.waker_armed = false;
-                } else if recv_ring::owns(user_data) {
-                    if let Some(recv) = self.recv.as_mut() {
-                        let (mut work, mut done) = (Work::default(), Vec::new());
-                        // Only bookkeeping: no waiter is left to serve or re-arm for.
-                        recv.complete(user_data, res, flags, &mut work, &mut done);
+                match user_data::decode(user_data) {
+                    Tag::Waker => self.waker_armed = false,
+                    Tag::Multishot(_) | Tag::MultishotCancel(_) => {
+                        if let Some(recv) = self.recv.as_mut() {
+                            let (mut work, mut done) = (Work::default(), Vec::new());
+                            // Only bookkeeping: no waiter is left to serve or re-arm for.
+                            recv.complete(user_data, res, flags, &mut work, &mut done);
+                        }
                     }
-                } else if let Some((_, op)) = self.take_op(user_data) {
-                    // SAFETY: a final CQE (operations are one-shot; multishots are recv_ring's).
-                    // Dropping the output closes an accepted descriptor.
-                    drop(unsafe { op.holding.finish(res) });
+                    Tag::Op(_) => {
+                        if let Some((_, op)) = self.take_op(user_data) {
+                            // SAFETY: a final CQE (operations are one-shot;
+                            // multishots are recv_ring's). Dropping the
+                            // output closes an accepted descriptor.
+                            drop(unsafe { op.holding.finish(res) });
+                        }
+                    }
+                    // Answers to cancels: Drop asks again every DROP_RECANCEL anyway.
+                    Tag::OpCancel(_) | Tag::WakerCancel | Tag::Unknown => {}
                 }
             }
             let multishots = self.recv.as_ref().map_or(0, RecvRing::live);

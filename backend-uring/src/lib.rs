@@ -80,12 +80,14 @@ mod notify;
 mod ops;
 mod probe;
 mod recv_ring;
+mod user_data;
 
 use loop_api::{Error, EventLoop};
 
 pub use builder::UringBuilder;
 pub use config::RingConfig;
-pub use driver::{UringDriver, MAX_OPS};
+pub use driver::UringDriver;
+pub use user_data::MAX_OPS;
 
 /// The backend's name, as `EVLOOP_BACKEND` spells it.
 pub const NAME: &str = "uring";
