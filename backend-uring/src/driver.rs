@@ -63,7 +63,7 @@ const CANCEL_RETRIES: u8 = 32;
 
 /// How many synchronous cancels `cancel` makes (each followed by a run of
 /// the deferred task work) before it falls back to an `AsyncCancel`.
-pub(crate) const SYNC_CANCEL_ATTEMPTS: u32 = 4;
+const SYNC_CANCEL_ATTEMPTS: u32 = 4;
 /// How long one synchronous cancel may wait for a target the kernel is
 /// running on a worker thread (`EALREADY`); the worker is signalled, so a
 /// blocking syscall there returns at once in practice.
@@ -138,16 +138,16 @@ pub struct UringDriver {
     /// Where the waker's read lands; `None` only after Drop leaked it.
     waker_buf: Option<Stable<u64>>,
     waker_armed: bool,
-    pub(crate) support: Support,
+    support: Support,
     config: RingConfig,
     /// Tests: how many synchronous cancels to answer as if the kernel had
     /// said `ENOENT` without asking it (the target "in transit").
     #[cfg(test)]
-    pub(crate) fake_misses: u32,
+    fake_misses: u32,
     /// Tests: synchronous cancels that found nothing while the target was
     /// still in flight after the task work ran (really in transit).
     #[cfg(test)]
-    pub(crate) in_transit: u32,
+    in_transit: u32,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -1054,3 +1054,6 @@ impl Drop for UringDriver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

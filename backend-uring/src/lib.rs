@@ -104,5 +104,7 @@ pub fn new_event_loop() -> Result<EventLoop, Error> {
     UringBuilder::new().new_event_loop()
 }
 
+// The driver's unit tests share their helpers with the integration tests
+// (`tests/common/mod.rs`), which name the crate `backend_uring`.
 #[cfg(test)]
-mod tests;
+extern crate self as backend_uring;
