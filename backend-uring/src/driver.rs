@@ -87,7 +87,7 @@ struct InFlight {
     fd: std::os::fd::RawFd,
     /// A one-shot `Recv` on a read-ahead stream: its descriptor and
     /// buffer, so that bytes it received before a cancel could stop it
-    /// can be handed back to `recv` (see `settle_cancelled`).
+    /// can be handed back to `recv_ring` (see `settle_cancelled`).
     ahead: Option<(std::os::fd::RawFd, *const u8)>,
 }
 
@@ -121,8 +121,8 @@ pub struct UringDriver {
     reaped: Vec<(u64, i32, u32)>,
     /// Multishot receives into a provided-buffer ring (`None`: every
     /// `Recv` is a one-shot; see [`crate::recv_ring`]).
-    recv: Option<RecvRing>,
-    /// What `recv` asked for while handling an event, applied right after.
+    recv_ring: Option<RecvRing>,
+    /// What `recv_ring` asked for while handling an event, applied right after.
     work: Work,
     /// Completions produced outside `wait` (by `release_fd`), reported by
     /// the next `wait`.
@@ -174,7 +174,7 @@ impl UringDriver {
         ring: IoUring,
         support: Support,
         config: RingConfig,
-        recv: Option<RecvRing>,
+        recv_ring: Option<RecvRing>,
     ) -> io::Result<Self> {
         Ok(UringDriver {
             ring,
@@ -183,7 +183,7 @@ impl UringDriver {
             orphans: 0,
             generations: Generations::default(),
             reaped: Vec::with_capacity(64),
-            recv,
+            recv_ring,
             work: Work::default(),
             early: Vec::new(),
             deferred_cancels: Vec::new(),
@@ -209,13 +209,13 @@ impl UringDriver {
     /// Number of operations submitted whose final completion has not been
     /// reported yet (cancelled ones included).
     pub fn in_flight(&self) -> usize {
-        self.in_flight + self.recv.as_ref().map_or(0, RecvRing::waiting)
+        self.in_flight + self.recv_ring.as_ref().map_or(0, RecvRing::waiting)
     }
 
     /// `true` if stream receives use multishot receive into a
     /// provided-buffer ring ([`crate::UringBuilder::multishot_recv`]).
     pub fn multishot_recv(&self) -> bool {
-        self.recv.as_ref().is_some_and(RecvRing::enabled)
+        self.recv_ring.as_ref().is_some_and(RecvRing::enabled)
     }
 
     /// One `io_uring_enter`: submits every pushed SQE, runs pending task
@@ -275,12 +275,7 @@ impl UringDriver {
     /// Hands the SQ to the kernel without waiting, and takes the CQEs off
     /// the ring so it has room (they are reported by the next `wait`).
     fn flush(&mut self) -> io::Result<()> {
-        match self.enter(0, None) {
-            Ok(_) => {}
-            Err(e) if is_transient(&e) => {}
-            Err(e) => return Err(e),
-        }
-        self.reap();
+        self.run_task_work()?;
         if self.config.sqpoll && self.ring.submission().is_full() {
             // Let the SQ thread consume entries (IORING_ENTER_SQ_WAIT).
             let _ = self.ring.submitter().squeue_wait();
@@ -392,7 +387,7 @@ impl UringDriver {
         let mut reaped = std::mem::take(&mut self.reaped);
         let mut waker_error = None;
         done.append(&mut self.early);
-        if let Some(recv) = self.recv.as_mut() {
+        if let Some(recv) = self.recv_ring.as_mut() {
             // Handed-back bytes are older than anything in this batch.
             recv.serve_handed_back(&mut self.work, done);
         }
@@ -405,7 +400,7 @@ impl UringDriver {
                     }
                 }
                 Tag::Multishot(_) | Tag::MultishotCancel(_) => {
-                    if let Some(recv) = self.recv.as_mut() {
+                    if let Some(recv) = self.recv_ring.as_mut() {
                         recv.complete(user_data, res, flags, &mut self.work, done);
                     }
                 }
@@ -429,7 +424,7 @@ impl UringDriver {
         }
         self.reaped = reaped;
         self.retry_cancels();
-        if let Some(recv) = self.recv.as_mut() {
+        if let Some(recv) = self.recv_ring.as_mut() {
             recv.retry_cancels(&mut self.work);
         }
         self.apply_work(done)?;
@@ -442,7 +437,7 @@ impl UringDriver {
         }
     }
 
-    /// Pushes the entries `recv` asked for and submits the receives it
+    /// Pushes the entries `recv_ring` asked for and submits the receives it
     /// handed back as one-shots.
     fn apply_work(&mut self, done: &mut Vec<Completion>) -> io::Result<()> {
         let mut work = std::mem::take(&mut self.work);
@@ -473,7 +468,9 @@ impl UringDriver {
     /// As [`Driver::submit`].
     unsafe fn submit_op(&mut self, id: OpId, op: Op) -> Poll<io::Result<OpOutput>> {
         let ahead = match op {
-            Op::Recv { fd, buf, .. } if self.recv.as_ref().is_some_and(|r| r.reads_ahead(fd)) => {
+            Op::Recv { fd, buf, .. }
+                if self.recv_ring.as_ref().is_some_and(|r| r.reads_ahead(fd)) =>
+            {
                 Some((fd, buf.cast_const()))
             }
             _ => None,
@@ -520,7 +517,7 @@ impl UringDriver {
         buf: *mut u8,
         len: usize,
     ) -> Option<Poll<io::Result<OpOutput>>> {
-        let recv = self.recv.as_mut()?;
+        let recv = self.recv_ring.as_mut()?;
         // SAFETY: submit's contract covers `buf..buf + len` until the
         // completion for `id` or `Cancel::Forgotten`.
         match unsafe { recv.recv(id, fd, buf, len, &mut self.work) } {
@@ -530,7 +527,7 @@ impl UringDriver {
                 let mut done = Vec::new();
                 if let Err(e) = self.apply_work(&mut done) {
                     // The arm never reached the kernel: forget the Recv.
-                    if let Some(recv) = self.recv.as_mut() {
+                    if let Some(recv) = self.recv_ring.as_mut() {
                         recv.cancel(id);
                         recv.arm_failed(fd);
                     }
@@ -679,7 +676,7 @@ impl UringDriver {
 
     /// The reaped CQE at `pos` says that the operation under `user_data`
     /// completed with `res > 0` before its cancel could stop it. A `Recv`
-    /// on a read-ahead stream gives its bytes to `recv`, where the next
+    /// on a read-ahead stream gives its bytes to `recv_ring`, where the next
     /// read finds them (`Forgotten`: nothing is lost, nothing is reported);
     /// anything else is reported by the next `wait` (`Pending`).
     fn hand_back(&mut self, pos: usize, user_data: u64) -> Cancel {
@@ -694,7 +691,7 @@ impl UringDriver {
         else {
             return Cancel::Pending;
         };
-        let Some(recv) = self.recv.as_mut() else {
+        let Some(recv) = self.recv_ring.as_mut() else {
             return Cancel::Pending;
         };
         let res = self.reaped[pos].1;
@@ -738,11 +735,11 @@ impl UringDriver {
     }
 
     /// Hands the reaped CQEs of the released multishot `user_data` to
-    /// `recv` (they only recycle their buffers, in any order with the
+    /// `recv_ring` (they only recycle their buffers, in any order with the
     /// rest of the batch: the descriptor is gone) and answers `Some` once
     /// its final one was among them.
     fn settle_multishot(&mut self, user_data: u64) -> Option<()> {
-        let recv = self.recv.as_mut()?;
+        let recv = self.recv_ring.as_mut()?;
         let (mut work, mut done) = (Work::default(), Vec::new());
         self.reaped.retain(|&(ud, res, flags)| {
             let ours = ud == user_data;
@@ -840,7 +837,7 @@ impl Driver for UringDriver {
         if self.early.len() != queued {
             return Cancel::Forgotten;
         }
-        if self.recv.as_mut().is_some_and(|r| r.cancel(id)) {
+        if self.recv_ring.as_mut().is_some_and(|r| r.cancel(id)) {
             // A Recv waiting for the multishot: the kernel never had its buffer.
             return Cancel::Forgotten;
         }
@@ -868,7 +865,7 @@ impl Driver for UringDriver {
         // else pushed now, submitted by the next `wait` (which the loop
         // always makes), and the kernel lets go of the file then.
         if let Some(dying) = self
-            .recv
+            .recv_ring
             .as_mut()
             .and_then(|r| r.release(fd, &mut self.early))
         {
@@ -877,7 +874,7 @@ impl Driver for UringDriver {
                     .sync_cancel_until(dying, |d| d.settle_multishot(dying))
                     .is_some();
             if !gone {
-                if let Some(recv) = self.recv.as_mut() {
+                if let Some(recv) = self.recv_ring.as_mut() {
                     recv.cancel_dying(dying, &mut self.work);
                 }
             }
@@ -893,7 +890,9 @@ impl Driver for UringDriver {
     }
 
     fn promise_recv_only(&mut self, fd: std::os::fd::RawFd) -> bool {
-        self.recv.as_mut().is_some_and(|r| r.promise_recv_only(fd))
+        self.recv_ring
+            .as_mut()
+            .is_some_and(|r| r.promise_recv_only(fd))
     }
 
     fn wait(&mut self, timeout: Option<Duration>, done: &mut Vec<Completion>) -> io::Result<()> {
@@ -902,7 +901,10 @@ impl Driver for UringDriver {
         let ready = !self.reaped.is_empty()
             || !self.early.is_empty()
             || !self.ring.completion().is_empty()
-            || self.recv.as_ref().is_some_and(RecvRing::has_handed_back);
+            || self
+                .recv_ring
+                .as_ref()
+                .is_some_and(RecvRing::has_handed_back);
         let timeout = if ready { Some(Duration::ZERO) } else { timeout };
         let nonblocking = timeout == Some(Duration::ZERO);
         let skip_enter = nonblocking && {
@@ -946,7 +948,7 @@ impl UringDriver {
                     .user_data(user_data::WAKER_CANCEL),
             );
         }
-        if let Some(recv) = self.recv.as_mut() {
+        if let Some(recv) = self.recv_ring.as_mut() {
             let mut work = Work::default();
             recv.cancel_everything(&mut work);
             entries.append(&mut work.sqes);
@@ -967,7 +969,7 @@ impl Drop for UringDriver {
         //    already; what is left here are the waker's read and operations
         //    of futures that outlived the loop.)
         self.deferred_cancels.clear();
-        if let Some(recv) = self.recv.as_mut() {
+        if let Some(recv) = self.recv_ring.as_mut() {
             // Nobody will collect them, and no multishot must be re-armed.
             recv.forget_waiters();
         }
@@ -997,7 +999,7 @@ impl Drop for UringDriver {
                 match user_data::decode(user_data) {
                     Tag::Waker => self.waker_armed = false,
                     Tag::Multishot(_) | Tag::MultishotCancel(_) => {
-                        if let Some(recv) = self.recv.as_mut() {
+                        if let Some(recv) = self.recv_ring.as_mut() {
                             let (mut work, mut done) = (Work::default(), Vec::new());
                             // Only bookkeeping: no waiter is left to serve or re-arm for.
                             recv.complete(user_data, res, flags, &mut work, &mut done);
@@ -1015,7 +1017,7 @@ impl Drop for UringDriver {
                     Tag::OpCancel(_) | Tag::WakerCancel | Tag::Unknown => {}
                 }
             }
-            let multishots = self.recv.as_ref().map_or(0, RecvRing::live);
+            let multishots = self.recv_ring.as_ref().map_or(0, RecvRing::live);
             if self.in_flight == 0 && !self.waker_armed && multishots == 0 {
                 break;
             }
@@ -1049,7 +1051,7 @@ impl Drop for UringDriver {
         }
         // The buffer ring is unmapped only if no multishot is left in the
         // kernel; else it is leaked.
-        if let Some(recv) = self.recv.take() {
+        if let Some(recv) = self.recv_ring.take() {
             recv.shut_down(&self.ring);
         }
     }
