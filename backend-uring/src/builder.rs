@@ -7,26 +7,10 @@ use io_uring::IoUring;
 use loop_api::{Error, EventLoop};
 
 use crate::buf_ring::BufRing;
+use crate::config::RingConfig;
 use crate::driver::UringDriver;
 use crate::recv_ring::RecvRing;
 use crate::{probe, NAME};
-
-/// The setup a ring was created with (what the kernel accepted, after any fallback).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RingConfig {
-    /// Submission-queue entries (rounded up to a power of two by the kernel).
-    pub sq_entries: u32,
-    /// Completion-queue entries.
-    pub cq_entries: u32,
-    /// `IORING_SETUP_SINGLE_ISSUER` is on.
-    pub single_issuer: bool,
-    /// `IORING_SETUP_DEFER_TASKRUN` is on.
-    pub defer_taskrun: bool,
-    /// `IORING_SETUP_COOP_TASKRUN` is on.
-    pub coop_taskrun: bool,
-    /// `IORING_SETUP_SQPOLL` is on (a kernel thread polls the submission queue).
-    pub sqpoll: bool,
-}
 
 /// Options for the io_uring backend's ring.
 ///

@@ -8,7 +8,7 @@
 //! Generation 0 is reserved: the waker's read has one fixed value, and an
 //! `AsyncCancel` request carries the bare id of the operation it targets,
 //! so that a cancel which found nothing can be retried (see [`Driver::cancel`]
-//! below).
+//! below). Every form of user data is built and read in [`crate::user_data`].
 //!
 //! `submit` only pushes the SQE; `wait` makes one `io_uring_enter` per loop
 //! iteration that both submits everything pushed since the last one and
@@ -44,11 +44,12 @@ use io_uring::types::{CancelBuilder, SubmitArgs, Timespec};
 use io_uring::{opcode, squeue, types::Fd, IoUring};
 use loop_driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
 
-use crate::builder::RingConfig;
+use crate::config::RingConfig;
 use crate::notify::EventFd;
 use crate::ops::{self, Holding, Stable};
 use crate::probe::Support;
-use crate::recv_ring::{self, RecvRing, Start, Work};
+use crate::recv_ring::{RecvRing, Start, Work};
+use crate::user_data::{self, Generations, Tag, MAX_OPS};
 use crate::NAME;
 
 /// `io_uring_enter` flags (`IORING_ENTER_*`, linux/io_uring.h).
@@ -56,38 +57,17 @@ const ENTER_GETEVENTS: u32 = 1 << 0;
 const ENTER_SQ_WAKEUP: u32 = 1 << 1;
 const ENTER_EXT_ARG: u32 = 1 << 3;
 
-/// User data of the waker's eventfd read (generation 0: never an operation's).
-const WAKER_UD: u64 = u32::MAX as u64;
-/// User data of the `AsyncCancel` of the waker's read (generation 0, above
-/// every id, so never taken for a cancel of an operation).
-const WAKER_CANCEL_UD: u64 = u32::MAX as u64 - 1;
-
 /// How often a cancel that found nothing is sent again while its target
 /// is still in flight (see `retry_cancels`).
 const CANCEL_RETRIES: u8 = 32;
 
 /// How many synchronous cancels `cancel` makes (each followed by a run of
 /// the deferred task work) before it falls back to an `AsyncCancel`.
-pub(crate) const SYNC_CANCEL_ATTEMPTS: u32 = 4;
+const SYNC_CANCEL_ATTEMPTS: u32 = 4;
 /// How long one synchronous cancel may wait for a target the kernel is
 /// running on a worker thread (`EALREADY`); the worker is signalled, so a
 /// blocking syscall there returns at once in practice.
 const SYNC_CANCEL_TIMEOUT: Duration = Duration::from_millis(20);
-
-/// User data of an `AsyncCancel` of the operation with id `id`:
-/// generation 0, which no operation ever has.
-fn cancel_ud(id: OpId) -> u64 {
-    id as u64
-}
-
-/// The target id of a cancel request's user data, if it is one.
-fn cancel_target(user_data: u64) -> Option<OpId> {
-    (user_data >> 32 == 0 && user_data < MAX_OPS as u64).then_some(user_data as usize)
-}
-
-/// Ids at or above this are refused: the per-id table is a vector indexed
-/// by id, and the loop's ids are dense (one per operation in flight).
-pub const MAX_OPS: usize = 1 << 24;
 
 /// How often `submit` flushes a full submission queue before giving up.
 const PUSH_ATTEMPTS: usize = 8;
@@ -107,7 +87,7 @@ struct InFlight {
     fd: std::os::fd::RawFd,
     /// A one-shot `Recv` on a read-ahead stream: its descriptor and
     /// buffer, so that bytes it received before a cancel could stop it
-    /// can be handed back to `recv` (see `settle_cancelled`).
+    /// can be handed back to `recv_ring` (see `settle_cancelled`).
     ahead: Option<(std::os::fd::RawFd, *const u8)>,
 }
 
@@ -134,14 +114,15 @@ pub struct UringDriver {
     /// Operations in flight with an `AsyncCancel` sent (`cancels > 0`):
     /// the kernel may hold their files after `cancel` returned.
     orphans: usize,
-    generation: u32,
+    /// The generation of the next operation's user data.
+    generations: Generations,
     /// CQEs (user data, result, flags) taken off the ring (to make room
     /// while flushing a full SQ) and not yet turned into completions.
     reaped: Vec<(u64, i32, u32)>,
     /// Multishot receives into a provided-buffer ring (`None`: every
     /// `Recv` is a one-shot; see [`crate::recv_ring`]).
-    recv: Option<RecvRing>,
-    /// What `recv` asked for while handling an event, applied right after.
+    recv_ring: Option<RecvRing>,
+    /// What `recv_ring` asked for while handling an event, applied right after.
     work: Work,
     /// Completions produced outside `wait` (by `release_fd`), reported by
     /// the next `wait`.
@@ -157,16 +138,16 @@ pub struct UringDriver {
     /// Where the waker's read lands; `None` only after Drop leaked it.
     waker_buf: Option<Stable<u64>>,
     waker_armed: bool,
-    pub(crate) support: Support,
+    support: Support,
     config: RingConfig,
     /// Tests: how many synchronous cancels to answer as if the kernel had
     /// said `ENOENT` without asking it (the target "in transit").
     #[cfg(test)]
-    pub(crate) fake_misses: u32,
+    fake_misses: u32,
     /// Tests: synchronous cancels that found nothing while the target was
     /// still in flight after the task work ran (really in transit).
     #[cfg(test)]
-    pub(crate) in_transit: u32,
+    in_transit: u32,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -193,16 +174,16 @@ impl UringDriver {
         ring: IoUring,
         support: Support,
         config: RingConfig,
-        recv: Option<RecvRing>,
+        recv_ring: Option<RecvRing>,
     ) -> io::Result<Self> {
         Ok(UringDriver {
             ring,
             ops: Vec::new(),
             in_flight: 0,
             orphans: 0,
-            generation: 0,
+            generations: Generations::default(),
             reaped: Vec::with_capacity(64),
-            recv,
+            recv_ring,
             work: Work::default(),
             early: Vec::new(),
             deferred_cancels: Vec::new(),
@@ -228,21 +209,13 @@ impl UringDriver {
     /// Number of operations submitted whose final completion has not been
     /// reported yet (cancelled ones included).
     pub fn in_flight(&self) -> usize {
-        self.in_flight + self.recv.as_ref().map_or(0, RecvRing::waiting)
+        self.in_flight + self.recv_ring.as_ref().map_or(0, RecvRing::waiting)
     }
 
     /// `true` if stream receives use multishot receive into a
     /// provided-buffer ring ([`crate::UringBuilder::multishot_recv`]).
     pub fn multishot_recv(&self) -> bool {
-        self.recv.as_ref().is_some_and(RecvRing::enabled)
-    }
-
-    fn next_user_data(&mut self, id: OpId) -> u64 {
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.generation = 1;
-        }
-        (u64::from(self.generation) << 32) | id as u64
+        self.recv_ring.as_ref().is_some_and(RecvRing::enabled)
     }
 
     /// One `io_uring_enter`: submits every pushed SQE, runs pending task
@@ -302,12 +275,7 @@ impl UringDriver {
     /// Hands the SQ to the kernel without waiting, and takes the CQEs off
     /// the ring so it has room (they are reported by the next `wait`).
     fn flush(&mut self) -> io::Result<()> {
-        match self.enter(0, None) {
-            Ok(_) => {}
-            Err(e) if is_transient(&e) => {}
-            Err(e) => return Err(e),
-        }
-        self.reap();
+        self.run_task_work()?;
         if self.config.sqpoll && self.ring.submission().is_full() {
             // Let the SQ thread consume entries (IORING_ENTER_SQ_WAIT).
             let _ = self.ring.submitter().squeue_wait();
@@ -334,7 +302,7 @@ impl UringDriver {
         let entry = opcode::Read::new(Fd(self.waker.as_raw_fd()), buf.as_ptr().cast::<u8>(), 8)
             .offset(u64::MAX)
             .build()
-            .user_data(WAKER_UD);
+            .user_data(user_data::WAKER);
         // SAFETY: the 8-byte buffer is owned by `self.waker_buf` and the
         // eventfd by `self.waker`; Drop frees neither before this read's
         // final CQE (it leaks the buffer if that CQE never comes).
@@ -354,7 +322,7 @@ impl UringDriver {
         Some(
             opcode::AsyncCancel::new(op.user_data)
                 .build()
-                .user_data(cancel_ud(id)),
+                .user_data(user_data::op_cancel(id)),
         )
     }
 
@@ -399,7 +367,9 @@ impl UringDriver {
     /// Takes the operation a CQE with `user_data` belongs to, if it is
     /// still ours (a stale or reserved user data yields `None`).
     fn take_op(&mut self, user_data: u64) -> Option<(OpId, InFlight)> {
-        let id = (user_data & u64::from(u32::MAX)) as usize;
+        let Tag::Op(id) = user_data::decode(user_data) else {
+            return None;
+        };
         let slot = self.ops.get_mut(id)?;
         let op = slot.as_ref()?;
         if op.user_data != user_data {
@@ -417,29 +387,31 @@ impl UringDriver {
         let mut reaped = std::mem::take(&mut self.reaped);
         let mut waker_error = None;
         done.append(&mut self.early);
-        if let Some(recv) = self.recv.as_mut() {
+        if let Some(recv) = self.recv_ring.as_mut() {
             // Handed-back bytes are older than anything in this batch.
             recv.serve_handed_back(&mut self.work, done);
         }
         for (user_data, res, flags) in reaped.drain(..) {
-            match user_data {
-                WAKER_UD => {
+            match user_data::decode(user_data) {
+                Tag::Waker => {
                     self.waker_armed = false;
                     if res < 0 && res != -libc::ECANCELED && res != -libc::EINTR {
                         waker_error = Some(io::Error::from_raw_os_error(-res));
                     }
                 }
-                ud if recv_ring::owns(ud) => {
-                    if let Some(recv) = self.recv.as_mut() {
-                        recv.complete(ud, res, flags, &mut self.work, done);
+                Tag::Multishot(_) | Tag::MultishotCancel(_) => {
+                    if let Some(recv) = self.recv_ring.as_mut() {
+                        recv.complete(user_data, res, flags, &mut self.work, done);
                     }
                 }
-                ud if cancel_target(ud).is_some() => {
+                Tag::OpCancel(target) => {
                     if res == -libc::ENOENT || res == -libc::EALREADY {
-                        self.missed_cancels.extend(cancel_target(ud));
+                        self.missed_cancels.push(target);
                     }
                 }
-                _ => {
+                // Its answer is of no interest (the waker's read reports).
+                Tag::WakerCancel | Tag::Unknown => {}
+                Tag::Op(_) => {
                     if let Some((id, op)) = self.take_op(user_data) {
                         // SAFETY: every CQE of an operation is final (the
                         // only multishots are recv_ring's, handled above),
@@ -452,7 +424,7 @@ impl UringDriver {
         }
         self.reaped = reaped;
         self.retry_cancels();
-        if let Some(recv) = self.recv.as_mut() {
+        if let Some(recv) = self.recv_ring.as_mut() {
             recv.retry_cancels(&mut self.work);
         }
         self.apply_work(done)?;
@@ -465,7 +437,7 @@ impl UringDriver {
         }
     }
 
-    /// Pushes the entries `recv` asked for and submits the receives it
+    /// Pushes the entries `recv_ring` asked for and submits the receives it
     /// handed back as one-shots.
     fn apply_work(&mut self, done: &mut Vec<Completion>) -> io::Result<()> {
         let mut work = std::mem::take(&mut self.work);
@@ -496,7 +468,9 @@ impl UringDriver {
     /// As [`Driver::submit`].
     unsafe fn submit_op(&mut self, id: OpId, op: Op) -> Poll<io::Result<OpOutput>> {
         let ahead = match op {
-            Op::Recv { fd, buf, .. } if self.recv.as_ref().is_some_and(|r| r.reads_ahead(fd)) => {
+            Op::Recv { fd, buf, .. }
+                if self.recv_ring.as_ref().is_some_and(|r| r.reads_ahead(fd)) =>
+            {
                 Some((fd, buf.cast_const()))
             }
             _ => None,
@@ -508,7 +482,7 @@ impl UringDriver {
             Ok(prepared) => prepared,
             Err(e) => return Poll::Ready(Err(e)),
         };
-        let user_data = self.next_user_data(id);
+        let user_data = user_data::op(self.generations.next(), id);
         // SAFETY: the caller's memory lives until the completion for `id`
         // (submit's contract); the driver's own memory is in `holding`,
         // stored below and dropped only when the final CQE is reaped. If
@@ -543,7 +517,7 @@ impl UringDriver {
         buf: *mut u8,
         len: usize,
     ) -> Option<Poll<io::Result<OpOutput>>> {
-        let recv = self.recv.as_mut()?;
+        let recv = self.recv_ring.as_mut()?;
         // SAFETY: submit's contract covers `buf..buf + len` until the
         // completion for `id` or `Cancel::Forgotten`.
         match unsafe { recv.recv(id, fd, buf, len, &mut self.work) } {
@@ -553,7 +527,7 @@ impl UringDriver {
                 let mut done = Vec::new();
                 if let Err(e) = self.apply_work(&mut done) {
                     // The arm never reached the kernel: forget the Recv.
-                    if let Some(recv) = self.recv.as_mut() {
+                    if let Some(recv) = self.recv_ring.as_mut() {
                         recv.cancel(id);
                         recv.arm_failed(fd);
                     }
@@ -702,11 +676,13 @@ impl UringDriver {
 
     /// The reaped CQE at `pos` says that the operation under `user_data`
     /// completed with `res > 0` before its cancel could stop it. A `Recv`
-    /// on a read-ahead stream gives its bytes to `recv`, where the next
+    /// on a read-ahead stream gives its bytes to `recv_ring`, where the next
     /// read finds them (`Forgotten`: nothing is lost, nothing is reported);
     /// anything else is reported by the next `wait` (`Pending`).
     fn hand_back(&mut self, pos: usize, user_data: u64) -> Cancel {
-        let id = (user_data & u64::from(u32::MAX)) as usize;
+        let Tag::Op(id) = user_data::decode(user_data) else {
+            return Cancel::Pending;
+        };
         let Some((fd, buf)) = self
             .ops
             .get(id)
@@ -715,7 +691,7 @@ impl UringDriver {
         else {
             return Cancel::Pending;
         };
-        let Some(recv) = self.recv.as_mut() else {
+        let Some(recv) = self.recv_ring.as_mut() else {
             return Cancel::Pending;
         };
         let res = self.reaped[pos].1;
@@ -759,11 +735,11 @@ impl UringDriver {
     }
 
     /// Hands the reaped CQEs of the released multishot `user_data` to
-    /// `recv` (they only recycle their buffers, in any order with the
+    /// `recv_ring` (they only recycle their buffers, in any order with the
     /// rest of the batch: the descriptor is gone) and answers `Some` once
     /// its final one was among them.
     fn settle_multishot(&mut self, user_data: u64) -> Option<()> {
-        let recv = self.recv.as_mut()?;
+        let recv = self.recv_ring.as_mut()?;
         let (mut work, mut done) = (Work::default(), Vec::new());
         self.reaped.retain(|&(ud, res, flags)| {
             let ours = ud == user_data;
@@ -861,7 +837,7 @@ impl Driver for UringDriver {
         if self.early.len() != queued {
             return Cancel::Forgotten;
         }
-        if self.recv.as_mut().is_some_and(|r| r.cancel(id)) {
+        if self.recv_ring.as_mut().is_some_and(|r| r.cancel(id)) {
             // A Recv waiting for the multishot: the kernel never had its buffer.
             return Cancel::Forgotten;
         }
@@ -889,7 +865,7 @@ impl Driver for UringDriver {
         // else pushed now, submitted by the next `wait` (which the loop
         // always makes), and the kernel lets go of the file then.
         if let Some(dying) = self
-            .recv
+            .recv_ring
             .as_mut()
             .and_then(|r| r.release(fd, &mut self.early))
         {
@@ -898,7 +874,7 @@ impl Driver for UringDriver {
                     .sync_cancel_until(dying, |d| d.settle_multishot(dying))
                     .is_some();
             if !gone {
-                if let Some(recv) = self.recv.as_mut() {
+                if let Some(recv) = self.recv_ring.as_mut() {
                     recv.cancel_dying(dying, &mut self.work);
                 }
             }
@@ -914,7 +890,9 @@ impl Driver for UringDriver {
     }
 
     fn promise_recv_only(&mut self, fd: std::os::fd::RawFd) -> bool {
-        self.recv.as_mut().is_some_and(|r| r.promise_recv_only(fd))
+        self.recv_ring
+            .as_mut()
+            .is_some_and(|r| r.promise_recv_only(fd))
     }
 
     fn wait(&mut self, timeout: Option<Duration>, done: &mut Vec<Completion>) -> io::Result<()> {
@@ -923,7 +901,10 @@ impl Driver for UringDriver {
         let ready = !self.reaped.is_empty()
             || !self.early.is_empty()
             || !self.ring.completion().is_empty()
-            || self.recv.as_ref().is_some_and(RecvRing::has_handed_back);
+            || self
+                .recv_ring
+                .as_ref()
+                .is_some_and(RecvRing::has_handed_back);
         let timeout = if ready { Some(Duration::ZERO) } else { timeout };
         let nonblocking = timeout == Some(Duration::ZERO);
         let skip_enter = nonblocking && {
@@ -962,12 +943,12 @@ impl UringDriver {
             .collect();
         if self.waker_armed {
             entries.push(
-                opcode::AsyncCancel::new(WAKER_UD)
+                opcode::AsyncCancel::new(user_data::WAKER)
                     .build()
-                    .user_data(WAKER_CANCEL_UD),
+                    .user_data(user_data::WAKER_CANCEL),
             );
         }
-        if let Some(recv) = self.recv.as_mut() {
+        if let Some(recv) = self.recv_ring.as_mut() {
             let mut work = Work::default();
             recv.cancel_everything(&mut work);
             entries.append(&mut work.sqes);
@@ -988,7 +969,7 @@ impl Drop for UringDriver {
         //    already; what is left here are the waker's read and operations
         //    of futures that outlived the loop.)
         self.deferred_cancels.clear();
-        if let Some(recv) = self.recv.as_mut() {
+        if let Some(recv) = self.recv_ring.as_mut() {
             // Nobody will collect them, and no multishot must be re-armed.
             recv.forget_waiters();
         }
@@ -1015,21 +996,28 @@ impl Drop for UringDriver {
         loop {
             self.reap();
             for (user_data, res, flags) in std::mem::take(&mut self.reaped) {
-                if user_data == WAKER_UD {
-                    self.waker_armed = false;
-                } else if recv_ring::owns(user_data) {
-                    if let Some(recv) = self.recv.as_mut() {
-                        let (mut work, mut done) = (Work::default(), Vec::new());
-                        // Only bookkeeping: no waiter is left to serve or re-arm for.
-                        recv.complete(user_data, res, flags, &mut work, &mut done);
+                match user_data::decode(user_data) {
+                    Tag::Waker => self.waker_armed = false,
+                    Tag::Multishot(_) | Tag::MultishotCancel(_) => {
+                        if let Some(recv) = self.recv_ring.as_mut() {
+                            let (mut work, mut done) = (Work::default(), Vec::new());
+                            // Only bookkeeping: no waiter is left to serve or re-arm for.
+                            recv.complete(user_data, res, flags, &mut work, &mut done);
+                        }
                     }
-                } else if let Some((_, op)) = self.take_op(user_data) {
-                    // SAFETY: a final CQE (operations are one-shot; multishots are recv_ring's).
-                    // Dropping the output closes an accepted descriptor.
-                    drop(unsafe { op.holding.finish(res) });
+                    Tag::Op(_) => {
+                        if let Some((_, op)) = self.take_op(user_data) {
+                            // SAFETY: a final CQE (operations are one-shot;
+                            // multishots are recv_ring's). Dropping the
+                            // output closes an accepted descriptor.
+                            drop(unsafe { op.holding.finish(res) });
+                        }
+                    }
+                    // Answers to cancels: Drop asks again every DROP_RECANCEL anyway.
+                    Tag::OpCancel(_) | Tag::WakerCancel | Tag::Unknown => {}
                 }
             }
-            let multishots = self.recv.as_ref().map_or(0, RecvRing::live);
+            let multishots = self.recv_ring.as_ref().map_or(0, RecvRing::live);
             if self.in_flight == 0 && !self.waker_armed && multishots == 0 {
                 break;
             }
@@ -1063,8 +1051,11 @@ impl Drop for UringDriver {
         }
         // The buffer ring is unmapped only if no multishot is left in the
         // kernel; else it is leaked.
-        if let Some(recv) = self.recv.take() {
+        if let Some(recv) = self.recv_ring.take() {
             recv.shut_down(&self.ring);
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -74,16 +74,20 @@
 
 mod buf_ring;
 mod builder;
+mod config;
 mod driver;
 mod notify;
 mod ops;
 mod probe;
 mod recv_ring;
+mod user_data;
 
 use loop_api::{Error, EventLoop};
 
-pub use builder::{RingConfig, UringBuilder};
-pub use driver::{UringDriver, MAX_OPS};
+pub use builder::UringBuilder;
+pub use config::RingConfig;
+pub use driver::UringDriver;
+pub use user_data::MAX_OPS;
 
 /// The backend's name, as `EVLOOP_BACKEND` spells it.
 pub const NAME: &str = "uring";
@@ -100,5 +104,7 @@ pub fn new_event_loop() -> Result<EventLoop, Error> {
     UringBuilder::new().new_event_loop()
 }
 
+// The driver's unit tests share their helpers with the integration tests
+// (`tests/common/mod.rs`), which name the crate `backend_uring`.
 #[cfg(test)]
-mod tests;
+extern crate self as backend_uring;

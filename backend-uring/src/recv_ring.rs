@@ -30,7 +30,8 @@
 //! and marks the multishot dying; the driver cancels it, synchronously
 //! where the kernel allows, so that closing the socket right after really
 //! closes it. The CQEs a cancelled multishot still posts are recognised by
-//! their user data (a generation per arm) and only recycle their buffer. The buffer ring is unmapped only once no
+//! their user data (a generation per arm, see [`crate::user_data`]) and
+//! only recycle their buffer. The buffer ring is unmapped only once no
 //! multishot is left in the kernel (the driver's Drop).
 //!
 //! [`Driver::promise_recv_only`]: loop_driver::Driver::promise_recv_only
@@ -43,14 +44,8 @@ use io_uring::{cqueue, opcode, squeue, types::Fd};
 use loop_driver::{Completion, OpId, OpOutput};
 
 use crate::buf_ring::BufRing;
+use crate::user_data::{self, Generations, Tag, MAX_FD};
 
-/// Low-half bit of a multishot receive's user data (op ids stay below 2^24).
-const MSHOT_BIT: u64 = 1 << 31;
-/// Low-half bit of the user data of an `AsyncCancel` of a multishot
-/// (generation 0, bit 31 clear: neither an op, a cancel of an op, nor the waker's).
-const MCANCEL_BIT: u64 = 1 << 30;
-/// Descriptors at or above this never read ahead (they must fit the user data).
-const MAX_FD: RawFd = 1 << 24;
 /// A CQE this large means the socket carries big messages: copying them
 /// out of the ring costs more than the submission a multishot saves, so
 /// the next reads go straight into the caller's buffers (one-shot).
@@ -61,16 +56,6 @@ const DIRECT_READS: u8 = 64;
 /// How often a cancel of a released descriptor's multishot is sent again
 /// when the kernel did not find it (in transit between attempts).
 const CANCEL_RETRIES: u8 = 32;
-
-/// `true` if `user_data` belongs to this module (a multishot or its cancel).
-pub(crate) fn owns(user_data: u64) -> bool {
-    let low = user_data & u64::from(u32::MAX);
-    if user_data >> 32 != 0 {
-        low & MSHOT_BIT != 0
-    } else {
-        low & (MSHOT_BIT | MCANCEL_BIT) == MCANCEL_BIT
-    }
-}
 
 /// Bytes of one provided buffer not yet handed to a `Recv`.
 #[derive(Debug, Clone, Copy)]
@@ -205,7 +190,8 @@ pub(crate) struct RecvRing {
     handed: Vec<RawFd>,
     /// Multishots in the kernel (armed or dying) whose final CQE has not come.
     live: usize,
-    generation: u32,
+    /// The generation of the next multishot's user data.
+    generations: Generations,
     /// `false` once the kernel refused a multishot receive (before 6.0).
     enabled: bool,
     /// Queued buffers above which a descriptor nobody reads stops receiving.
@@ -222,7 +208,7 @@ impl RecvRing {
             dying: Vec::new(),
             handed: Vec::new(),
             live: 0,
-            generation: 0,
+            generations: Generations::default(),
             enabled: true,
             max_queued,
         }
@@ -272,11 +258,6 @@ impl RecvRing {
         }
         self.fds[idx].ahead = true;
         true
-    }
-
-    fn next_user_data(&mut self, fd: RawFd) -> u64 {
-        self.generation = self.generation.wrapping_add(1).max(1);
-        (u64::from(self.generation) << 32) | MSHOT_BIT | fd as u64
     }
 
     /// Starts a `Recv` of at most `len` bytes into `buf` on `fd`.
@@ -344,7 +325,7 @@ impl RecvRing {
 
     /// Arms the multishot of `fd` (whose state exists).
     fn arm(&mut self, fd: RawFd, work: &mut Work) {
-        let user_data = self.next_user_data(fd);
+        let user_data = user_data::multishot(self.generations.next(), fd);
         let st = &mut self.fds[fd as usize];
         st.armed = user_data;
         st.stopping = false;
@@ -456,7 +437,8 @@ impl RecvRing {
         self.dying.iter().any(|d| d.user_data == user_data)
     }
 
-    /// Handles a CQE whose user data [`owns`] said is ours.
+    /// Handles a CQE whose user data decodes to [`Tag::Multishot`] or
+    /// [`Tag::MultishotCancel`] (any other is not ours and is ignored).
     pub(crate) fn complete(
         &mut self,
         user_data: u64,
@@ -465,20 +447,22 @@ impl RecvRing {
         work: &mut Work,
         done: &mut Vec<Completion>,
     ) {
-        if user_data >> 32 == 0 {
-            // A cancel of a multishot: retry if it found nothing while the
-            // target is still live.
-            if res == -libc::ENOENT || res == -libc::EALREADY {
-                let fd = (user_data & (MCANCEL_BIT - 1)) as RawFd;
-                for d in self.dying.iter_mut().filter(|d| d.fd == fd) {
-                    d.retry = d.cancels < CANCEL_RETRIES;
+        let fd = match user_data::decode(user_data) {
+            Tag::Multishot(fd) => fd,
+            Tag::MultishotCancel(fd) => {
+                // A cancel of a multishot: retry if it found nothing while
+                // the target is still live.
+                if res == -libc::ENOENT || res == -libc::EALREADY {
+                    for d in self.dying.iter_mut().filter(|d| d.fd == fd) {
+                        d.retry = d.cancels < CANCEL_RETRIES;
+                    }
                 }
+                return;
             }
-            return;
-        }
+            _ => return,
+        };
         let more = cqueue::more(flags);
         let bid = cqueue::buffer_select(flags).and_then(|bid| self.bufs.taken(bid));
-        let fd = (user_data & (MSHOT_BIT - 1)) as RawFd;
         if !more {
             self.live = self.live.saturating_sub(1);
         }
@@ -615,7 +599,7 @@ impl RecvRing {
 fn cancel_entry(user_data: u64, fd: RawFd) -> squeue::Entry {
     opcode::AsyncCancel::new(user_data)
         .build()
-        .user_data(MCANCEL_BIT | fd as u64)
+        .user_data(user_data::multishot_cancel(fd))
 }
 
 fn end_result(end: i32) -> io::Result<OpOutput> {
