@@ -4,7 +4,6 @@
 //! Only the [`Selector`] lives here; trying operations, parking them on
 //! `WouldBlock` and retrying them on readiness is loop-api's shared
 //! [`ReadinessDriver`].
-#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 use std::io;
 use std::os::fd::RawFd;

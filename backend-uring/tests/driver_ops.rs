@@ -82,8 +82,8 @@ fn read_and_write_on_a_nonblocking_pipe_wait_for_data() {
     let _g = shared();
     let mut d = driver();
     let mut fds = [0; 2];
-    // SAFETY: `fds` has room for two descriptors.
     assert_eq!(
+        // SAFETY: `fds` has room for two descriptors.
         unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) },
         0
     );
@@ -322,13 +322,13 @@ fn bad_descriptors_fail_without_panicking() {
             len: 0,
         },
     );
-    // SAFETY: no memory is referenced by a rejected op.
     assert!(matches!(
+        // SAFETY: no memory is referenced by a rejected op.
         unsafe { d.submit(2, Op::PollReadable { fd: 0 }) },
         Poll::Ready(Err(_))
     ));
-    // SAFETY: as above.
     assert!(matches!(
+        // SAFETY: as above.
         unsafe { d.submit(usize::MAX, Op::PollReadable { fd: 0 }) },
         Poll::Ready(Err(_))
     ));

@@ -13,7 +13,6 @@
 //!
 //! The test names carry the backend and the section: `mine::timers::call_later_never_early`.
 //! A capability the backend lacks shows up as failing tests, never as skipped ones.
-#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 use loop_api::{EventLoop, Result};
 

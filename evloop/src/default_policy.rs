@@ -23,15 +23,15 @@ const KNOWN: &[&str] = &["mio", "polling", "uring"];
 
 /// The backends compiled into this build.
 pub fn available_backends() -> Vec<&'static str> {
-    #[allow(unused_mut)] // with no backend compiled in
-    let mut v = Vec::new();
-    #[cfg(feature = "backend-mio")]
-    v.push(backend_mio::NAME);
-    #[cfg(feature = "backend-polling")]
-    v.push(backend_polling::NAME);
-    #[cfg(feature = "backend-uring")]
-    v.push(backend_uring::NAME);
-    v
+    [
+        #[cfg(feature = "backend-mio")]
+        backend_mio::NAME,
+        #[cfg(feature = "backend-polling")]
+        backend_polling::NAME,
+        #[cfg(feature = "backend-uring")]
+        backend_uring::NAME,
+    ]
+    .to_vec()
 }
 
 /// A new loop on the backend called `name`, or an error that names the

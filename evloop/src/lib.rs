@@ -18,7 +18,6 @@
 //! .unwrap();
 //! assert_eq!(answer, 42);
 //! ```
-#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,10 +28,10 @@ use std::sync::Arc;
 pub use loop_api::{buf, net, pipe, process, signal};
 pub use loop_api::{
     default_exception_handler, default_pool_size, gather, get_event_loop, get_running_loop,
-    run_with, set_event_loop, set_event_loop_policy, sleep, wait_for, yield_now, Error,
-    EventLoop, EventLoopPolicy, ExceptionContext, ExceptionHandler, Executor, ExecutorFuture,
-    FactoryPolicy, Gather, Handle, Job, LoopHandle, PipeReader, PipeWriter, Result, Sleep, Task,
-    ThreadPool, TimerHandle, WaitFor, YieldNow,
+    run_with, set_event_loop, set_event_loop_policy, sleep, wait_for, yield_now, Error, EventLoop,
+    EventLoopPolicy, ExceptionContext, ExceptionHandler, Executor, ExecutorFuture, FactoryPolicy,
+    Gather, Handle, Job, LoopHandle, PipeReader, PipeWriter, Result, Sleep, Task, ThreadPool,
+    TimerHandle, WaitFor, YieldNow,
 };
 
 mod default_policy;

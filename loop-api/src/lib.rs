@@ -20,7 +20,6 @@
 //! - [`net`]: TCP, UDP and Unix sockets, [`EventLoop::create_server`] and
 //!   [`EventLoop::create_connection`], `sock_*` operations on the user's own
 //!   sockets, and readiness callbacks ([`EventLoop::add_reader`]).
-#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 // The layers, bottom up (see ARCHITECTURE.md): `sys` (syscall helpers),
 // `loop_core` (the loop, its run loop, remote queue, close, handles, timers,

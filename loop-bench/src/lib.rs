@@ -16,7 +16,6 @@
 //! a JSON file ([`report`]) and an SVG plot ([`plot`]).
 //!
 //! `cargo run --release -p loop-bench -- --help` lists the options.
-#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 pub mod cli;
 pub mod contender;
