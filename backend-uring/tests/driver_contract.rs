@@ -26,4 +26,19 @@ fn uring_or_skip() -> Box<dyn loop_driver::Driver> {
     }
 }
 
-conformance_tests::driver_suite!(uring, crate::uring_or_skip);
+// Known breaches of "Completions" (operations that read, or write, one
+// descriptor are performed in submission order): each operation is its
+// own SQE with nothing ordering it after the earlier ones on the same
+// descriptor. Two `Recv`s parked in the kernel's poll are woken newest
+// first (the second gets the first bytes); and a `Recv`/`Send` submitted
+// after an earlier one went to the kernel and found nothing is issued
+// (and succeeds) inline before the earlier one's retry runs.
+conformance_tests::driver_suite!(
+    uring,
+    crate::uring_or_skip,
+    known_violations: [
+        pending_recvs_complete_in_submission_order,
+        a_recv_submitted_behind_a_pending_one_waits_its_turn,
+        a_send_submitted_behind_a_pending_one_waits_its_turn,
+    ]
+);

@@ -43,12 +43,24 @@ impl<F: Fn() -> Box<dyn Driver> + Copy + Send + Sync + 'static> DriverFactory fo
 /// `$name` becomes the top-level module of the generated tests;
 /// `$factory` is a `Fn() -> Box<dyn loop_driver::Driver>` given as a path
 /// from the crate root (`crate::my_driver`).
+///
+/// `known_violations: [test, ...]` lists tests the backend is known to
+/// fail, each a documented breach of the contract: such a test still runs,
+/// its failure is printed as a notice and passes, and if it ever passes it
+/// fails, asking for its removal from the list (so a fix is noticed).
 #[macro_export]
 macro_rules! driver_suite {
-    ($name:ident, $factory:expr) => {
+    ($name:ident, $factory:expr $(,)?) => {
+        $crate::driver_suite!($name, $factory, known_violations: []);
+    };
+    ($name:ident, $factory:expr, known_violations: [$($known:ident),* $(,)?] $(,)?) => {
         #[allow(non_snake_case)]
         mod $name {
-            $crate::__section!($factory, driver_suite: [
+            // Each listed name must be a test of the suite.
+            #[allow(unused_imports)]
+            use $crate::driver_suite::{$($known as _),*};
+
+            $crate::__driver_tests!($factory, [$($known),*], [
                 name_is_not_empty,
                 recv_with_data_queued_gives_exactly_one_result,
                 recv_without_data_completes_from_wait_after_the_peer_writes,
@@ -63,6 +75,7 @@ macro_rules! driver_suite {
                 cancel_of_a_pending_accept_loses_no_connection,
                 cancel_of_a_pending_poll_gives_nothing_or_one_completion,
                 ids_are_reused_after_completion_and_after_forgotten,
+                many_pending_ops_complete_by_id,
                 queued_recvs_complete_in_submission_order,
                 pending_recvs_complete_in_submission_order,
                 a_recv_submitted_behind_a_pending_one_waits_its_turn,
@@ -79,7 +92,6 @@ macro_rules! driver_suite {
                 a_notify_before_wait_makes_it_return,
                 wait_does_not_spin_after_a_wakeup,
                 wait_zero_returns_promptly,
-                many_pending_ops_complete_by_id,
                 invalid_descriptors_give_errors_not_panics,
                 wrong_kinds_of_descriptor_give_one_result_not_panics,
             ] exclusive [
@@ -88,6 +100,65 @@ macro_rules! driver_suite {
             ]);
         }
     };
+}
+
+/// Generates one `#[test]` per driver contract test (see [`driver_suite!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __driver_tests {
+    ($factory:expr, $known:tt, [$($test:ident),* $(,)?] exclusive [$($xtest:ident),* $(,)?]) => {
+        mod driver_suite {
+            $(
+                #[test]
+                fn $test() {
+                    let _shared = $crate::support::shared();
+                    $crate::driver_suite::run(stringify!($test), stringify!($known), || {
+                        $crate::driver_suite::$test($factory)
+                    });
+                }
+            )*
+            $(
+                #[test]
+                fn $xtest() {
+                    let _exclusive = $crate::support::exclusive();
+                    $crate::driver_suite::run(stringify!($xtest), stringify!($known), || {
+                        $crate::driver_suite::$xtest($factory)
+                    });
+                }
+            )*
+        }
+    };
+}
+
+/// Runs one driver contract test: as [`run_or_skip`](crate::support::run_or_skip),
+/// except that a test named in `known` (the stringified
+/// `known_violations` list) must fail, and its failure passes with a notice.
+#[doc(hidden)]
+pub fn run(test: &str, known: &str, body: impl FnOnce()) {
+    let listed = known
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .any(|word| word == test);
+    let payload = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(()) if listed => panic!(
+            "`{test}` is listed in `known_violations` but passed: if the backend was \
+             fixed, remove it from the list"
+        ),
+        Ok(()) => return,
+        Err(payload) => payload,
+    };
+    let payload = match payload.downcast::<crate::support::Skip>() {
+        Ok(skip) => return eprintln!("notice: test skipped: {}", skip.0),
+        Err(payload) => payload,
+    };
+    if !listed {
+        std::panic::resume_unwind(payload);
+    }
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    eprintln!("notice: known contract violation, `{test}` failed: {message}");
 }
 
 /// The longest any wait for an expected completion may take before the
@@ -268,7 +339,12 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 fn put(fd: &OwnedFd, data: &[u8]) {
     // SAFETY: `data` is valid for its length.
     let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-    assert_eq!(n, data.len() as isize, "write: {}", io::Error::last_os_error());
+    assert_eq!(
+        n,
+        data.len() as isize,
+        "write: {}",
+        io::Error::last_os_error()
+    );
 }
 
 /// Everything readable from `fd` now, without blocking.
@@ -311,7 +387,11 @@ fn flags(fd: RawFd) -> (bool, bool) {
     let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     // SAFETY: as above.
     let fd_fl = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    assert!(fl >= 0 && fd_fl >= 0, "fcntl: {}", io::Error::last_os_error());
+    assert!(
+        fl >= 0 && fd_fl >= 0,
+        "fcntl: {}",
+        io::Error::last_os_error()
+    );
     (fl & libc::O_NONBLOCK != 0, fd_fl & libc::FD_CLOEXEC != 0)
 }
 
@@ -384,18 +464,24 @@ pub fn read_and_write_on_a_pipe(factory: impl DriverFactory) {
     let mut h = Harness::new(factory);
     let (r, w) = pipe();
     let buf = leak(16);
-    h.submit_pending(0, Op::Read {
-        fd: r.as_raw_fd(),
-        buf: buf.as_mut_ptr(),
-        len: buf.len(),
-    });
+    h.submit_pending(
+        0,
+        Op::Read {
+            fd: r.as_raw_fd(),
+            buf: buf.as_mut_ptr(),
+            len: buf.len(),
+        },
+    );
     let data = leak_bytes(b"xyz");
     let out = h
-        .run(1, Op::Write {
-            fd: w.as_raw_fd(),
-            buf: data.as_ptr(),
-            len: data.len(),
-        })
+        .run(
+            1,
+            Op::Write {
+                fd: w.as_raw_fd(),
+                buf: data.as_ptr(),
+                len: data.len(),
+            },
+        )
         .expect("write");
     assert_eq!(out.bytes, 3);
     let out = h.wait_for(0).expect("read");
@@ -416,19 +502,25 @@ pub fn sendto_and_recvfrom_on_udp(factory: impl DriverFactory) {
     };
     let (rx, tx) = (udp(), udp());
     let buf = leak(64);
-    h.submit_pending(0, Op::RecvFrom {
-        fd: rx.as_raw_fd(),
-        buf: buf.as_mut_ptr(),
-        len: buf.len(),
-    });
+    h.submit_pending(
+        0,
+        Op::RecvFrom {
+            fd: rx.as_raw_fd(),
+            buf: buf.as_mut_ptr(),
+            len: buf.len(),
+        },
+    );
     let data = leak_bytes(b"datagram");
     let out = h
-        .run(1, Op::SendTo {
-            fd: tx.as_raw_fd(),
-            buf: data.as_ptr(),
-            len: data.len(),
-            addr: Box::new(rx.local_addr().expect("local_addr")),
-        })
+        .run(
+            1,
+            Op::SendTo {
+                fd: tx.as_raw_fd(),
+                buf: data.as_ptr(),
+                len: data.len(),
+                addr: Box::new(rx.local_addr().expect("local_addr")),
+            },
+        )
         .expect("sendto");
     assert_eq!(out.bytes, data.len());
     let out = h.wait_for(0).expect("recvfrom");
@@ -443,9 +535,12 @@ pub fn sendto_and_recvfrom_on_udp(factory: impl DriverFactory) {
 pub fn close_op_closes_the_descriptor(factory: impl DriverFactory) {
     let mut h = Harness::new(factory);
     let (a, b) = stream_pair();
-    h.run(0, Op::Close {
-        fd: a.into_raw_fd(),
-    })
+    h.run(
+        0,
+        Op::Close {
+            fd: a.into_raw_fd(),
+        },
+    )
     .expect("close");
     let mut byte = [0u8; 1];
     // SAFETY: `byte` is writable.
@@ -467,7 +562,9 @@ pub fn cancel_of_an_unknown_id_is_forgotten_and_changes_nothing(factory: impl Dr
     h.submit_pending(0, recv_op(a.as_raw_fd(), buf));
     assert_eq!(h.driver.cancel(1), Cancel::Forgotten);
     put(&b, b"still");
-    let out = h.wait_for(0).expect("recv untouched by another id's cancel");
+    let out = h
+        .wait_for(0)
+        .expect("recv untouched by another id's cancel");
     assert_eq!(&buf[..out.bytes], b"still");
     assert_eq!(h.driver.cancel(0), Cancel::Forgotten, "already completed");
     h.end();
@@ -559,9 +656,12 @@ pub fn cancel_of_a_pending_accept_loses_no_connection(factory: impl DriverFactor
     let mut h = Harness::new(factory);
     let (listener, addr) = tcp_listener();
     for round in 0..4 {
-        h.submit_pending(0, Op::Accept {
-            fd: listener.as_raw_fd(),
-        });
+        h.submit_pending(
+            0,
+            Op::Accept {
+                fd: listener.as_raw_fd(),
+            },
+        );
         if round % 2 == 1 {
             h.wait_once(Duration::ZERO);
         }
@@ -581,10 +681,12 @@ pub fn cancel_of_a_pending_accept_loses_no_connection(factory: impl DriverFactor
         };
         let accepted = match accepted {
             Some(s) => s,
-            None => listener
-                .accept()
-                .expect("the connection stayed in the backlog")
-                .0,
+            None => {
+                listener
+                    .accept()
+                    .expect("the connection stayed in the backlog")
+                    .0
+            }
         };
         assert_eq!(
             accepted.peer_addr().expect("peer_addr").as_socket(),
@@ -814,7 +916,11 @@ pub fn a_send_submitted_behind_a_pending_one_waits_its_turn(factory: impl Driver
 fn check_accepted(h: &mut Harness, mut out: OpOutput, client: &mut TcpStream) {
     use std::io::Write;
     let fd = out.accepted.take().expect("Accept hands back an OwnedFd");
-    assert_eq!(flags(fd.as_raw_fd()), (true, true), "(O_NONBLOCK, FD_CLOEXEC)");
+    assert_eq!(
+        flags(fd.as_raw_fd()),
+        (true, true),
+        "(O_NONBLOCK, FD_CLOEXEC)"
+    );
     let peer = out.addr.take().expect("Accept reports the peer address");
     assert_eq!(
         peer.as_socket(),
@@ -831,9 +937,12 @@ fn check_accepted(h: &mut Harness, mut out: OpOutput, client: &mut TcpStream) {
 pub fn accept_hands_back_an_owned_descriptor_and_the_peer_address(factory: impl DriverFactory) {
     let mut h = Harness::new(factory);
     let (listener, addr) = tcp_listener();
-    h.submit_pending(0, Op::Accept {
-        fd: listener.as_raw_fd(),
-    });
+    h.submit_pending(
+        0,
+        Op::Accept {
+            fd: listener.as_raw_fd(),
+        },
+    );
     let mut client = connect_to(addr);
     let out = h.wait_for(0).expect("accept");
     check_accepted(&mut h, out, &mut client);
@@ -847,9 +956,12 @@ pub fn accept_with_a_connection_queued(factory: impl DriverFactory) {
     let (listener, addr) = tcp_listener();
     let mut client = connect_to(addr);
     let out = h
-        .run(0, Op::Accept {
-            fd: listener.as_raw_fd(),
-        })
+        .run(
+            0,
+            Op::Accept {
+                fd: listener.as_raw_fd(),
+            },
+        )
         .expect("accept");
     check_accepted(&mut h, out, &mut client);
     h.end();
@@ -861,10 +973,13 @@ pub fn connect_completes(factory: impl DriverFactory) {
     let (listener, addr) = tcp_listener();
     let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
     sock.set_nonblocking(true).expect("nonblocking");
-    h.run(0, Op::Connect {
-        fd: sock.as_raw_fd(),
-        addr: Box::new(SockAddr::from(addr)),
-    })
+    h.run(
+        0,
+        Op::Connect {
+            fd: sock.as_raw_fd(),
+            addr: Box::new(SockAddr::from(addr)),
+        },
+    )
     .expect("connect");
     assert_eq!(sock.peer_addr().expect("peer_addr").as_socket(), Some(addr));
     let (server, _) = listener.accept().expect("the connection is in the backlog");
@@ -885,10 +1000,13 @@ pub fn connect_to_a_closed_port_fails(factory: impl DriverFactory) {
     };
     let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
     sock.set_nonblocking(true).expect("nonblocking");
-    let result = h.run(0, Op::Connect {
-        fd: sock.as_raw_fd(),
-        addr: Box::new(SockAddr::from(addr)),
-    });
+    let result = h.run(
+        0,
+        Op::Connect {
+            fd: sock.as_raw_fd(),
+            addr: Box::new(SockAddr::from(addr)),
+        },
+    );
     let err = result.expect_err("connect to a closed port");
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
     h.end();
@@ -927,9 +1045,12 @@ pub fn release_fd_after_a_completed_accept_lets_a_closed_listener_refuse(
 ) {
     let mut h = Harness::new(factory);
     let (listener, addr) = tcp_listener();
-    h.submit_pending(0, Op::Accept {
-        fd: listener.as_raw_fd(),
-    });
+    h.submit_pending(
+        0,
+        Op::Accept {
+            fd: listener.as_raw_fd(),
+        },
+    );
     let client = connect_to(addr);
     let out = h.wait_for(0).expect("accept");
     drop(out);
@@ -948,13 +1069,19 @@ pub fn release_fd_after_a_cancelled_accept_lets_a_closed_listener_refuse(
 ) {
     let mut h = Harness::new(factory);
     let (listener, addr) = tcp_listener();
-    h.submit_pending(0, Op::Accept {
-        fd: listener.as_raw_fd(),
-    });
+    h.submit_pending(
+        0,
+        Op::Accept {
+            fd: listener.as_raw_fd(),
+        },
+    );
     h.wait_once(Duration::ZERO);
     if h.driver.cancel(0) == Cancel::Pending {
         let r = h.wait_for(0);
-        assert!(r.is_err(), "no connection was made, yet the accept gave {r:?}");
+        assert!(
+            r.is_err(),
+            "no connection was made, yet the accept gave {r:?}"
+        );
     }
     h.driver.release_fd(listener.as_raw_fd());
     drop(listener);
@@ -985,7 +1112,10 @@ pub fn the_notifier_wakes_a_blocked_wait_from_another_thread(factory: impl Drive
             .expect("Driver::wait failed");
         let took = start.elapsed();
         waker.join().expect("waker thread");
-        assert!(took < Duration::from_millis(300), "round {round}: woke after {took:?}");
+        assert!(
+            took < Duration::from_millis(300),
+            "round {round}: woke after {took:?}"
+        );
         assert!(done.is_empty(), "a wake-up is no completion: {done:?}");
     }
     if h.driver.cancel(0) == Cancel::Pending {
@@ -1075,14 +1205,20 @@ pub fn dropping_a_driver_with_pending_ops_closes_its_descriptors(factory: impl D
         let (listener, _addr) = tcp_listener();
         fill(&c);
         h.submit_pending(0, recv_op(a.as_raw_fd(), leak(16)));
-        h.submit_pending(1, Op::Read {
-            fd: r.as_raw_fd(),
-            buf: leak(16).as_mut_ptr(),
-            len: 16,
-        });
-        h.submit_pending(2, Op::Accept {
-            fd: listener.as_raw_fd(),
-        });
+        h.submit_pending(
+            1,
+            Op::Read {
+                fd: r.as_raw_fd(),
+                buf: leak(16).as_mut_ptr(),
+                len: 16,
+            },
+        );
+        h.submit_pending(
+            2,
+            Op::Accept {
+                fd: listener.as_raw_fd(),
+            },
+        );
         h.submit_pending(3, Op::PollReadable { fd: a.as_raw_fd() });
         h.submit_pending(4, send_op(c.as_raw_fd(), leak_bytes(b"blocked")));
         h.wait_once(Duration::ZERO);
@@ -1112,9 +1248,12 @@ pub fn child_exit_completes(factory: impl DriverFactory) {
     // SAFETY: a fresh descriptor nobody else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
     let out = h
-        .run(0, Op::ChildExit {
-            pidfd: pidfd.as_raw_fd(),
-        })
+        .run(
+            0,
+            Op::ChildExit {
+                pidfd: pidfd.as_raw_fd(),
+            },
+        )
         .expect("child exit");
     match out.child_status {
         Some(status) => {
@@ -1187,7 +1326,9 @@ pub fn invalid_descriptors_give_errors_not_panics(factory: impl DriverFactory) {
     let (a, b) = stream_pair();
     put(&b, b"ok");
     let buf = leak(8);
-    let out = h.run(0, recv_op(a.as_raw_fd(), buf)).expect("recv after bad input");
+    let out = h
+        .run(0, recv_op(a.as_raw_fd(), buf))
+        .expect("recv after bad input");
     assert_eq!(&buf[..out.bytes], b"ok");
     h.end();
 }
@@ -1221,18 +1362,27 @@ pub fn wrong_kinds_of_descriptor_give_one_result_not_panics(factory: impl Driver
     assert!(raw >= 0, "memfd_create: {}", io::Error::last_os_error());
     // SAFETY: a fresh descriptor nobody else owns.
     let file = unsafe { OwnedFd::from_raw_fd(raw) };
-    let _ = h.run(0, Op::PollReadable {
-        fd: file.as_raw_fd(),
-    });
-    let _ = h.run(1, Op::PollWritable {
-        fd: file.as_raw_fd(),
-    });
+    let _ = h.run(
+        0,
+        Op::PollReadable {
+            fd: file.as_raw_fd(),
+        },
+    );
+    let _ = h.run(
+        1,
+        Op::PollWritable {
+            fd: file.as_raw_fd(),
+        },
+    );
     let buf = leak(8);
-    let out = h.run(2, Op::Read {
-        fd: file.as_raw_fd(),
-        buf: buf.as_mut_ptr(),
-        len: buf.len(),
-    });
+    let out = h.run(
+        2,
+        Op::Read {
+            fd: file.as_raw_fd(),
+            buf: buf.as_mut_ptr(),
+            len: buf.len(),
+        },
+    );
     assert_eq!(out.expect("read of an empty file").bytes, 0);
     h.driver.release_fd(file.as_raw_fd());
     h.end();
