@@ -13,11 +13,20 @@
 //!
 //! The test names carry the backend and the section: `mine::timers::call_later_never_early`.
 //! A capability the backend lacks shows up as failing tests, never as skipped ones.
+//!
+//! One level down, [`driver_suite!`] tests a bare [`loop_driver::Driver`]
+//! against the boundary's contract, with no loop above it:
+//!
+//! ```text
+//! // my-backend/tests/driver_contract.rs
+//! conformance_tests::driver_suite!(mine, || Box::new(my_backend::driver().unwrap()));
+//! ```
 
 use loop_api::{EventLoop, Result};
 
 pub mod bad_input_net;
 pub mod cancellation;
+pub mod driver_suite;
 pub mod exceptions;
 pub mod executor;
 pub mod lifecycle;

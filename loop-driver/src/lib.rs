@@ -268,8 +268,15 @@ pub trait Notify: Send + Sync {
 ///   accepted): the loop keeps that for its next receive, so a backend
 ///   must never drop a finished result.
 /// - **Completions.** Each pending operation gets exactly one
-///   [`Completion`]. Operations that read one descriptor are performed in
-///   the order they were submitted, and so are those that write it.
+///   [`Completion`]. An operation submitted after the previous one of its
+///   direction (reading or writing) on the same descriptor has completed
+///   sees everything that one left. Two operations of one direction
+///   pending at once on one descriptor may be performed in either order
+///   (io_uring's kernel wakes the newer waiter first; the readiness driver
+///   tries a new operation at once): the loop never relies on it. Its
+///   streams have one reader and one writer, and a receive whose
+///   cancellation is still in the kernel is waited for before the next
+///   receive is submitted.
 /// - **Descriptors.** The loop keeps every descriptor in an `Op` open
 ///   until the operation's completion or `Cancel::Forgotten`, except
 ///   [`Op::Close`]'s, which the backend owns from submission. An accepted
