@@ -273,10 +273,11 @@ pub trait Notify: Send + Sync {
 ///   sees everything that one left. Two operations of one direction
 ///   pending at once on one descriptor may be performed in either order
 ///   (io_uring's kernel wakes the newer waiter first; the readiness driver
-///   tries a new operation at once): the loop never relies on it. Its
-///   streams have one reader and one writer, and a receive whose
-///   cancellation is still in the kernel is waited for before the next
-///   receive is submitted.
+///   tries a new operation at once). The loop itself never submits two:
+///   a receive whose cancellation is still in the kernel is waited for
+///   before the next receive on that descriptor. (A program that reads one
+///   socket from two tasks at once gets the bytes split between them in
+///   no particular order, as in asyncio.)
 /// - **Descriptors.** The loop keeps every descriptor in an `Op` open
 ///   until the operation's completion or `Cancel::Forgotten`, except
 ///   [`Op::Close`]'s, which the backend owns from submission. An accepted
