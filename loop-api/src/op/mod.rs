@@ -30,7 +30,7 @@ use salvage::{Abandoned, Kept};
 ///
 /// Its result is plain: an abandoned `OpFuture` keeps nothing of what its
 /// operation produced (the socket futures that receive are
-/// `net::ops::BufOp`s, which do).
+/// `op::buf_op::BufOp`s, which do).
 pub struct OpFuture<K: 'static> {
     lp: EventLoop,
     op: Option<Op>,
@@ -122,7 +122,7 @@ impl LoopInner {
 }
 
 /// The loop side of one awaited operation, shared by [`OpFuture`] and the
-/// hand-written socket futures (`net::ops`): start it, poll its slot,
+/// hand-written socket futures (`op::buf_op`): start it, poll its slot,
 /// abandon it when its future is dropped.
 impl LoopInner {
     /// Submits `op`; if it does not finish at once, its completion is
