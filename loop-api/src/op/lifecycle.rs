@@ -11,9 +11,9 @@
 //!
 //! ```text
 //!                 submit (pending)                      completion
-//!   Vacant ───────────────────────────▶ Waiting ─────────────────────▶ Done
+//!   Vacant ───────────────────────────▶ Waiting ─────────────────────▶ Arrived
 //!     ▲ ▲                                  │  │                          │
-//!     │ │  collected / cancel answered Done │  │ future dropped,          │ collected by
+//!     │ │ collected / cancel → Forgotten   │  │ future dropped,          │ collected by
 //!     │ └──────────────────────────────────┘  │ backend still owns it    │ the future
 //!     │                                       ▼                          │
 //!     │ ◀────────── final completion ──── Orphan                         │
@@ -22,7 +22,7 @@
 //!     │
 //!     │        submit_with_callback          completion
 //!     ├──────────────────────────▶ Callback ────────────▶ Fired ──▶ (callback runs
-//!     │ ◀── cancel answered Done ──┘ │                      │        or is cancelled)
+//!     │ ◀─ cancel → Forgotten ─────┘ │                      │        or is cancelled)
 //!     │                              └─ cancel, Pending ─▶ Orphan    │
 //!     └──────────────────────────────────────────────────────────────┘
 //!
@@ -36,7 +36,7 @@
 //! - **Waiting**: the backend owns the operation, a future awaits it. The
 //!   memory it points into is owned by the future. Holds the future's
 //!   waker once the future has been polled.
-//! - **Done**: the result arrived and waits for the future to collect it.
+//! - **Arrived**: the result arrived and waits for the future to collect it.
 //!   The backend has forgotten the operation. A future dropped now does not
 //!   lose the result: [`OpTable::abandon`] hands it to the future's
 //!   leftovers, which keep what a receive took for the next receive.
@@ -106,7 +106,7 @@ impl fmt::Debug for OpState {
         f.write_str(match self {
             OpState::Vacant => "Vacant",
             OpState::Waiting(_) => "Waiting",
-            OpState::Arrived(_) => "Done",
+            OpState::Arrived(_) => "Arrived",
             OpState::Orphan(_) => "Orphan",
             OpState::Callback(_) => "Callback",
             OpState::Fired(_) => "Fired",
@@ -220,7 +220,7 @@ impl OpTable {
         state
     }
 
-    /// Waiting → (Waiting with `cx`'s waker) or Done → Vacant (the result).
+    /// Waiting → (Waiting with `cx`'s waker) or Arrived → Vacant (the result).
     /// A `Stuck` operation never completes. A stale key is a bug in the
     /// caller; it gets an error rather than someone else's result.
     pub(crate) fn poll(&mut self, key: OpKey, cx: &Context<'_>) -> Poll<io::Result<OpOutput>> {
@@ -252,7 +252,7 @@ impl OpTable {
 
     /// The backend reported operation `id`'s result.
     ///
-    /// Waiting → Done (wake the future); Orphan → Vacant (the leftovers
+    /// Waiting → Arrived (wake the future); Orphan → Vacant (the leftovers
     /// take the result); Callback → Fired, the callback handed to the
     /// caller to queue (then [`fire`](Self::fire)). Anything else (a vacant
     /// slot: the operation was cancelled and forgotten) is ignored.
@@ -314,7 +314,7 @@ impl OpTable {
     /// The future awaiting `key` is gone; the backend answered `outcome` to
     /// the cancel (`None`: not asked, the result being already here).
     ///
-    /// Done → Vacant (the leftovers take the result); Waiting → Vacant
+    /// Arrived → Vacant (the leftovers take the result); Waiting → Vacant
     /// (`Cancel::Forgotten`: free the leftovers) or Orphan (`Cancel::Pending`);
     /// Stuck stays Stuck and the leftovers are leaked, since the kernel may
     /// still write into them.
@@ -410,7 +410,7 @@ impl OpTable {
     }
 
     /// For `close()`: the awaited operation `key` was cancelled and the
-    /// backend forgot it (`Cancel::Forgotten`): Waiting → Done(`result`), its
+    /// backend forgot it (`Cancel::Forgotten`): Waiting → Arrived(`result`), its
     /// waker returned.
     pub(crate) fn finish_waiting(
         &mut self,
