@@ -101,6 +101,13 @@ pub(crate) fn attempt(op: &Op) -> io::Result<OpOutput> {
         // The child is not reaped here (`child_status` stays `None`).
         Op::ChildExit { pidfd } => poll_now(pidfd, libc::POLLIN),
         Op::Close { .. } => Err(io::Error::from(io::ErrorKind::InvalidInput)),
+        // Regular files are always "ready" to epoll (which refuses to
+        // register them), so a file operation here could only block the
+        // loop's thread: refused, and the loop runs it on its executor.
+        ref op if op.is_file_op() => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "file operations run on the loop's executor with a readiness backend",
+        )),
         // An operation added to the boundary after this driver was written.
         _ => Err(io::Error::from(io::ErrorKind::Unsupported)),
     })
