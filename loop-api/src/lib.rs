@@ -36,6 +36,7 @@ use loop_driver as driver;
 pub use loop_driver::buf;
 
 pub use io::{net, pipe, process, signal};
+pub use io::fs;
 #[cfg(loom)]
 #[doc(hidden)]
 pub use loop_core::remote;
