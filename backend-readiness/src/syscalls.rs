@@ -231,3 +231,34 @@ fn poll_now(fd: RawFd, events: libc::c_short) -> io::Result<OpOutput> {
         Err(io::Error::from(io::ErrorKind::WouldBlock))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// File operations are refused with the boundary's "Unsupported" (that
+    /// kind, no OS error code) and never performed: the fsync here would
+    /// succeed on a real descriptor, and the missing path would fail.
+    #[test]
+    fn file_operations_are_refused_not_performed() {
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let path = c"/nonexistent/evloop";
+        let ops = [
+            Op::Fsync {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&file),
+                datasync: false,
+            },
+            Op::OpenAt {
+                dirfd: libc::AT_FDCWD,
+                path: path.as_ptr(),
+                flags: libc::O_RDONLY,
+                mode: 0,
+            },
+        ];
+        for op in &ops {
+            let err = attempt(op).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::Unsupported, "{op:?}");
+            assert_eq!(err.raw_os_error(), None, "{op:?}");
+        }
+    }
+}
