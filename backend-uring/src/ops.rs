@@ -413,7 +413,10 @@ pub(crate) unsafe fn prepare(op: Op, waitid: bool) -> io::Result<(squeue::Entry,
                 true => io_uring::types::FsyncFlags::DATASYNC,
                 false => io_uring::types::FsyncFlags::empty(),
             };
-            (opcode::Fsync::new(Fd(fd)).flags(flags).build(), Holding::Count)
+            (
+                opcode::Fsync::new(Fd(fd)).flags(flags).build(),
+                Holding::Count,
+            )
         }
         Op::RenameAt {
             olddirfd,

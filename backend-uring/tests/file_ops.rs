@@ -54,7 +54,11 @@ fn open_write_read_statx_fsync_rename_unlink_mkdir_are_sqes() {
     let fd = wait_for(&mut d, 0).result.unwrap().accepted.unwrap();
     // SAFETY: F_GETFD only reads the descriptor's flags.
     let fd_flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
-    assert_eq!(fd_flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC, "close-on-exec");
+    assert_eq!(
+        fd_flags & libc::FD_CLOEXEC,
+        libc::FD_CLOEXEC,
+        "close-on-exec"
+    );
 
     // WriteAt at an offset, ReadAt back.
     let data = b"0123456789".to_vec();

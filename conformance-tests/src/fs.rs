@@ -250,7 +250,10 @@ pub fn create_dir_then_read_dir(factory: impl Factory) {
             .iter()
             .map(|e| {
                 assert_eq!(e.path(), s.join(e.file_name()));
-                (e.file_name().to_string_lossy().into_owned(), e.file_type().is_dir())
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.file_type().is_dir(),
+                )
             })
             .collect();
         names.sort();
@@ -279,7 +282,10 @@ pub fn missing_file_is_not_found(factory: impl Factory) {
             Err(Error::Io(e)) => assert_eq!(e.kind(), ErrorKind::NotFound),
             other => panic!("expected NotFound, got {other:?}"),
         }
-        assert_eq!(fs::read(&path).await.unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(
+            fs::read(&path).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
         assert_eq!(
             fs::metadata(&path).await.unwrap_err().kind(),
             ErrorKind::NotFound
@@ -440,7 +446,11 @@ pub fn dropped_read_loses_nothing_and_leaks_no_fd(factory: impl Factory) {
         for _ in 0..20 {
             poll_once_then_drop(file.read(Vec::with_capacity(4096))).await;
         }
-        assert_eq!(file.position(), 0, "a dropped read does not move the cursor");
+        assert_eq!(
+            file.position(),
+            0,
+            "a dropped read does not move the cursor"
+        );
         assert_eq!(file.read_to_end().await.unwrap(), expected);
     });
     assert!(

@@ -1,5 +1,5 @@
 //! Async files: [`File`], [`OpenOptions`], [`Metadata`] and the path
-//! functions ([`read`], [`write`], [`metadata`], [`rename`],
+//! functions ([`read`], [`write`](fn@write), [`metadata`], [`rename`],
 //! [`remove_file`], [`remove_dir`], [`create_dir`], [`read_dir`]), plus
 //! [`stdin`], [`stdout`] and [`stderr`] that also work when redirected to or
 //! from a regular file.
@@ -316,9 +316,8 @@ impl OpenOptions {
                 on_executor(lp, move || {
                     // SAFETY: a valid NUL-terminated path; the result is a
                     // new descriptor nobody else owns.
-                    let fd = cvt(unsafe {
-                        libc::open(path.as_ptr(), flags, libc::c_uint::from(mode))
-                    })?;
+                    let fd =
+                        cvt(unsafe { libc::open(path.as_ptr(), flags, libc::c_uint::from(mode)) })?;
                     // SAFETY: as above: open returned a fresh descriptor.
                     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
                 })
@@ -548,8 +547,7 @@ impl File {
                     let job = on_executor(&self.lp, move || {
                         let mut written = 0;
                         while written < data.len() {
-                            match pwrite_at(fd.as_raw_fd(), &data[written..], at + written as u64)
-                            {
+                            match pwrite_at(fd.as_raw_fd(), &data[written..], at + written as u64) {
                                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                                 Ok(n) => written += n,
                                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -651,7 +649,14 @@ impl File {
 
     /// The file's metadata (`statx` on the descriptor).
     pub async fn metadata(&self) -> Result<Metadata> {
-        statx(&self.lp, self.raw(), c"".to_owned(), libc::AT_EMPTY_PATH, Some(self.fd.clone())).await
+        statx(
+            &self.lp,
+            self.raw(),
+            c"".to_owned(),
+            libc::AT_EMPTY_PATH,
+            Some(self.fd.clone()),
+        )
+        .await
     }
 
     /// Flushes the file's data and metadata to the device (`fsync`).
@@ -802,7 +807,13 @@ async fn statx(
                 let mut stx: libc::statx = unsafe { std::mem::zeroed() };
                 // SAFETY: a valid path and an out-buffer of the right type.
                 cvt(unsafe {
-                    libc::statx(dirfd, path.as_ptr(), flags, libc::STATX_BASIC_STATS, &mut stx)
+                    libc::statx(
+                        dirfd,
+                        path.as_ptr(),
+                        flags,
+                        libc::STATX_BASIC_STATS,
+                        &mut stx,
+                    )
                 })?;
                 Ok(stx)
             })
