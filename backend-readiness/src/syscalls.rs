@@ -101,6 +101,13 @@ pub(crate) fn attempt(op: &Op) -> io::Result<OpOutput> {
         // The child is not reaped here (`child_status` stays `None`).
         Op::ChildExit { pidfd } => poll_now(pidfd, libc::POLLIN),
         Op::Close { .. } => Err(io::Error::from(io::ErrorKind::InvalidInput)),
+        // Regular files are always "ready" to epoll (which refuses to
+        // register them), so a file operation here could only block the
+        // loop's thread: refused, and the loop runs it on its executor.
+        ref op if op.is_file_op() => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "file operations run on the loop's executor with a readiness backend",
+        )),
         // An operation added to the boundary after this driver was written.
         _ => Err(io::Error::from(io::ErrorKind::Unsupported)),
     })
@@ -222,5 +229,36 @@ fn poll_now(fd: RawFd, events: libc::c_short) -> io::Result<OpOutput> {
         Ok(OpOutput::new(0))
     } else {
         Err(io::Error::from(io::ErrorKind::WouldBlock))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// File operations are refused with the boundary's "Unsupported" (that
+    /// kind, no OS error code) and never performed: the fsync here would
+    /// succeed on a real descriptor, and the missing path would fail.
+    #[test]
+    fn file_operations_are_refused_not_performed() {
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let path = c"/nonexistent/evloop";
+        let ops = [
+            Op::Fsync {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&file),
+                datasync: false,
+            },
+            Op::OpenAt {
+                dirfd: libc::AT_FDCWD,
+                path: path.as_ptr(),
+                flags: libc::O_RDONLY,
+                mode: 0,
+            },
+        ];
+        for op in &ops {
+            let err = attempt(op).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::Unsupported, "{op:?}");
+            assert_eq!(err.raw_os_error(), None, "{op:?}");
+        }
     }
 }

@@ -822,7 +822,17 @@ impl Driver for UringDriver {
                     return started;
                 }
             }
-            _ => {}
+            ref file => {
+                if let Some(opcode) = self.support.files.missing(file) {
+                    // Refused before anything reaches the ring: the loop
+                    // runs it on its executor instead (the contract's
+                    // "Unsupported").
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!("this kernel's io_uring lacks {opcode}"),
+                    )));
+                }
+            }
         }
         // SAFETY: submit's contract, passed on.
         unsafe { self.submit_op(id, op) }

@@ -103,6 +103,8 @@ pub(crate) enum Holding {
     },
     /// WaitId standing for ChildExit: the reaped child's `siginfo_t`.
     WaitId(Stable<libc::siginfo_t>),
+    /// OpenAt: the result is the new descriptor, owned from the CQE on.
+    Opened,
 }
 
 impl Holding {
@@ -120,6 +122,14 @@ impl Holding {
         Ok(match self {
             Holding::Count | Holding::Connect { .. } | Holding::SendTo { .. } => OpOutput::new(res),
             Holding::Ready => OpOutput::new(0),
+            Holding::Opened => OpOutput {
+                bytes: 0,
+                // SAFETY: a successful openat's result is a new descriptor
+                // that nobody else owns.
+                accepted: Some(unsafe { OwnedFd::from_raw_fd(res as RawFd) }),
+                addr: None,
+                child_status: None,
+            },
             Holding::Accept(buf) => {
                 // SAFETY: final CQE reaped (the caller's contract).
                 let AcceptBuf { storage, len } = unsafe { buf.into_inner() };
@@ -201,6 +211,12 @@ pub(crate) fn fd_of(op: &Op) -> Option<RawFd> {
         | Op::PollWritable { fd }
         | Op::Close { fd } => fd,
         Op::ChildExit { pidfd } => pidfd,
+        Op::ReadAt { fd, .. } | Op::WriteAt { fd, .. } | Op::Fsync { fd, .. } => fd,
+        Op::OpenAt { dirfd, .. }
+        | Op::Statx { dirfd, .. }
+        | Op::UnlinkAt { dirfd, .. }
+        | Op::MkdirAt { dirfd, .. } => dirfd,
+        Op::RenameAt { olddirfd, .. } => olddirfd,
         _ => return None,
     })
 }
@@ -342,6 +358,85 @@ pub(crate) unsafe fn prepare(op: Op, waitid: bool) -> io::Result<(squeue::Entry,
             Holding::Ready,
         ),
         Op::Close { fd } => (opcode::Close::new(Fd(fd)).build(), Holding::Count),
+        // The file operations (the driver answered `Unsupported` already
+        // for an opcode the kernel lacks). Paths and the statx buffer are
+        // the loop's memory, valid until the final CQE like any buffer.
+        Op::OpenAt {
+            dirfd,
+            path,
+            flags,
+            mode,
+        } => (
+            opcode::OpenAt::new(Fd(dirfd), path)
+                .flags(flags | libc::O_CLOEXEC)
+                .mode(mode)
+                .build(),
+            Holding::Opened,
+        ),
+        Op::ReadAt {
+            fd,
+            buf,
+            len,
+            offset,
+        } => (
+            opcode::Read::new(Fd(fd), buf, sqe_len(len))
+                .offset(offset)
+                .build(),
+            Holding::Count,
+        ),
+        Op::WriteAt {
+            fd,
+            buf,
+            len,
+            offset,
+        } => (
+            opcode::Write::new(Fd(fd), buf, sqe_len(len))
+                .offset(offset)
+                .build(),
+            Holding::Count,
+        ),
+        Op::Statx {
+            dirfd,
+            path,
+            flags,
+            mask,
+            buf,
+        } => (
+            opcode::Statx::new(Fd(dirfd), path, buf.cast())
+                .flags(flags)
+                .mask(mask)
+                .build(),
+            Holding::Count,
+        ),
+        Op::Fsync { fd, datasync } => {
+            let flags = match datasync {
+                true => io_uring::types::FsyncFlags::DATASYNC,
+                false => io_uring::types::FsyncFlags::empty(),
+            };
+            (
+                opcode::Fsync::new(Fd(fd)).flags(flags).build(),
+                Holding::Count,
+            )
+        }
+        Op::RenameAt {
+            olddirfd,
+            oldpath,
+            newdirfd,
+            newpath,
+        } => (
+            opcode::RenameAt::new(Fd(olddirfd), oldpath, Fd(newdirfd), newpath).build(),
+            Holding::Count,
+        ),
+        Op::UnlinkAt { dirfd, path, dir } => (
+            opcode::UnlinkAt::new(Fd(dirfd), path)
+                .flags(if dir { libc::AT_REMOVEDIR } else { 0 })
+                .build(),
+            Holding::Count,
+        ),
+        Op::MkdirAt { dirfd, path, mode } => (
+            opcode::MkDirAt::new(Fd(dirfd), path).mode(mode).build(),
+            Holding::Count,
+        ),
         other => {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,

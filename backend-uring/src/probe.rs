@@ -21,6 +21,65 @@ pub(crate) const REQUIRED_OPCODES: &[(u8, &str)] = &[
     (opcode::AsyncCancel::CODE, "AsyncCancel (5.5)"),
 ];
 
+/// The opcodes behind the file operations (`Op::is_file_op`), with the
+/// kernel version that added each. None is required: an operation whose
+/// opcode this kernel lacks is answered `Unsupported`, and the loop runs
+/// it on its executor. (`ReadAt`/`WriteAt` are `Read`/`Write` with an
+/// offset, required anyway.)
+pub(crate) const FILE_OPCODES: &[(u8, &str)] = &[
+    (opcode::OpenAt::CODE, "OpenAt (5.6)"),
+    (opcode::Statx::CODE, "Statx (5.6)"),
+    (opcode::Fsync::CODE, "Fsync (5.1)"),
+    (opcode::RenameAt::CODE, "RenameAt (5.11)"),
+    (opcode::UnlinkAt::CODE, "UnlinkAt (5.11)"),
+    (opcode::MkDirAt::CODE, "MkDirAt (5.15)"),
+];
+
+/// Which file opcodes the kernel has (see [`FILE_OPCODES`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FileSupport {
+    /// `IORING_OP_OPENAT`.
+    pub(crate) openat: bool,
+    /// `IORING_OP_STATX`.
+    pub(crate) statx: bool,
+    /// `IORING_OP_FSYNC`.
+    pub(crate) fsync: bool,
+    /// `IORING_OP_RENAMEAT`.
+    pub(crate) renameat: bool,
+    /// `IORING_OP_UNLINKAT`.
+    pub(crate) unlinkat: bool,
+    /// `IORING_OP_MKDIRAT`.
+    pub(crate) mkdirat: bool,
+}
+
+impl FileSupport {
+    fn probe(probe: &Probe) -> FileSupport {
+        FileSupport {
+            openat: probe.is_supported(opcode::OpenAt::CODE),
+            statx: probe.is_supported(opcode::Statx::CODE),
+            fsync: probe.is_supported(opcode::Fsync::CODE),
+            renameat: probe.is_supported(opcode::RenameAt::CODE),
+            unlinkat: probe.is_supported(opcode::UnlinkAt::CODE),
+            mkdirat: probe.is_supported(opcode::MkDirAt::CODE),
+        }
+    }
+
+    /// The opcode `op` needs, if it is a file operation this kernel lacks.
+    pub(crate) fn missing(&self, op: &loop_driver::Op) -> Option<&'static str> {
+        use loop_driver::Op;
+        let (have, name) = match op {
+            Op::OpenAt { .. } => (self.openat, FILE_OPCODES[0].1),
+            Op::Statx { .. } => (self.statx, FILE_OPCODES[1].1),
+            Op::Fsync { .. } => (self.fsync, FILE_OPCODES[2].1),
+            Op::RenameAt { .. } => (self.renameat, FILE_OPCODES[3].1),
+            Op::UnlinkAt { .. } => (self.unlinkat, FILE_OPCODES[4].1),
+            Op::MkdirAt { .. } => (self.mkdirat, FILE_OPCODES[5].1),
+            _ => return None,
+        };
+        (!have).then_some(name)
+    }
+}
+
 /// What the probe found.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Support {
@@ -31,6 +90,8 @@ pub(crate) struct Support {
     /// `IORING_REGISTER_SYNC_CANCEL` (6.0) works on this ring, which is not
     /// an SQPOLL ring: `cancel` can wait until the kernel lets go.
     pub(crate) sync_cancel: bool,
+    /// The file opcodes this kernel has.
+    pub(crate) files: FileSupport,
 }
 
 /// Probes `ring` for every opcode and feature the driver needs.
@@ -70,6 +131,7 @@ pub(crate) fn check(ring: &IoUring) -> Result<Support, String> {
         close: probe.is_supported(opcode::Close::CODE),
         waitid: probe.is_supported(opcode::WaitId::CODE),
         sync_cancel: sync_cancel_works(ring),
+        files: FileSupport::probe(&probe),
     })
 }
 

@@ -29,6 +29,7 @@ pub mod cancellation;
 pub mod driver_suite;
 pub mod exceptions;
 pub mod executor;
+pub mod fs;
 pub mod lifecycle;
 pub mod net_support;
 pub mod pipes;
@@ -80,6 +81,7 @@ macro_rules! conformance_suite {
             $crate::__pipes_tests!($factory);
             $crate::__subprocess_tests!($factory);
             $crate::__cancellation_tests!($factory);
+            $crate::__fs_tests!($factory);
         }
     };
 }

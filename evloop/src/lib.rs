@@ -34,6 +34,10 @@ pub use loop_api::{
     TimerHandle, WaitFor, YieldNow,
 };
 
+// Async files and the standard streams (redirected to files too).
+pub use loop_api::fs;
+pub use loop_api::fs::{stderr, stdin, stdout};
+
 mod default_policy;
 
 pub use default_policy::{

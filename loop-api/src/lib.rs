@@ -56,3 +56,6 @@ pub use loop_core::task::Task;
 pub use loop_core::{get_running_loop, EventLoop, LoopHandle};
 /// For backend authors and their tests: awaiting one raw operation.
 pub use op::OpFuture;
+
+// Async files: io_uring operations, or the executor (io/fs/).
+pub use io::fs;

@@ -146,12 +146,115 @@ pub enum Op {
         /// The descriptor to close; the backend owns it from submission on.
         fd: RawFd,
     },
+    /// `openat(dirfd, path, flags | O_CLOEXEC, mode)`: the output's
+    /// [`OpOutput::accepted`] is the opened descriptor (that field carries
+    /// every descriptor an operation creates, owned from the moment it
+    /// exists), `bytes` is 0.
+    ///
+    /// This and the other file operations below (`ReadAt` to `MkdirAt`)
+    /// may be refused: a backend that cannot perform them without blocking
+    /// its thread answers `Unsupported` (see "Unsupported" in [`Driver`]'s
+    /// contract), and the loop runs them on its executor instead.
+    OpenAt {
+        /// The directory `path` is relative to (`libc::AT_FDCWD`: the
+        /// current directory).
+        dirfd: RawFd,
+        /// A NUL-terminated path, valid (like a buffer) for the operation's life.
+        path: *const libc::c_char,
+        /// `O_*` flags (`O_CLOEXEC` is always added).
+        flags: libc::c_int,
+        /// Permission bits of a file `O_CREAT` creates.
+        mode: libc::mode_t,
+    },
+    /// `pread(fd, buf, len, offset)`: `res` is the byte count, 0 at end of file.
+    ReadAt {
+        /// A regular file (or anything `pread` accepts).
+        fd: RawFd,
+        /// Start of writable memory.
+        buf: *mut u8,
+        /// Bytes available at `buf`.
+        len: usize,
+        /// Where in the file to read.
+        offset: u64,
+    },
+    /// `pwrite(fd, buf, len, offset)`: `res` is the byte count written.
+    WriteAt {
+        /// A regular file (or anything `pwrite` accepts).
+        fd: RawFd,
+        /// Start of readable memory.
+        buf: *const u8,
+        /// Bytes at `buf`.
+        len: usize,
+        /// Where in the file to write (the kernel appends instead on an
+        /// `O_APPEND` file).
+        offset: u64,
+    },
+    /// `statx(dirfd, path, flags, mask, buf)`: fills `*buf`; `bytes` is 0.
+    /// With `AT_EMPTY_PATH` in `flags` and an empty `path` it describes
+    /// `dirfd` itself.
+    Statx {
+        /// The directory `path` is relative to, or the file itself.
+        dirfd: RawFd,
+        /// A NUL-terminated path, valid for the operation's life.
+        path: *const libc::c_char,
+        /// `AT_*` flags.
+        flags: libc::c_int,
+        /// The `STATX_*` fields wanted.
+        mask: u32,
+        /// Where the kernel writes the result, valid for the operation's life.
+        buf: *mut libc::statx,
+    },
+    /// `fsync(fd)`, or `fdatasync(fd)` with `datasync`.
+    Fsync {
+        /// The file to flush.
+        fd: RawFd,
+        /// Flush the data only (and the metadata needed to read it back).
+        datasync: bool,
+    },
+    /// `renameat(olddirfd, oldpath, newdirfd, newpath)`.
+    RenameAt {
+        /// The directory `oldpath` is relative to.
+        olddirfd: RawFd,
+        /// A NUL-terminated path, valid for the operation's life.
+        oldpath: *const libc::c_char,
+        /// The directory `newpath` is relative to.
+        newdirfd: RawFd,
+        /// A NUL-terminated path, valid for the operation's life.
+        newpath: *const libc::c_char,
+    },
+    /// `unlinkat(dirfd, path, if dir { AT_REMOVEDIR } else { 0 })`.
+    UnlinkAt {
+        /// The directory `path` is relative to.
+        dirfd: RawFd,
+        /// A NUL-terminated path, valid for the operation's life.
+        path: *const libc::c_char,
+        /// Remove an (empty) directory instead of a file.
+        dir: bool,
+    },
+    /// `mkdirat(dirfd, path, mode)`.
+    MkdirAt {
+        /// The directory `path` is relative to.
+        dirfd: RawFd,
+        /// A NUL-terminated path, valid for the operation's life.
+        path: *const libc::c_char,
+        /// Permission bits of the new directory (before the umask).
+        mode: libc::mode_t,
+    },
 }
 
 impl Op {
-    /// The descriptor the operation works on.
+    /// The descriptor the operation works on (for an operation on a path,
+    /// the directory it is relative to, which may be `AT_FDCWD`, negative).
     pub fn fd(&self) -> RawFd {
         match *self {
+            Op::OpenAt { dirfd, .. }
+            | Op::Statx { dirfd, .. }
+            | Op::UnlinkAt { dirfd, .. }
+            | Op::MkdirAt { dirfd, .. }
+            | Op::RenameAt {
+                olddirfd: dirfd, ..
+            } => dirfd,
+            Op::ReadAt { fd, .. } | Op::WriteAt { fd, .. } | Op::Fsync { fd, .. } => fd,
             Op::Accept { fd }
             | Op::Connect { fd, .. }
             | Op::Recv { fd, .. }
@@ -178,6 +281,23 @@ impl Op {
                 | Op::RecvFrom { .. }
                 | Op::PollReadable { .. }
                 | Op::ChildExit { .. }
+                | Op::ReadAt { .. }
+        )
+    }
+
+    /// `true` for the file operations (`OpenAt` to `MkdirAt`), which a
+    /// backend may answer with `Unsupported` (see [`Driver`]'s contract).
+    pub fn is_file_op(&self) -> bool {
+        matches!(
+            self,
+            Op::OpenAt { .. }
+                | Op::ReadAt { .. }
+                | Op::WriteAt { .. }
+                | Op::Statx { .. }
+                | Op::Fsync { .. }
+                | Op::RenameAt { .. }
+                | Op::UnlinkAt { .. }
+                | Op::MkdirAt { .. }
         )
     }
 }
@@ -188,7 +308,8 @@ pub struct OpOutput {
     /// How many bytes the operation moved (received, sent, read, written);
     /// 0 for operations that move none.
     pub bytes: usize,
-    /// For [`Op::Accept`] only: the accepted connection.
+    /// The descriptor the operation created: the accepted connection of
+    /// [`Op::Accept`], the opened file of [`Op::OpenAt`].
     pub accepted: Option<OwnedFd>,
     /// The peer's address, for `Accept` and `RecvFrom`.
     /// Boxed: a `SockAddr` is 132 bytes, and every completion moves an
@@ -288,6 +409,14 @@ pub trait Notify: Send + Sync {
 ///   still be in flight: its completion must still be reported); after it
 ///   the backend keeps no registration for the number, and, where it can,
 ///   no reference to the file, so closing it takes effect at once.
+/// - **Unsupported.** A backend may refuse an operation it cannot perform
+///   without blocking its thread (the file operations, [`Op::is_file_op`],
+///   on epoll, which cannot wait on regular files; an opcode an old kernel
+///   lacks): `submit` answers at once with an error of kind
+///   [`io::ErrorKind::Unsupported`] that carries no OS error code, and
+///   keeps nothing of the operation. The loop then does the work another
+///   way (file operations: on its executor). A kernel's own `EOPNOTSUPP`
+///   (with its code) is an ordinary failure of the operation.
 /// - **Drop.** Dropping the driver releases every descriptor it created
 ///   (epoll fd, eventfd, ring fd), and must not return while the kernel may
 ///   still write into the memory of an operation submitted and not yet

@@ -5,6 +5,7 @@
 
 pub(crate) mod borrowed;
 pub(crate) mod fd;
+pub mod fs;
 pub mod net;
 pub mod pipe;
 pub mod process;
