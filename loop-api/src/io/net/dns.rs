@@ -587,7 +587,11 @@ impl EventLoop {
     /// assert_eq!(literal, ["[::1]:8080".parse().unwrap()]);
     /// # Ok(()) }
     /// ```
-    pub async fn getaddrinfo(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
+    pub async fn getaddrinfo(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, ResolveError> {
         if let Some(ip) = literal(host) {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }

@@ -8,9 +8,9 @@ use std::rc::Rc;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::io::fd::LoopFd;
+use crate::io::net::dns::{connect_target, ConnectOptions};
 use crate::io::net::socket::{new_socket, running_loop};
 use crate::io::net::stream::{sock_fd_traits, stream_api, StreamCore};
-use crate::io::net::dns::{connect_target, ConnectOptions};
 use crate::io::net::{combine_errors, inet, resolve, ToSocketAddrs, DEFAULT_BACKLOG};
 use crate::loop_core::EventLoop;
 
