@@ -26,6 +26,7 @@ use loop_api::{EventLoop, Result};
 
 pub mod bad_input_net;
 pub mod cancellation;
+pub mod dns;
 pub mod driver_suite;
 pub mod exceptions;
 pub mod executor;
@@ -82,6 +83,7 @@ macro_rules! conformance_suite {
             $crate::__subprocess_tests!($factory);
             $crate::__cancellation_tests!($factory);
             $crate::__fs_tests!($factory);
+            $crate::__dns_tests!($factory);
         }
     };
 }

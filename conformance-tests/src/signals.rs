@@ -7,8 +7,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use loop_api::signal::NSIG;
-use loop_api::{Error, EventLoop};
+use loop_api::signal::{self, SignalKind, NSIG, SIGINT, SIGUSR1, SIGUSR2};
+use loop_api::{wait_for, Error, EventLoop};
 
 use crate::support::{new_loop, Log};
 use crate::Factory;
@@ -28,6 +28,11 @@ macro_rules! __signals_tests {
             signal_belongs_to_one_loop_at_a_time,
             bad_signal_numbers_are_typed_errors,
             handlers_work_on_a_loop_in_any_thread,
+            ctrl_c_resolves_on_a_raised_sigint,
+            stream_yields_each_of_n_deliveries,
+            dropping_the_stream_restores_the_default,
+            two_listeners_and_a_handler_each_see_a_delivery,
+            signal_constants_name_the_signals,
         ]);
     };
 }
@@ -309,4 +314,152 @@ pub fn handlers_work_on_a_loop_in_any_thread(factory: impl Factory) {
     });
     let (calls, id) = loop_thread.join().unwrap();
     assert_eq!(calls, vec![id]);
+}
+
+/// Sends `sig` to the calling thread (delivered before `raise` returns).
+fn raise_here(sig: i32) {
+    // SAFETY: raise(3) with a signal this test listens for.
+    assert_eq!(unsafe { libc::raise(sig) }, 0);
+}
+
+/// `signal::ctrl_c()` installs its listener when called (a SIGINT raised
+/// before the first poll is caught, not fatal), resolves on it, and then
+/// restores the default disposition.
+pub fn ctrl_c_resolves_on_a_raised_sigint(factory: impl Factory) {
+    let lp = new_loop(factory);
+    assert_eq!(disposition(libc::SIGINT), libc::SIG_DFL);
+    let result = lp
+        .run_until_complete(async {
+            let ctrl_c = signal::ctrl_c();
+            assert_ne!(disposition(libc::SIGINT), libc::SIG_DFL);
+            raise_here(libc::SIGINT);
+            wait_for(ctrl_c, Duration::from_secs(10)).await
+        })
+        .unwrap();
+    assert!(matches!(result, Ok(Ok(()))), "{result:?}");
+    assert_eq!(
+        disposition(libc::SIGINT),
+        libc::SIG_DFL,
+        "the default disposition is back once ctrl_c() resolved"
+    );
+    lp.close().unwrap();
+}
+
+/// N deliveries raised before the first `recv` give N items (counted, not
+/// merged), and no more.
+pub fn stream_yields_each_of_n_deliveries(factory: impl Factory) {
+    const N: usize = 5;
+    let lp = new_loop(factory);
+    let l = lp.clone();
+    let (items, extra) = lp
+        .run_until_complete(async move {
+            let mut usr2 = l.signals(SIGUSR2).unwrap();
+            for _ in 0..N {
+                raise_here(libc::SIGUSR2);
+            }
+            let mut items = Vec::new();
+            for _ in 0..N {
+                items.push(wait_for(usr2.recv(), Duration::from_secs(10)).await);
+            }
+            let extra = wait_for(usr2.recv(), Duration::from_millis(100)).await;
+            (items, extra)
+        })
+        .unwrap();
+    for item in &items {
+        assert!(matches!(item, Ok(Some(k)) if *k == SIGUSR2), "{items:?}");
+    }
+    assert!(matches!(extra, Err(Error::TimedOut)), "{extra:?}");
+    lp.close().unwrap();
+    assert_eq!(disposition(libc::SIGUSR2), libc::SIG_DFL);
+}
+
+/// The listener's action is installed while a `Signals` lives; dropping it
+/// restores `SIG_DFL`. After close, `recv` ends with `None`.
+pub fn dropping_the_stream_restores_the_default(factory: impl Factory) {
+    let lp = new_loop(factory);
+    assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+    let usr1 = lp.signals(SIGUSR1).unwrap();
+    let second = lp.signals(libc::SIGUSR1).unwrap();
+    assert_eq!(second.kind(), SIGUSR1);
+    assert_ne!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+    drop(usr1);
+    assert_ne!(
+        disposition(libc::SIGUSR1),
+        libc::SIG_DFL,
+        "one listener is left"
+    );
+    drop(second);
+    assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+    // A listener outlived by its loop: ended, not hung; close restored the default.
+    let mut late = lp.signals(SIGUSR1).unwrap();
+    lp.close().unwrap();
+    assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    assert_eq!(late.poll_recv(&mut cx), std::task::Poll::Ready(None));
+    assert!(matches!(lp.signals(SIGUSR1), Err(Error::Closed)));
+}
+
+/// Two listeners and a handler on one loop: each sees the one delivery
+/// exactly once (one action per loop and signal, not one per listener).
+pub fn two_listeners_and_a_handler_each_see_a_delivery(factory: impl Factory) {
+    let lp = new_loop(factory);
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    lp.add_signal_handler(SIGUSR1, move || c.set(c.get() + 1))
+        .unwrap();
+    let l = lp.clone();
+    let (a, b, extra) = lp
+        .run_until_complete(async move {
+            let mut first = l.signals(SIGUSR1).unwrap();
+            let mut second = signal::signal(SIGUSR1).unwrap();
+            raise_here(libc::SIGUSR1);
+            let a = wait_for(first.recv(), Duration::from_secs(10)).await;
+            let b = wait_for(second.recv(), Duration::from_secs(10)).await;
+            let extra = wait_for(first.recv(), Duration::from_millis(100)).await;
+            (a, b, extra)
+        })
+        .unwrap();
+    assert!(matches!(a, Ok(Some(k)) if k == SIGUSR1), "{a:?}");
+    assert!(matches!(b, Ok(Some(k)) if k == SIGUSR1), "{b:?}");
+    assert!(matches!(extra, Err(Error::TimedOut)), "{extra:?}");
+    assert_eq!(calls.get(), 1, "the handler ran once");
+    // The listeners are gone; the handler keeps the signal until removed.
+    assert_ne!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+    assert!(lp.remove_signal_handler(SIGUSR1).unwrap());
+    assert_eq!(disposition(libc::SIGUSR1), libc::SIG_DFL);
+    lp.close().unwrap();
+}
+
+/// The exported constants are the platform's numbers, with their names;
+/// a listener for an uncatchable or invalid signal is a typed error.
+pub fn signal_constants_name_the_signals(factory: impl Factory) {
+    assert_eq!(SIGINT.as_raw(), libc::SIGINT);
+    assert_eq!(signal::SIGTERM.as_raw(), libc::SIGTERM);
+    assert_eq!(signal::SIGHUP.as_raw(), libc::SIGHUP);
+    assert_eq!(signal::SIGCHLD.as_raw(), libc::SIGCHLD);
+    assert_eq!(signal::SIGWINCH.as_raw(), libc::SIGWINCH);
+    assert_eq!(SignalKind::from(libc::SIGQUIT), signal::SIGQUIT);
+    assert_eq!(format!("{:?}", signal::SIGPIPE), "SIGPIPE");
+    assert_eq!(SignalKind::from(40).to_string(), "signal 40");
+    let lp = new_loop(factory);
+    for bad in [signal::SIGKILL, SignalKind::from(0), SignalKind::from(NSIG)] {
+        assert!(
+            matches!(lp.signals(bad), Err(Error::InvalidArgument(_))),
+            "{bad:?}"
+        );
+    }
+    let outside = poll_once(signal::ctrl_c());
+    assert!(matches!(outside, Err(Error::NoRunningLoop)), "{outside:?}");
+    lp.close().unwrap();
+}
+
+/// Polls `fut` once with a no-op waker (it must be ready at once).
+fn poll_once<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("not ready at once"),
+    }
 }

@@ -344,7 +344,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// `close()`, `wait_closed()`, `connection_count()`.
 pub fn serve_http1<S, B>(
     lp: &EventLoop,
-    addr: impl std::net::ToSocketAddrs,
+    addr: impl evloop::net::ToSocketAddrs,
     builder: hyper::server::conn::http1::Builder,
     service: S,
 ) -> io::Result<evloop::net::Server>
@@ -373,7 +373,7 @@ where
 /// per connection: `ready().await` first, or open several connections for
 /// concurrency). The connection closes when the `SendRequest` is dropped.
 pub async fn connect_http1<B>(
-    addr: impl std::net::ToSocketAddrs,
+    addr: impl evloop::net::ToSocketAddrs,
 ) -> Result<hyper::client::conn::http1::SendRequest<B>, BoxError>
 where
     B: hyper::body::Body + 'static,

@@ -40,17 +40,50 @@
 //!   signals) are dropped. Another `signal-hook-registry` user of the same
 //!   signal keeps working while evloop handles it, but loses the signal once
 //!   evloop restores the original disposition.
+//!
+//! # Awaiting signals: [`ctrl_c`], [`signal()`] and [`Signals`]
+//! Besides callbacks, a task can await deliveries: [`ctrl_c`] resolves on
+//! the next `SIGINT`, and [`signal()`] (or [`EventLoop::signals`]) returns a
+//! [`Signals`] listener whose [`recv`](Signals::recv) yields one item per
+//! delivery. They use the same self-pipe; the rules:
+//! - A listener is registered when it is created (a [`CtrlC`] when
+//!   `ctrl_c()` is called, not when first polled), so a signal raised after
+//!   that and before the first `await` is not lost (and does not kill the
+//!   process).
+//! - While at least one listener or handler of this loop exists for a
+//!   signal, the loop's action is installed (one per loop and signal, so a
+//!   delivery is one byte however many listen); when the last one goes (the
+//!   `Signals` or `CtrlC` is dropped, or `ctrl_c()` resolved), the signal's
+//!   original disposition is restored, exactly as by
+//!   [`remove_signal_handler`](EventLoop::remove_signal_handler).
+//! - Every listener sees every delivery, and so does the handler of
+//!   [`add_signal_handler`](EventLoop::add_signal_handler) if there is one.
+//!   Listeners may coexist with another loop's handler or listeners for the
+//!   same signal (only handlers are one loop at a time).
+//! - Deliveries faster than they are consumed are **counted, not merged**:
+//!   each listener keeps the number of deliveries it has not yet received,
+//!   and each `recv` takes one. What can still merge happens below evloop:
+//!   the kernel keeps at most one pending instance of a standard signal, so
+//!   two sent before the process runs its handler are one delivery (POSIX;
+//!   the same for callbacks), and deliveries are lost while the pipe is
+//!   full (above).
+//! - When the loop closes, `recv` returns `None` and a pending `ctrl_c()`
+//!   resolves to [`Error::Closed`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 
 use signal_hook_registry as registry;
+use slab::Slab;
 
 use crate::driver::Op;
 use crate::loop_core::error::{Error, Result};
@@ -63,6 +96,138 @@ use crate::sys;
 /// One more than the largest signal number on Linux (glibc's `_NSIG`).
 pub const NSIG: i32 = 65;
 
+/// A signal, by number: what [`EventLoop::add_signal_handler`],
+/// [`signal()`] and [`EventLoop::signals`] take. Use this module's
+/// constants ([`SIGINT`], [`SIGTERM`], ...) rather than numbers; any number
+/// converts (`SignalKind::from(40)`, for a real-time signal), and an
+/// invalid one is refused with [`Error::InvalidArgument`] where it is
+/// used, never here.
+///
+/// ```
+/// use loop_api::signal::{SignalKind, SIGINT, SIGTERM};
+/// assert_eq!(SIGINT.as_raw(), libc::SIGINT);
+/// assert_eq!(SIGTERM.to_string(), "SIGTERM");
+/// assert_eq!(SignalKind::from(libc::SIGTERM), SIGTERM);
+/// assert_eq!(SignalKind::from(40).name(), None);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SignalKind(i32);
+
+impl SignalKind {
+    /// The signal with number `signum` (not checked here).
+    pub const fn from_raw(signum: i32) -> SignalKind {
+        SignalKind(signum)
+    }
+
+    /// The signal's number.
+    pub const fn as_raw(self) -> i32 {
+        self.0
+    }
+
+    /// The usual name (`"SIGINT"`) of a signal this module has a constant
+    /// for; `None` for others.
+    pub fn name(self) -> Option<&'static str> {
+        NAMED.iter().find(|(k, _)| *k == self).map(|(_, n)| *n)
+    }
+}
+
+impl From<i32> for SignalKind {
+    fn from(signum: i32) -> SignalKind {
+        SignalKind(signum)
+    }
+}
+
+impl From<SignalKind> for i32 {
+    fn from(kind: SignalKind) -> i32 {
+        kind.0
+    }
+}
+
+impl fmt::Debug for SignalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "SignalKind({})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "signal {}", self.0),
+        }
+    }
+}
+
+macro_rules! signal_constants {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            pub const $name: SignalKind = SignalKind(libc::$name);
+        )*
+        const NAMED: &[(SignalKind, &str)] = &[$(($name, stringify!($name))),*];
+    };
+}
+
+signal_constants! {
+    /// Hangup: the controlling terminal closed; daemons reload on it.
+    SIGHUP,
+    /// Interrupt: Ctrl-C in a terminal (see [`ctrl_c`]).
+    SIGINT,
+    /// Quit: Ctrl-\ in a terminal.
+    SIGQUIT,
+    /// Trace/breakpoint trap.
+    SIGTRAP,
+    /// Abort (`abort(3)`).
+    SIGABRT,
+    /// Bus error.
+    SIGBUS,
+    /// Kill: cannot be caught (a handler is refused); for sending.
+    SIGKILL,
+    /// User-defined signal 1.
+    SIGUSR1,
+    /// User-defined signal 2.
+    SIGUSR2,
+    /// Write to a pipe or socket nobody reads.
+    SIGPIPE,
+    /// Timer from `alarm(2)`.
+    SIGALRM,
+    /// Termination request: what `kill` sends by default.
+    SIGTERM,
+    /// A child process stopped or exited.
+    SIGCHLD,
+    /// Continue a stopped process.
+    SIGCONT,
+    /// Stop: cannot be caught (a handler is refused); for sending.
+    SIGSTOP,
+    /// Stop from the terminal: Ctrl-Z.
+    SIGTSTP,
+    /// Background read from the terminal.
+    SIGTTIN,
+    /// Background write to the terminal.
+    SIGTTOU,
+    /// Urgent data on a socket.
+    SIGURG,
+    /// CPU time limit exceeded.
+    SIGXCPU,
+    /// File size limit exceeded.
+    SIGXFSZ,
+    /// Virtual timer expired.
+    SIGVTALRM,
+    /// Profiling timer expired.
+    SIGPROF,
+    /// The terminal window changed size.
+    SIGWINCH,
+    /// I/O is possible on a descriptor (`SIGPOLL`).
+    SIGIO,
+    /// Power failure.
+    SIGPWR,
+    /// Bad system call.
+    SIGSYS,
+}
+
 /// The byte the child watcher's `SIGCHLD` action writes (no signal is 0).
 const CHILD_EVENT: u8 = 0;
 
@@ -71,8 +236,10 @@ static NEXT_STATE_ID: AtomicU64 = AtomicU64::new(1);
 /// Who an installed action serves.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
-    /// A user handler from `add_signal_handler`.
+    /// A user handler from `add_signal_handler` (and maybe listeners).
     User,
+    /// Listeners ([`Signals`], [`CtrlC`]) only, no handler.
+    Listen,
     /// The loop's internal `SIGCHLD` watcher for child processes.
     ChildWatch,
 }
@@ -205,6 +372,41 @@ fn uninstall(g: &mut Global, sig: i32, owner: u64, kind: Option<Kind>) -> bool {
     found
 }
 
+/// Changes the kind of `owner`'s action for `sig` from `from` to `to`;
+/// returns whether there was one.
+fn retag(g: &mut Global, sig: i32, owner: u64, from: Kind, to: Kind) -> bool {
+    let Some(list) = g.actions.get_mut(&sig) else {
+        return false;
+    };
+    match list.iter_mut().find(|a| a.owner == owner && a.kind == from) {
+        Some(a) => {
+            a.kind = to;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Checks that `sig` is a signal a handler or listener may be installed for.
+fn check_catchable(sig: i32) -> Result<()> {
+    if !validate(sig)? {
+        return Err(Error::InvalidArgument(format!(
+            "signal {sig} cannot be caught or handled"
+        )));
+    }
+    Ok(())
+}
+
+/// The error for a failed `install` of `sig`.
+fn install_error(sig: i32) -> impl FnOnce(io::Error) -> Error {
+    move |e| match e.raw_os_error() {
+        Some(libc::EINVAL) => {
+            Error::InvalidArgument(format!("signal {sig} cannot be handled: {e}"))
+        }
+        _ => Error::Io(e),
+    }
+}
+
 /// Checks a signal number: `Ok(false)` for a valid but uncatchable one.
 fn validate(sig: i32) -> Result<bool> {
     if sig <= 0 || sig >= NSIG {
@@ -225,6 +427,8 @@ pub(crate) struct SignalState {
     write: RefCell<Option<OwnedFd>>,
     watch: RefCell<Option<CallbackOp>>,
     handlers: RefCell<HashMap<i32, Rc<dyn Fn()>>>,
+    /// The awaiting listeners of each signal ([`Signals`]).
+    listeners: RefCell<HashMap<i32, Slab<Listener>>>,
     child_hook: RefCell<Option<Rc<dyn Fn()>>>,
     closed: Cell<bool>,
 }
@@ -253,6 +457,7 @@ impl SignalState {
             write: RefCell::new(Some(write)),
             watch: RefCell::new(None),
             handlers: RefCell::new(HashMap::new()),
+            listeners: RefCell::new(HashMap::new()),
             child_hook: RefCell::new(None),
             closed: Cell::new(false),
         })
@@ -334,8 +539,38 @@ impl SignalState {
                 if let Some(cb) = callback {
                     let _ = lp.call_soon(move || cb());
                 }
+                if byte != CHILD_EVENT {
+                    self.notify(byte as i32);
+                }
             }
         }
+    }
+
+    /// Counts one delivery of `sig` for each of its listeners and wakes them.
+    fn notify(&self, sig: i32) {
+        let wakers: Vec<Waker> = {
+            let mut listeners = self.listeners.borrow_mut();
+            let Some(slab) = listeners.get_mut(&sig) else {
+                return;
+            };
+            slab.iter_mut()
+                .filter_map(|(_, l)| {
+                    l.pending = l.pending.saturating_add(1);
+                    l.waker.take()
+                })
+                .collect()
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Whether this loop has a listener for `sig`.
+    fn listening(&self, sig: i32) -> bool {
+        self.listeners
+            .borrow()
+            .get(&sig)
+            .is_some_and(|s| !s.is_empty())
     }
 
     /// Removes every action of this loop and closes the pipe.
@@ -362,6 +597,15 @@ impl SignalState {
         let handlers = std::mem::take(&mut *self.handlers.borrow_mut());
         let hook = self.child_hook.borrow_mut().take();
         drop((handlers, hook));
+        // Listeners see the end (`recv` returns `None`).
+        let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
+        for (_, slab) in listeners {
+            for (_, listener) in slab {
+                if let Some(w) = listener.waker {
+                    w.wake();
+                }
+            }
+        }
         // Every action writing to the pipe is gone: closing it is safe.
         let inner = lp.map(|lp| &*lp.inner);
         if let Some(fd) = self.read.borrow_mut().take() {
@@ -406,36 +650,36 @@ impl EventLoop {
     /// (which `signal-hook-registry` refuses), and for a signal another loop
     /// handles; [`Error::Closed`] on a closed loop. See the module notes for
     /// the mechanism and its limits.
-    pub fn add_signal_handler<F: Fn() + 'static>(&self, sig: i32, callback: F) -> Result<()> {
-        if !validate(sig)? {
-            return Err(Error::InvalidArgument(format!(
-                "signal {sig} cannot be caught or handled"
-            )));
-        }
+    pub fn add_signal_handler<F: Fn() + 'static>(
+        &self,
+        sig: impl Into<SignalKind>,
+        callback: F,
+    ) -> Result<()> {
+        let sig = sig.into().as_raw();
+        check_catchable(sig)?;
         let state = self.signal_state()?;
         let fd = state.write_fd();
         with_global(|g| {
-            let users = g.actions.get(&sig).into_iter().flatten();
-            let mut mine = false;
-            for a in users.filter(|a| a.kind == Kind::User) {
-                if a.owner != state.id {
-                    return Err(Error::InvalidArgument(format!(
-                        "signal {sig} is already handled by another event loop"
-                    )));
-                }
-                mine = true;
+            let list = g.actions.get(&sig).map_or(&[][..], Vec::as_slice);
+            if list
+                .iter()
+                .any(|a| a.kind == Kind::User && a.owner != state.id)
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "signal {sig} is already handled by another event loop"
+                )));
             }
-            if !mine {
-                install(g, sig, fd, sig as u8, state.id, Kind::User).map_err(|e| {
-                    match e.raw_os_error() {
-                        Some(libc::EINVAL) => {
-                            Error::InvalidArgument(format!("signal {sig} cannot be handled: {e}"))
-                        }
-                        _ => Error::Io(e),
-                    }
-                })?;
+            if list
+                .iter()
+                .any(|a| a.kind == Kind::User && a.owner == state.id)
+            {
+                return Ok(());
             }
-            Ok(())
+            // This loop's listeners already have an action: it now serves the handler too.
+            if retag(g, sig, state.id, Kind::Listen, Kind::User) {
+                return Ok(());
+            }
+            install(g, sig, fd, sig as u8, state.id, Kind::User).map_err(install_error(sig))
         })?;
         state.handlers.borrow_mut().insert(sig, Rc::new(callback));
         Ok(())
@@ -445,14 +689,24 @@ impl EventLoop {
     /// original disposition. Returns whether a handler was registered.
     /// An invalid number is [`Error::InvalidArgument`]; an uncatchable one
     /// (`SIGKILL`) simply has no handler.
-    pub fn remove_signal_handler(&self, sig: i32) -> Result<bool> {
+    /// Listeners of the signal ([`Signals`]) keep theirs: the disposition
+    /// is restored only once they are gone too.
+    pub fn remove_signal_handler(&self, sig: impl Into<SignalKind>) -> Result<bool> {
+        let sig = sig.into().as_raw();
         if !validate(sig)? {
             return Ok(false);
         }
         let Some(state) = self.inner.extensions.get::<SignalState>() else {
             return Ok(false);
         };
-        let removed = with_global(|g| uninstall(g, sig, state.id, Some(Kind::User)));
+        let listening = state.listening(sig);
+        let removed = with_global(|g| {
+            if listening {
+                retag(g, sig, state.id, Kind::User, Kind::Listen)
+            } else {
+                uninstall(g, sig, state.id, Some(Kind::User))
+            }
+        });
         let handler = state.handlers.borrow_mut().remove(&sig);
         drop(handler);
         Ok(removed)
@@ -480,4 +734,222 @@ pub(crate) fn watch_sigchld(lp: &EventLoop, hook: Rc<dyn Fn()>) -> Result<()> {
     })?;
     *state.child_hook.borrow_mut() = Some(hook);
     Ok(())
+}
+
+/// One awaiting listener: deliveries not yet received, and its waker.
+#[derive(Default)]
+struct Listener {
+    pending: u64,
+    waker: Option<Waker>,
+}
+
+impl EventLoop {
+    /// Listens for `sig` on this loop: the returned [`Signals`] yields one
+    /// item per delivery from now on (see the [module notes](self) on
+    /// listeners). Like [`signal()`], on an explicit loop.
+    ///
+    /// Errors: as [`add_signal_handler`](Self::add_signal_handler), except
+    /// that another loop handling the signal is no obstacle.
+    pub fn signals(&self, sig: impl Into<SignalKind>) -> Result<Signals> {
+        let kind = sig.into();
+        let sig = kind.as_raw();
+        check_catchable(sig)?;
+        let state = self.signal_state()?;
+        let served = state.handlers.borrow().contains_key(&sig) || state.listening(sig);
+        if !served {
+            let fd = state.write_fd();
+            with_global(|g| install(g, sig, fd, sig as u8, state.id, Kind::Listen))
+                .map_err(install_error(sig))?;
+        }
+        let key = state
+            .listeners
+            .borrow_mut()
+            .entry(sig)
+            .or_default()
+            .insert(Listener::default());
+        Ok(Signals {
+            kind,
+            state: Rc::downgrade(&state),
+            key,
+        })
+    }
+}
+
+/// Listens for `kind` on the running loop (tokio's `signal(kind)`): one
+/// item per delivery, from this call on.
+///
+/// Errors: [`Error::NoRunningLoop`] outside a loop; as
+/// [`EventLoop::signals`] otherwise.
+///
+/// ```no_run
+/// # async fn demo() -> loop_api::Result<()> {
+/// use loop_api::signal::{self, SIGHUP};
+/// let mut hup = signal::signal(SIGHUP)?;
+/// while let Some(_) = hup.recv().await {
+///     println!("SIGHUP: reloading the configuration");
+/// }
+/// # Ok(()) }
+/// ```
+pub fn signal(kind: impl Into<SignalKind>) -> Result<Signals> {
+    crate::loop_core::get_running_loop()?.signals(kind)
+}
+
+/// Resolves on the next `SIGINT` (Ctrl-C) delivered to the process, on the
+/// running loop (tokio's `signal::ctrl_c`).
+///
+/// The listener is installed by this call, before the first poll, and
+/// removed when the returned future completes or is dropped: `SIGINT` then
+/// has its previous disposition again (normally: terminate the process)
+/// unless something else of this loop still handles it. Outside a loop the
+/// future resolves to [`Error::NoRunningLoop`]; if the loop closes first,
+/// to [`Error::Closed`].
+///
+/// ```no_run
+/// # async fn demo() -> loop_api::Result<()> {
+/// loop_api::signal::ctrl_c().await?;
+/// println!("Ctrl-C: shutting down");
+/// # Ok(()) }
+/// ```
+pub fn ctrl_c() -> CtrlC {
+    let state = match signal(SIGINT) {
+        Ok(signals) => CtrlCState::Listening(signals),
+        Err(e) => CtrlCState::Failed(Some(e)),
+    };
+    CtrlC { state }
+}
+
+/// The deliveries of one signal to one loop, from [`signal()`] or
+/// [`EventLoop::signals`]. Dropping it stops listening (and restores the
+/// signal's disposition if nothing else of this loop handles it).
+///
+/// [`recv`](Self::recv) takes one delivery at a time; deliveries not yet
+/// received are counted, so none is merged by evloop (see the module
+/// notes for what the kernel merges). For a `futures::Stream`, wrap
+/// [`poll_recv`](Self::poll_recv): `futures::stream::poll_fn(move |cx|
+/// signals.poll_recv(cx))`.
+pub struct Signals {
+    kind: SignalKind,
+    state: Weak<SignalState>,
+    key: usize,
+}
+
+impl fmt::Debug for Signals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signals")
+            .field("kind", &self.kind)
+            .field(
+                "open",
+                &self.state.upgrade().is_some_and(|s| !s.closed.get()),
+            )
+            .finish()
+    }
+}
+
+impl Signals {
+    /// The signal listened for.
+    pub fn kind(&self) -> SignalKind {
+        self.kind
+    }
+
+    /// Waits for the next delivery: `Some(kind)` once per delivery, `None`
+    /// once the loop is closed (for good).
+    pub async fn recv(&mut self) -> Option<SignalKind> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The poll form of [`recv`](Self::recv), for hand-written futures
+    /// and streams: `Ready(Some(kind))` takes one delivery.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<SignalKind>> {
+        let Some(state) = self.state.upgrade().filter(|s| !s.closed.get()) else {
+            return Poll::Ready(None);
+        };
+        let mut listeners = state.listeners.borrow_mut();
+        let Some(listener) = listeners
+            .get_mut(&self.kind.as_raw())
+            .and_then(|slab| slab.get_mut(self.key))
+        else {
+            return Poll::Ready(None);
+        };
+        if listener.pending > 0 {
+            listener.pending -= 1;
+            return Poll::Ready(Some(self.kind));
+        }
+        match &listener.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => listener.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        let Some(state) = self.state.upgrade() else {
+            return;
+        };
+        if state.closed.get() {
+            return;
+        }
+        let sig = self.kind.as_raw();
+        let (removed, last) = {
+            let mut listeners = state.listeners.borrow_mut();
+            let Some(slab) = listeners.get_mut(&sig) else {
+                return;
+            };
+            let removed = slab.try_remove(self.key);
+            let last = slab.is_empty();
+            if last {
+                listeners.remove(&sig);
+            }
+            (removed, last)
+        };
+        drop(removed);
+        if last && !state.handlers.borrow().contains_key(&sig) {
+            with_global(|g| uninstall(g, sig, state.id, Some(Kind::Listen)));
+        }
+    }
+}
+
+/// The future returned by [`ctrl_c`]: `Ok(())` on the next `SIGINT`.
+#[must_use = "futures do nothing unless awaited; dropping it stops listening"]
+pub struct CtrlC {
+    state: CtrlCState,
+}
+
+enum CtrlCState {
+    Listening(Signals),
+    Failed(Option<Error>),
+    Done,
+}
+
+impl fmt::Debug for CtrlC {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            CtrlCState::Listening(_) => "listening",
+            CtrlCState::Failed(_) => "failed",
+            CtrlCState::Done => "done",
+        };
+        f.debug_struct("CtrlC").field("state", &state).finish()
+    }
+}
+
+impl Future for CtrlC {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let result = match &mut self.state {
+            CtrlCState::Listening(signals) => match signals.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(_)) => Ok(()),
+                Poll::Ready(None) => Err(Error::Closed),
+            },
+            CtrlCState::Failed(e) => Err(e.take().unwrap_or(Error::Closed)),
+            CtrlCState::Done => Err(Error::InvalidArgument(
+                "CtrlC polled after it completed".to_owned(),
+            )),
+        };
+        // Stops listening at once: the disposition is restored.
+        self.state = CtrlCState::Done;
+        Poll::Ready(result)
+    }
 }

@@ -14,13 +14,16 @@
 //! Constructors that are not methods of [`EventLoop`](crate::EventLoop)
 //! (`TcpStream::connect`, `TcpListener::bind`, ...) use the loop running on
 //! the calling thread and fail with [`Error::NoRunningLoop`](crate::Error)
-//! (as an `io::Error` of kind `Other`) outside one. Name resolution (a host
-//! name rather than an address) is done with the blocking resolver, which
-//! stalls the loop while it runs: pass socket addresses to avoid it.
+//! (as an `io::Error` of kind `Other`) outside one. Address arguments are
+//! this module's [`ToSocketAddrs`]: host names are resolved on the loop's
+//! executor by the calls that can wait ([`EventLoop::getaddrinfo`](crate::EventLoop::getaddrinfo),
+//! `connect`, `create_connection`); the synchronous ones (`bind`,
+//! `create_server`) take addresses and `localhost` only (see [`dns`]).
 //!
 //! Sockets are non-blocking and close-on-exec, and are closed when the
 //! object is dropped (after every operation on them has ended).
 
+pub mod dns;
 mod server;
 pub(crate) mod socket;
 mod stream;
@@ -30,8 +33,11 @@ mod unix;
 mod user_socket;
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
+pub use dns::{
+    ConnectError, ConnectOptions, ResolveError, Resolver, SystemResolver, Target, ToSocketAddrs,
+};
 pub use server::{any_host, Server, ServerOptions, WaitClosed};
 pub use stream::{ReadHalf, WriteHalf};
 pub use tcp::{TcpListener, TcpSocket, TcpStream};
@@ -42,16 +48,9 @@ pub use unix::{UnixDatagram, UnixListener, UnixStream};
 /// of a thousand connects is not dropped while the loop is busy.
 pub const DEFAULT_BACKLOG: u32 = 1024;
 
-/// Resolves `addr` (blocking for host names), refusing an empty result.
-pub(crate) fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
-    if addrs.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the address resolved to nothing",
-        ));
-    }
-    Ok(addrs)
+/// Resolves `addr` without waiting: addresses and `localhost` only (see [`dns`]).
+pub(crate) fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> {
+    dns::resolve_now(&addr)
 }
 
 /// The internet address inside `addr`.

@@ -21,7 +21,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::pin::Pin;
@@ -32,7 +32,9 @@ use std::time::Duration;
 use slab::Slab;
 use socket2::SockAddr;
 
-use crate::io::net::{resolve, TcpListener, TcpStream, UnixListener, UnixStream};
+use crate::io::net::{
+    resolve, ConnectOptions, TcpListener, TcpStream, ToSocketAddrs, UnixListener, UnixStream,
+};
 use crate::loop_core::error::panic_message;
 use crate::loop_core::exception::ExceptionContext;
 use crate::loop_core::task::Task;
@@ -559,6 +561,12 @@ impl EventLoop {
     /// `("localhost", 0)`), they all listen on one port, picked for the
     /// first. An address whose family the host does not support (no IPv6
     /// at all) is skipped if another one works.
+    ///
+    /// Being synchronous, it takes addresses and `localhost` (`127.0.0.1`
+    /// and `::1`) only; any other host name is an `InvalidInput` error
+    /// naming it ([`ResolveError`](crate::net::ResolveError)). Resolve it
+    /// first without blocking the loop:
+    /// `lp.create_server(&lp.getaddrinfo(host, port).await?[..], handler)`.
     pub fn create_server<A, H, F>(&self, addr: A, handler: H) -> io::Result<Server>
     where
         A: ToSocketAddrs,
@@ -643,9 +651,38 @@ impl EventLoop {
     }
 
     /// Connects to `addr`, trying each resolved address in turn (asyncio's
-    /// `create_connection`); see [`TcpStream::connect`].
+    /// `create_connection`); a host name is resolved on the executor
+    /// ([`getaddrinfo`](Self::getaddrinfo)). See [`TcpStream::connect`]
+    /// for the errors, and [`create_connection_with`](Self::create_connection_with)
+    /// for happy eyeballs.
     pub async fn create_connection(&self, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        TcpStream::connect_on(self, addr).await
+        TcpStream::connect_on(self, addr, ConnectOptions::default()).await
+    }
+
+    /// [`create_connection`](Self::create_connection) with asyncio's
+    /// `happy_eyeballs_delay` and `interleave` ([`ConnectOptions`]): with a
+    /// delay, the addresses are raced with staggered starts, the first
+    /// connected wins and the attempts still running are cancelled (their
+    /// sockets closed); when all fail, the [`ConnectError`](crate::net::ConnectError)
+    /// names the host and every address tried, in order.
+    ///
+    /// ```no_run
+    /// # async fn demo(lp: &loop_api::EventLoop) -> std::io::Result<()> {
+    /// use loop_api::net::ConnectOptions;
+    /// use std::time::Duration;
+    /// let options = ConnectOptions {
+    ///     happy_eyeballs_delay: Some(Duration::from_millis(250)),
+    ///     ..Default::default()
+    /// };
+    /// let stream = lp.create_connection_with(("example.com", 80), options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_connection_with(
+        &self,
+        addr: impl ToSocketAddrs,
+        options: ConnectOptions,
+    ) -> io::Result<TcpStream> {
+        TcpStream::connect_on(self, addr, options).await
     }
 
     /// Connects to the Unix socket at `path` (asyncio's `create_unix_connection`).

@@ -1,16 +1,17 @@
 //! TCP: [`TcpSocket`] (options before bind/connect), [`TcpListener`], [`TcpStream`].
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::io::fd::LoopFd;
+use crate::io::net::dns::{connect_target, ConnectOptions};
 use crate::io::net::socket::{new_socket, running_loop};
 use crate::io::net::stream::{sock_fd_traits, stream_api, StreamCore};
-use crate::io::net::{combine_errors, inet, resolve, DEFAULT_BACKLOG};
+use crate::io::net::{combine_errors, inet, resolve, ToSocketAddrs, DEFAULT_BACKLOG};
 use crate::loop_core::EventLoop;
 
 /// A TCP socket not yet listening or connected, for setting options first
@@ -143,7 +144,11 @@ impl TcpListener {
     /// Binds to the first address of `addr` that works (with `SO_REUSEADDR`
     /// on and a backlog of [`DEFAULT_BACKLOG`]) and listens, on the running
     /// loop. Port 0 picks a free port: see [`local_addr`](Self::local_addr).
-    /// An address in use is an `AddrInUse` error.
+    /// An address in use is an `AddrInUse` error. Being synchronous, it
+    /// takes addresses and `localhost` (`127.0.0.1`, then `::1`) only: any
+    /// other host name is an `InvalidInput` error naming it
+    /// ([`ResolveError`](crate::net::ResolveError)); resolve it first with
+    /// [`EventLoop::getaddrinfo`].
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         Self::bind_on(&running_loop()?, addr)
     }
@@ -226,26 +231,24 @@ impl TcpStream {
         }
     }
 
-    /// Connects to `addr` on the running loop, trying each resolved address
-    /// in turn. A port nobody listens on is `ConnectionRefused`; when every
-    /// address fails differently, the error lists them all.
+    /// Connects to `addr` on the running loop, trying each address in turn
+    /// (a host name is resolved on the loop's executor first, see
+    /// [`EventLoop::getaddrinfo`]). A single address nobody listens on is
+    /// its own `ConnectionRefused`; with a host name or several addresses,
+    /// a failure is a [`ConnectError`](crate::net::ConnectError) naming the
+    /// host and every address tried (of their common kind), and a name
+    /// that does not resolve a [`ResolveError`](crate::net::ResolveError).
+    /// For happy eyeballs, see [`EventLoop::create_connection_with`].
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        Self::connect_on(&running_loop()?, addr).await
+        Self::connect_on(&running_loop()?, addr, ConnectOptions::default()).await
     }
 
     pub(crate) async fn connect_on(
         lp: &EventLoop,
         addr: impl ToSocketAddrs,
+        options: ConnectOptions,
     ) -> io::Result<TcpStream> {
-        let mut errors = Vec::new();
-        for addr in resolve(addr)? {
-            let attempt = async { TcpSocket::new_for(&addr)?.connect_on(lp, addr).await };
-            match attempt.await {
-                Ok(stream) => return Ok(stream),
-                Err(e) => errors.push(e),
-            }
-        }
-        Err(combine_errors(errors))
+        connect_target(lp, addr.to_target()?, options).await
     }
 
     /// Takes over a connected std stream (made non-blocking) on the running loop.

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
@@ -12,7 +12,7 @@ use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::io::fd::LoopFd;
 use crate::io::net::socket::{new_socket, running_loop};
 use crate::io::net::stream::sock_fd_traits;
-use crate::io::net::{combine_errors, inet, resolve};
+use crate::io::net::{combine_errors, inet, resolve, ToSocketAddrs};
 
 /// A UDP socket.
 ///
@@ -30,6 +30,7 @@ pub struct UdpSocket {
 
 impl UdpSocket {
     /// Binds to the first address of `addr` that works, on the running loop.
+    /// Synchronous: addresses and `localhost` only (see [`crate::net::dns`]).
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
         let lp = running_loop()?;
         let mut errors = Vec::new();
@@ -57,7 +58,9 @@ impl UdpSocket {
     }
 
     /// Sets the default destination (the first resolved address that works)
-    /// and accepts datagrams from it only. Does not block: UDP has no handshake.
+    /// and accepts datagrams from it only. Does not block: UDP has no
+    /// handshake. Synchronous: addresses and `localhost` only (see
+    /// [`crate::net::dns`]; resolve names with `EventLoop::getaddrinfo`).
     pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
         let mut errors = Vec::new();
         for addr in resolve(addr)? {
