@@ -40,6 +40,8 @@ pub mod signals;
 pub mod sockets;
 pub mod subprocess;
 pub mod support;
+// asyncio's synchronization primitives (h-sync).
+pub mod sync;
 pub mod tasks;
 pub mod tcp;
 pub mod threads;
@@ -80,6 +82,7 @@ macro_rules! conformance_suite {
             $crate::__pipes_tests!($factory);
             $crate::__subprocess_tests!($factory);
             $crate::__cancellation_tests!($factory);
+            $crate::__sync_tests!($factory);
         }
     };
 }

@@ -59,7 +59,9 @@ impl Barrier {
     /// `parties` is 0 (asyncio's `ValueError`).
     pub fn new(parties: usize) -> Result<Barrier, SyncError> {
         if parties == 0 {
-            return Err(SyncError::InvalidArgument("a barrier needs at least one party"));
+            return Err(SyncError::InvalidArgument(
+                "a barrier needs at least one party",
+            ));
         }
         Ok(Barrier {
             inner: Rc::new(RefCell::new(Inner {

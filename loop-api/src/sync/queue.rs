@@ -248,7 +248,8 @@ pub struct Queue<T, S: QueueKind<T> = VecDeque<T>> {
     inner: Rc<RefCell<Inner<T, S>>>,
 }
 
-/// A last-in, first-out queue (`asyncio.LifoQueue`): [`Queue`] over a `Vec`.
+/// A last-in, first-out queue (`asyncio.LifoQueue`): a [`Queue`] over a
+/// `Vec`, with every `Queue` method (through `Deref`).
 ///
 /// ```
 /// use loop_api::sync::LifoQueue;
@@ -257,10 +258,12 @@ pub struct Queue<T, S: QueueKind<T> = VecDeque<T>> {
 /// q.put_nowait(2).unwrap();
 /// assert_eq!(q.get_nowait(), Ok(2));
 /// ```
-pub type LifoQueue<T> = Queue<T, Vec<T>>;
+#[derive(Debug)]
+pub struct LifoQueue<T>(Queue<T, Vec<T>>);
 
 /// A queue that gives its smallest item first (`asyncio.PriorityQueue`):
-/// [`Queue`] over a `BinaryHeap<Reverse<T>>`. Use `(priority, data)` tuples
+/// [`Queue`] over a `BinaryHeap<Reverse<T>>` (every `Queue` method, through
+/// `Deref`). Use `(priority, data)` tuples
 /// as asyncio does.
 ///
 /// ```
@@ -270,7 +273,50 @@ pub type LifoQueue<T> = Queue<T, Vec<T>>;
 /// q.put_nowait((1, "a")).unwrap();
 /// assert_eq!(q.get_nowait(), Ok((1, "a")));
 /// ```
-pub type PriorityQueue<T> = Queue<T, BinaryHeap<Reverse<T>>>;
+#[derive(Debug)]
+pub struct PriorityQueue<T: Ord>(Queue<T, BinaryHeap<Reverse<T>>>);
+
+impl<T> LifoQueue<T> {
+    /// A LIFO queue holding at most `maxsize` items; 0 means unbounded.
+    pub fn new(maxsize: usize) -> Self {
+        LifoQueue(Queue::with_kind(maxsize))
+    }
+}
+
+impl<T: Ord> PriorityQueue<T> {
+    /// A priority queue holding at most `maxsize` items; 0 means unbounded.
+    pub fn new(maxsize: usize) -> Self {
+        PriorityQueue(Queue::with_kind(maxsize))
+    }
+}
+
+impl<T> Clone for LifoQueue<T> {
+    fn clone(&self) -> Self {
+        LifoQueue(self.0.clone())
+    }
+}
+
+impl<T: Ord> Clone for PriorityQueue<T> {
+    fn clone(&self) -> Self {
+        PriorityQueue(self.0.clone())
+    }
+}
+
+/// Every [`Queue`] method (`put`, `get`, `join`, `shutdown`, ...).
+impl<T> std::ops::Deref for LifoQueue<T> {
+    type Target = Queue<T, Vec<T>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+/// Every [`Queue`] method (`put`, `get`, `join`, `shutdown`, ...).
+impl<T: Ord> std::ops::Deref for PriorityQueue<T> {
+    type Target = Queue<T, BinaryHeap<Reverse<T>>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
 
 impl<T, S: QueueKind<T>> Clone for Queue<T, S> {
     fn clone(&self) -> Self {
@@ -294,9 +340,16 @@ impl<T, S: QueueKind<T>> fmt::Debug for Queue<T, S> {
     }
 }
 
-impl<T, S: QueueKind<T>> Queue<T, S> {
-    /// A queue holding at most `maxsize` items; 0 means unbounded.
+impl<T> Queue<T> {
+    /// A FIFO queue holding at most `maxsize` items; 0 means unbounded.
     pub fn new(maxsize: usize) -> Self {
+        Queue::with_kind(maxsize)
+    }
+}
+
+impl<T, S: QueueKind<T>> Queue<T, S> {
+    /// A queue over the storage `S`, holding at most `maxsize` items; 0 means unbounded.
+    pub fn with_kind(maxsize: usize) -> Self {
         Queue {
             inner: Rc::new(RefCell::new(Inner {
                 items: S::default(),
@@ -313,7 +366,7 @@ impl<T, S: QueueKind<T>> Queue<T, S> {
         }
     }
 
-    /// The bound given to [`new`](Self::new) (0: unbounded).
+    /// The bound given at creation (0: unbounded).
     pub fn maxsize(&self) -> usize {
         self.inner.borrow().maxsize
     }
