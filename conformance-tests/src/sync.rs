@@ -59,7 +59,10 @@ where
 {
     let lp = new_loop(factory);
     let fut = body(lp.clone());
-    lp.run_until_complete(fut).expect("the test's main task");
+    // A lost wake-up fails the test instead of hanging it.
+    lp.run_until_complete(wait_for(fut, Duration::from_secs(30)))
+        .expect("the test's main task")
+        .expect("the test finished within 30 s (a wake-up was lost)");
     lp.close().expect("close");
 }
 
