@@ -42,6 +42,8 @@ pub mod signals;
 pub mod sockets;
 pub mod subprocess;
 pub mod support;
+// asyncio's synchronization primitives (h-sync).
+pub mod sync;
 pub mod tasks;
 pub mod tcp;
 pub mod threads;
@@ -84,6 +86,7 @@ macro_rules! conformance_suite {
             $crate::__cancellation_tests!($factory);
             $crate::__fs_tests!($factory);
             $crate::__dns_tests!($factory);
+            $crate::__sync_tests!($factory);
         }
     };
 }

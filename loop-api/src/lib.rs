@@ -30,6 +30,8 @@ mod io;
 mod loop_core;
 mod op;
 mod sys;
+// asyncio's synchronization primitives (h-sync): loop-local, need only wakers.
+pub mod sync;
 
 // The boundary lives in its own crate; inside loop-api it is `crate::driver`.
 use loop_driver as driver;

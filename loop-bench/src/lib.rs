@@ -27,5 +27,6 @@ pub mod runtime;
 pub mod sample;
 pub mod sched;
 pub mod stats;
+pub mod sync_prims;
 pub mod sys;
 pub mod watchdog;
