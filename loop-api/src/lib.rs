@@ -56,3 +56,9 @@ pub use loop_core::task::Task;
 pub use loop_core::{get_running_loop, EventLoop, LoopHandle};
 /// For backend authors and their tests: awaiting one raw operation.
 pub use op::OpFuture;
+// Structured concurrency: task groups, timeout scopes, wait, shield, spawn.
+pub use loop_core::task_group::{GroupError, Join, TaskGroup};
+pub use loop_core::timeouts::{timeout, timeout_at, Timeout, TimeoutScope};
+pub use loop_core::wait::{
+    as_completed, shield, spawn, wait, AsCompleted, Next, ReturnWhen, Shield, Wait,
+};
