@@ -38,6 +38,7 @@ pub mod resources;
 pub mod scheduling;
 pub mod signals;
 pub mod sockets;
+pub mod structured;
 pub mod subprocess;
 pub mod support;
 pub mod tasks;
@@ -80,6 +81,7 @@ macro_rules! conformance_suite {
             $crate::__pipes_tests!($factory);
             $crate::__subprocess_tests!($factory);
             $crate::__cancellation_tests!($factory);
+            $crate::__structured_tests!($factory);
         }
     };
 }

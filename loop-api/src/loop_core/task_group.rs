@@ -3,9 +3,11 @@
 //! - A child *fails* when its future returns `Err(e)` or panics (the panic
 //!   becomes `E::from(Error::Panicked(message))`, and is still reported to
 //!   the loop's exception handler like every task panic).
-//! - The first failure cancels every other child at once with
-//!   [`Task::cancel`] (their futures are dropped, their destructors run),
-//!   and later `spawn`s are refused with [`Error::Cancelled`].
+//! - The first failure cancels every other child with [`Task::cancel`]
+//!   (their futures are dropped, their destructors run) from a callback
+//!   scheduled with `call_soon`, as asyncio's done callback does: children
+//!   that fail in the same loop iteration are all collected. From the first
+//!   failure on, `spawn` is refused with [`Error::Cancelled`].
 //! - [`TaskGroup::join`] waits until every child has ended, then returns
 //!   `Ok(())` or a [`GroupError`] holding every failure in the order they
 //!   happened (asyncio's `ExceptionGroup`). Cancelled children are not
@@ -34,6 +36,7 @@ use crate::loop_core::{get_running_loop, EventLoop};
 
 /// What a group shares with its children.
 struct GroupState<E> {
+    lp: EventLoop,
     /// The children still running; `None` while one is being spawned.
     children: RefCell<Slab<Option<TaskRef>>>,
     /// Every failure, in the order they happened.
@@ -70,7 +73,7 @@ struct Member<E> {
     key: usize,
 }
 
-impl<E> Member<E> {
+impl<E: 'static> Member<E> {
     /// Records a failure; the first one cancels the siblings.
     fn fail(&self, error: E) {
         let Some(group) = self.group.upgrade() else {
@@ -78,7 +81,17 @@ impl<E> Member<E> {
         };
         group.errors.borrow_mut().push(error);
         if !group.aborting.replace(true) {
-            group.cancel_children(Some(self.key));
+            // Next iteration, as asyncio's done callback: siblings failing
+            // in this one are collected too.
+            let weak = self.group.clone();
+            let scheduled = group.lp.call_soon(move || {
+                if let Some(group) = weak.upgrade() {
+                    group.cancel_children(None);
+                }
+            });
+            if scheduled.is_err() {
+                group.cancel_children(Some(self.key));
+            }
         }
     }
 }
@@ -114,7 +127,7 @@ pin_project_lite::pin_project! {
 impl<F, T, E> Future for Child<F, E>
 where
     F: Future<Output = std::result::Result<T, E>>,
-    E: From<Error>,
+    E: From<Error> + 'static,
 {
     type Output = Option<T>;
 
@@ -165,7 +178,6 @@ where
 /// # Ok(()) }
 /// ```
 pub struct TaskGroup<E = Error> {
-    lp: EventLoop,
     state: Rc<GroupState<E>>,
 }
 
@@ -178,8 +190,8 @@ impl<E: From<Error> + 'static> TaskGroup<E> {
     /// A group whose children run on `lp`.
     pub fn with_loop(lp: &EventLoop) -> Self {
         TaskGroup {
-            lp: lp.clone(),
             state: Rc::new(GroupState {
+                lp: lp.clone(),
                 children: RefCell::new(Slab::new()),
                 errors: RefCell::new(Vec::new()),
                 aborting: Cell::new(false),
@@ -216,7 +228,7 @@ impl<E: From<Error> + 'static> TaskGroup<E> {
             },
         };
         // On error the child is dropped unpolled and its guard removes `key`.
-        let task = self.lp.create_task(child)?;
+        let task = self.state.lp.create_task(child)?;
         if let Some(slot) = self.state.children.borrow_mut().get_mut(key) {
             *slot = Some(task.task_ref());
         }

@@ -189,6 +189,8 @@ pub struct AsCompleted<T> {
 impl<T> AsCompleted<T> {
     /// The result of the next task to end; `None` once every result was
     /// given.
+    // An async `next`, as a stream's (`StreamExt::next`), not an iterator's.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Next<'_, T> {
         Next { set: self }
     }
