@@ -323,7 +323,10 @@ pub fn group_dropped_cancels_children(factory: impl Factory) {
                 })
                 .unwrap();
             let timed_out = wait_for(group.join(), Duration::from_millis(20)).await;
-            (timed_out, child.await)
+            (
+                timed_out,
+                wait_for(child, BOUND).await.expect("the child ended"),
+            )
         })
         .unwrap();
     assert!(matches!(timed_out, Err(Error::TimedOut)));
@@ -380,9 +383,11 @@ pub fn timeout_rescheduled_later(factory: impl Factory) {
     lp.close().unwrap();
 }
 
-/// Rescheduled earlier by another task, the scope fires at the new deadline.
+/// Rescheduled earlier by another task, the scope fires at the new deadline
+/// (well before the 10 s bound, whose wake-up would also end it).
 pub fn timeout_rescheduled_earlier(factory: impl Factory) {
     let lp = new_loop(factory);
+    let start = Instant::now();
     let result = lp
         .run_until_complete(async move {
             let t = timeout_at(
@@ -402,6 +407,7 @@ pub fn timeout_rescheduled_earlier(factory: impl Factory) {
         })
         .unwrap();
     assert!(matches!(result, Err(Error::TimedOut)));
+    assert!(start.elapsed() < BOUND / 2, "fired at the new deadline");
     lp.close().unwrap();
 }
 
@@ -541,12 +547,16 @@ pub fn wait_all_completed_and_timeout(factory: impl Factory) {
 
         let quick = spawn(async {}).unwrap();
         let slow = spawn(sleep(Duration::from_secs(3600))).unwrap();
-        let (done, pending) = wait(
-            [quick, slow],
-            ReturnWhen::AllCompleted,
-            Some(Duration::from_millis(20)),
+        let (done, pending) = wait_for(
+            wait(
+                [quick, slow],
+                ReturnWhen::AllCompleted,
+                Some(Duration::from_millis(20)),
+            ),
+            BOUND,
         )
         .await
+        .expect("the wait's timeout fired")
         .unwrap();
         assert_eq!((done.len(), pending.len()), (1, 1));
         assert!(!pending[0].is_finished(), "the timeout cancelled nothing");
