@@ -40,6 +40,7 @@ pub mod resources;
 pub mod scheduling;
 pub mod signals;
 pub mod sockets;
+pub mod structured;
 pub mod subprocess;
 pub mod support;
 // asyncio's synchronization primitives (h-sync).
@@ -87,6 +88,7 @@ macro_rules! conformance_suite {
             $crate::__fs_tests!($factory);
             $crate::__dns_tests!($factory);
             $crate::__sync_tests!($factory);
+            $crate::__structured_tests!($factory);
         }
     };
 }

@@ -35,6 +35,11 @@ pub use loop_api::{
     Gather, Handle, Job, LoopHandle, PipeReader, PipeWriter, Result, Sleep, Task, ThreadPool,
     TimerHandle, WaitFor, YieldNow,
 };
+// Structured concurrency.
+pub use loop_api::{
+    as_completed, shield, spawn, timeout, timeout_at, wait, AsCompleted, GroupError, Join, Next,
+    ReturnWhen, Shield, TaskGroup, Timeout, TimeoutScope, Wait,
+};
 
 // Async files and the standard streams (redirected to files too).
 pub use loop_api::fs;

@@ -61,3 +61,9 @@ pub use op::OpFuture;
 
 // Async files: io_uring operations, or the executor (io/fs/).
 pub use io::fs;
+// Structured concurrency: task groups, timeout scopes, wait, shield, spawn.
+pub use loop_core::task_group::{GroupError, Join, TaskGroup};
+pub use loop_core::timeouts::{timeout, timeout_at, Timeout, TimeoutScope};
+pub use loop_core::wait::{
+    as_completed, shield, spawn, wait, AsCompleted, Next, ReturnWhen, Shield, Wait,
+};

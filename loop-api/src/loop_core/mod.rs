@@ -19,8 +19,11 @@ pub mod remote;
 pub(crate) mod remote;
 mod run;
 pub(crate) mod task;
+pub(crate) mod task_group;
 mod threads;
+pub(crate) mod timeouts;
 pub(crate) mod timers;
+pub(crate) mod wait;
 
 pub use error::{Error, Result};
 pub use event_loop::EventLoop;

@@ -306,6 +306,18 @@ where
     Task {
         inner: Some(task.fallible()),
         state,
+        output: None,
+    }
+}
+
+/// A type-erased reference to a task, enough to cancel it (task groups).
+#[derive(Clone)]
+pub(crate) struct TaskRef(Rc<dyn TaskControl>);
+
+impl TaskRef {
+    /// As [`Task::cancel`].
+    pub(crate) fn cancel(&self) -> bool {
+        request_cancel(&*self.0)
     }
 }
 
@@ -317,6 +329,8 @@ where
 pub struct Task<T> {
     inner: Option<async_task::FallibleTask<Result<T>>>,
     state: Rc<dyn TaskControl>,
+    /// The result, once `wait` has seen the task end without consuming it.
+    output: Option<Result<T>>,
 }
 
 impl<T> Task<T> {
@@ -337,13 +351,50 @@ impl<T> Task<T> {
 
     /// `true` once the task has ended (completed, cancelled or panicked).
     pub fn is_finished(&self) -> bool {
-        self.state.state().outcome.get() != Outcome::Pending
+        self.output.is_some()
+            || self.state.state().outcome.get() != Outcome::Pending
             || self.inner.as_ref().is_none_or(|t| t.is_finished())
     }
 
     /// A number identifying the task in exception-handler reports.
     pub fn id(&self) -> u64 {
         self.state.state().id
+    }
+
+    /// A reference that can cancel the task (for task groups).
+    pub(crate) fn task_ref(&self) -> TaskRef {
+        TaskRef(self.state.clone())
+    }
+
+    /// `Ready` once the task has ended; its result is kept for the next
+    /// await (for `wait`, which hands finished tasks back).
+    pub(crate) fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.output.is_none() {
+            match self.poll_inner(cx) {
+                Poll::Ready(result) => self.output = Some(result),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(())
+    }
+
+    /// The kept result, once [`poll_done`](Self::poll_done) saw the task end.
+    pub(crate) fn kept_output(&self) -> Option<&Result<T>> {
+        self.output.as_ref()
+    }
+
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        if let Some(result) = self.output.take() {
+            return Poll::Ready(result);
+        }
+        let Some(task) = self.inner.as_mut() else {
+            return Poll::Ready(Err(Error::Cancelled));
+        };
+        match Pin::new(task).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(result)) => Poll::Ready(result),
+            Poll::Ready(None) => Poll::Ready(Err(Error::Cancelled)),
+        }
     }
 
     /// Lets the task run to completion on its own; its output is discarded.
@@ -353,6 +404,10 @@ impl<T> Task<T> {
         }
     }
 }
+
+// The kept output is only ever moved, never pinned: a `Task` is `Unpin`
+// whatever `T` is, as it was before it could keep one.
+impl<T> Unpin for Task<T> {}
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
@@ -366,14 +421,7 @@ impl<T> Future for Task<T> {
     type Output = Result<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(task) = self.inner.as_mut() else {
-            return Poll::Ready(Err(Error::Cancelled));
-        };
-        match Pin::new(task).poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(result)) => Poll::Ready(result),
-            Poll::Ready(None) => Poll::Ready(Err(Error::Cancelled)),
-        }
+        self.poll_inner(cx)
     }
 }
 
