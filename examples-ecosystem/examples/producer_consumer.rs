@@ -6,9 +6,9 @@
 //!   20 items (each takes 0.5–1.5 units), *then* processes them (0.5 units
 //!   each). Every item waits for all the generating to finish.
 //! - **Asynchronous** (the talk's async version): two producers and one
-//!   consumer run as tasks on one loop, joined by an `async-channel` queue
-//!   (asyncio's `Queue`). The consumer picks each item up as soon as it is
-//!   made.
+//!   consumer run as tasks on one loop, joined by `evloop::sync::Queue`
+//!   (asyncio's `Queue`, with `task_done` and `join` as the talk uses them).
+//!   The consumer picks each item up as soon as it is made.
 //!
 //! Each processed item prints its latency (time from generated to
 //! processed); the summary prints both averages and their ratio (the talk
@@ -26,6 +26,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use evloop::sync::Queue;
 use examples_ecosystem::Rng;
 
 /// Items per producer.
@@ -84,43 +85,50 @@ fn synchronous(unit: Duration) -> Duration {
     summary("sync", &latencies, start.elapsed())
 }
 
-/// Two producer tasks and one consumer task on an async queue.
+/// Two producer tasks and one consumer task on an asyncio-style queue,
+/// as the talk writes it: producers `put`, the consumer `get`s and marks
+/// each item `task_done`, the main task waits for the producers, then for
+/// the queue to be `join`ed, then cancels the consumer.
 async fn asynchronous(unit: Duration) -> Result<Duration, evloop::Error> {
-    println!("== asynchronous: 2 producers and 1 consumer on an async-channel queue");
+    println!("== asynchronous: 2 producers and 1 consumer on an evloop::sync::Queue");
     let lp = evloop::get_running_loop()?;
     let start = Instant::now();
-    let (tx, rx) = async_channel::unbounded::<(u64, Instant)>();
+    let queue = Queue::<(u64, Instant)>::new(0); // maxsize 0: unbounded, as in asyncio
     let mut producers = Vec::new();
     for (name, seed) in [("A", 2), ("B", 3)] {
-        let tx = tx.clone();
+        let queue = queue.clone();
         producers.push(lp.create_task(async move {
             let mut rng = Rng::new(seed);
             for idx in 1..=ITEMS {
-                tx.send((idx * idx, Instant::now()))
+                queue
+                    .put((idx * idx, Instant::now()))
                     .await
-                    .expect("the consumer is listening");
+                    .expect("the queue is never shut down here");
                 println!(" -- generated item {idx} ({name})");
                 evloop::sleep(generate_time(&mut rng, unit)).await;
             }
         })?);
     }
-    drop(tx);
     let latencies = Rc::new(RefCell::new(Vec::new()));
     let consumer = lp.create_task({
         let latencies = latencies.clone();
+        let queue = queue.clone();
         async move {
-            while let Ok((value, made)) = rx.recv().await {
+            while let Ok((value, made)) = queue.get().await {
                 let latency = made.elapsed();
                 latencies.borrow_mut().push(latency);
                 println!(" +++ Processed value {value} after {:.2} ms", ms(latency));
                 evloop::sleep(unit / 2).await;
+                queue.task_done().expect("one task_done per get");
             }
         }
     })?;
+    // asyncio.gather(*producers); await q.join(); consumer.cancel()
     for p in producers {
         p.await?;
     }
-    consumer.await?;
+    queue.join().await;
+    consumer.cancel();
     let latencies = latencies.borrow();
     Ok(summary("async", &latencies, start.elapsed()))
 }
