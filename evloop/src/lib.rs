@@ -26,7 +26,6 @@ use std::sync::Arc;
 // (`loop_driver`) and the pieces backend authors use (`OpFuture`) stay in
 // their own crates, out of this crate's docs.
 pub use loop_api::{buf, net, pipe, process, signal};
-/// asyncio's synchronization primitives: `Queue`, `Event`, `Lock`, `Semaphore`, `Condition`, `Barrier`.
 pub mod sync;
 pub use loop_api::{
     default_exception_handler, default_pool_size, gather, get_event_loop, get_running_loop,
