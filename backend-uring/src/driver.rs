@@ -475,7 +475,7 @@ impl UringDriver {
             }
             _ => None,
         };
-        let fd = ops::fd_of(&op).unwrap_or(-1);
+        let fd = op.fd();
         // SAFETY: `submit`'s contract is `prepare`'s: the pointers in `op`
         // stay valid until the completion for `id` is reported.
         let (entry, holding) = match unsafe { ops::prepare(op, self.support.waitid) } {

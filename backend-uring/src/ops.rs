@@ -195,32 +195,6 @@ fn sqe_len(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-/// The descriptor `op` works on (`None` for an operation this backend
-/// does not know).
-pub(crate) fn fd_of(op: &Op) -> Option<RawFd> {
-    Some(match *op {
-        Op::Accept { fd }
-        | Op::Connect { fd, .. }
-        | Op::Recv { fd, .. }
-        | Op::Send { fd, .. }
-        | Op::Read { fd, .. }
-        | Op::Write { fd, .. }
-        | Op::RecvFrom { fd, .. }
-        | Op::SendTo { fd, .. }
-        | Op::PollReadable { fd }
-        | Op::PollWritable { fd }
-        | Op::Close { fd } => fd,
-        Op::ChildExit { pidfd } => pidfd,
-        Op::ReadAt { fd, .. } | Op::WriteAt { fd, .. } | Op::Fsync { fd, .. } => fd,
-        Op::OpenAt { dirfd, .. }
-        | Op::Statx { dirfd, .. }
-        | Op::UnlinkAt { dirfd, .. }
-        | Op::MkdirAt { dirfd, .. } => dirfd,
-        Op::RenameAt { olddirfd, .. } => olddirfd,
-        _ => return None,
-    })
-}
-
 /// Builds the submission entry for `op` (user data not yet set) and the
 /// memory the driver must hold until its final completion.
 ///

@@ -924,7 +924,9 @@ fn assert_refused(addr: SocketAddr) {
     let start = Instant::now();
     let err = TcpStream::connect(addr).expect_err("the listener is closed: connect must fail");
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
-    assert!(start.elapsed() < Duration::from_millis(200));
+    // Refused, not left to time out (a connect to a backlog that nobody
+    // accepts from would hang): generous for a loaded machine.
+    assert!(start.elapsed() < Duration::from_secs(1));
 }
 
 /// Descriptors: after the last operation on a listener completed,
@@ -1002,7 +1004,7 @@ pub fn the_notifier_wakes_a_blocked_wait_from_another_thread(factory: impl Drive
         let took = start.elapsed();
         waker.join().expect("waker thread");
         assert!(
-            took < Duration::from_millis(300),
+            took < Duration::from_secs(1), // woken, not timed out (LIMIT is 2 s)
             "round {round}: woke after {took:?}"
         );
         assert!(done.is_empty(), "a wake-up is no completion: {done:?}");
@@ -1020,7 +1022,8 @@ pub fn a_notify_before_wait_makes_it_return(factory: impl DriverFactory) {
     let start = Instant::now();
     h.wait_once(LIMIT);
     let took = start.elapsed();
-    assert!(took < Duration::from_millis(300), "woke after {took:?}");
+    // Woken, not timed out (LIMIT is 2 s); generous for a loaded machine.
+    assert!(took < Duration::from_secs(1), "woke after {took:?}");
     h.end();
 }
 
@@ -1114,7 +1117,9 @@ pub fn dropping_a_driver_with_pending_ops_closes_its_descriptors(factory: impl D
         let start = Instant::now();
         drop(h);
         let took = start.elapsed();
-        assert!(took < Duration::from_millis(400), "drop took {took:?}");
+        // Let go, not stuck until a backend's own give-up bound (io_uring's
+        // Drop waits at most 2 s); generous for a loaded machine.
+        assert!(took < Duration::from_millis(1500), "drop took {took:?}");
     }
     assert_eq!(
         fd_count(),

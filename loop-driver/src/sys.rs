@@ -74,3 +74,12 @@ pub fn socket_int_option(fd: RawFd, option: libc::c_int) -> io::Result<libc::c_i
 pub fn is_stream_socket(fd: RawFd) -> bool {
     socket_int_option(fd, libc::SO_TYPE).is_ok_and(|ty| ty == libc::SOCK_STREAM)
 }
+
+/// Whether `fd` is a socket that keeps message boundaries (`SOCK_DGRAM`,
+/// `SOCK_SEQPACKET`): one receive takes one message, and what does not fit
+/// the buffer is gone. `false` for byte streams: stream sockets, pipes,
+/// terminals, files (or if the kernel will not say).
+pub fn is_datagram_socket(fd: RawFd) -> bool {
+    socket_int_option(fd, libc::SO_TYPE)
+        .is_ok_and(|ty| ty == libc::SOCK_DGRAM || ty == libc::SOCK_SEQPACKET)
+}

@@ -23,7 +23,8 @@ use crate::op::salvage::{Keep, Stash};
 use crate::Error;
 
 /// The descriptors borrowed on one loop (a loop extension, created on
-/// first use).
+/// first use): one entry per descriptor number ever borrowed, kept so that
+/// a `sock_*` call allocates nothing.
 #[derive(Debug, Default)]
 pub(crate) struct BorrowedFds {
     fds: RefCell<HashMap<RawFd, Rc<Borrowed>>>,
@@ -127,15 +128,17 @@ impl Drop for FdUse {
         let Some(borrowed) = inner.extensions.get::<BorrowedFds>() else {
             return;
         };
-        let current = {
-            let mut fds = borrowed.fds.borrow_mut();
-            let current = fds.get(&entry.fd).is_some_and(|e| Rc::ptr_eq(e, entry));
-            // An entry that keeps results stays for the next receive.
-            if current && entry.stash.is_idle() {
-                fds.remove(&entry.fd);
-            }
-            current
-        };
+        let current = borrowed
+            .fds
+            .borrow()
+            .get(&entry.fd)
+            .is_some_and(|e| Rc::ptr_eq(e, entry));
+        // The entry stays (one per descriptor number: no allocation per
+        // operation); with nothing kept it belongs to no file any more, so
+        // whatever the number names next starts clean.
+        if current && entry.stash.is_idle() {
+            entry.file.set(None);
+        }
         // Only the current entry's last use releases the number: an older
         // entry's file was closed by the user already.
         if current {

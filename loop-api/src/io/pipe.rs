@@ -41,8 +41,8 @@ use crate::io::fd::LoopFd;
 use crate::io::ready_wait::ReadyWait;
 use crate::loop_core::error::{Error, Result};
 use crate::loop_core::EventLoop;
-use crate::op::buf_op::{received, take_bytes, BufKind, BufOp};
-use crate::op::salvage::{take_into, Salvaged, Stash};
+use crate::op::buf_op::{BufKind, BufOp, Recv};
+use crate::op::salvage::take_into;
 use crate::sys;
 
 /// Size of each chunk [`PipeReader::read_to_end`] asks for.
@@ -205,7 +205,7 @@ impl PipeReader {
         if buf.bytes_total() == 0 {
             return (self.stream.loop_fd().map(|_| 0), buf);
         }
-        let (result, buf) = match self.stream.op(buf, PipeRead) {
+        let (result, buf) = match self.stream.op(buf, Recv::FILE) {
             Ok(op) => op.await,
             Err((e, buf)) => return (Err(e), buf),
         };
@@ -402,48 +402,6 @@ impl EventLoop {
     /// asyncio's `connect_write_pipe`: `fd` as a [`PipeWriter`] on this loop.
     pub fn connect_write_pipe(&self, fd: OwnedFd) -> Result<PipeWriter> {
         PipeWriter::new(self, fd)
-    }
-}
-
-/// One `read(2)` into the buffer's whole capacity: the count (0 at end of
-/// stream). What a cancelled read took is the next read's.
-#[derive(Debug)]
-struct PipeRead;
-
-// SAFETY: the op writes at most `bytes_total()` bytes at
-// `stable_mut_ptr()`, the buffer's own stable memory (IoBufMut's contract).
-unsafe impl<B: IoBufMut> BufKind<B> for PipeRead {
-    type Output = usize;
-    const READABLE: bool = true;
-
-    fn op(&mut self, fd: RawFd, buf: &mut B) -> ControlFlow<io::Result<usize>, Op> {
-        ControlFlow::Continue(Op::Read {
-            fd,
-            buf: buf.stable_mut_ptr(),
-            len: buf.bytes_total(),
-        })
-    }
-
-    fn done(&mut self, res: io::Result<OpOutput>, buf: &mut B) -> ControlFlow<io::Result<usize>> {
-        ControlFlow::Break(res.map(|out| {
-            // SAFETY: the kernel wrote `out.bytes <= bytes_total()` bytes at the start.
-            unsafe { buf.set_init(out.bytes) };
-            out.bytes
-        }))
-    }
-
-    const RECEIVES: bool = true;
-
-    fn take(&mut self, item: Salvaged, buf: &mut B, stash: &Stash) -> Option<io::Result<usize>> {
-        take_bytes(item, buf, stash)
-    }
-
-    fn salvage(res: io::Result<OpOutput>, buf: &mut B, _stream: bool) -> Option<Salvaged> {
-        Salvaged::from_result(res, |out| {
-            let data = received(buf, out.bytes);
-            // End of stream repeats by itself: nothing to keep.
-            (!data.is_empty()).then_some(Salvaged::Bytes { data, pos: 0 })
-        })
     }
 }
 

@@ -121,7 +121,7 @@ pub(crate) unsafe trait BufKind<B>: 'static {
 
 /// Copies as much of `src` as fits into `buf` (replacing its contents);
 /// the count copied.
-pub(crate) fn copy_into<B: IoBufMut>(buf: &mut B, src: &[u8]) -> usize {
+fn copy_into<B: IoBufMut>(buf: &mut B, src: &[u8]) -> usize {
     let n = src.len().min(buf.bytes_total());
     // SAFETY: `stable_mut_ptr()` is valid for `bytes_total() >= n` bytes of
     // writes (IoBufMut's contract) and cannot overlap `src`, which the
@@ -134,7 +134,7 @@ pub(crate) fn copy_into<B: IoBufMut>(buf: &mut B, src: &[u8]) -> usize {
 }
 
 /// The bytes a receive's result wrote into `buf`, copied out.
-pub(crate) fn received<B: IoBufMut>(buf: &mut B, n: usize) -> Vec<u8> {
+fn received<B: IoBufMut>(buf: &mut B, n: usize) -> Vec<u8> {
     // SAFETY: the kernel wrote `n <= bytes_total()` bytes at the start.
     unsafe { buf.set_init(n) };
     buf.as_slice()[..n].to_vec()
@@ -142,7 +142,7 @@ pub(crate) fn received<B: IoBufMut>(buf: &mut B, n: usize) -> Vec<u8> {
 
 /// Takes stream bytes (or a datagram) from a kept item into `buf`; what
 /// is left of stream bytes goes back to `stash`. `None` for a connection.
-pub(crate) fn take_bytes<B: IoBufMut>(
+fn take_bytes<B: IoBufMut>(
     item: Salvaged,
     buf: &mut B,
     stash: &Stash,
@@ -174,9 +174,9 @@ struct Leftovers<B, K, T> {
     fd: RawFd,
     /// Counted as an orphaned receive in the stash.
     orphaned: bool,
-    /// Whether `fd` is a byte stream, asked while it surely still is the
-    /// descriptor the operation ran on (a user may close a borrowed one
-    /// before the final completion).
+    /// Whether `fd` is a byte stream (not a datagram socket), asked while
+    /// it surely still is the descriptor the operation ran on (a user may
+    /// close a borrowed one before the final completion).
     stream: Option<bool>,
     kind: PhantomData<fn() -> T>,
 }
@@ -187,7 +187,7 @@ impl<B: 'static, K: Keep, T: BufKind<B>> Abandoned for Leftovers<B, K, T> {
             self.keep.keeping();
             stash.orphan_started();
             self.orphaned = true;
-            self.stream = Some(loop_driver::is_stream_socket(self.fd));
+            self.stream = Some(!loop_driver::sys::is_datagram_socket(self.fd));
         }
     }
 
@@ -201,7 +201,7 @@ impl<B: 'static, K: Keep, T: BufKind<B>> Abandoned for Leftovers<B, K, T> {
         };
         let stream = this
             .stream
-            .unwrap_or_else(|| loop_driver::is_stream_socket(this.fd));
+            .unwrap_or_else(|| !loop_driver::sys::is_datagram_socket(this.fd));
         if let Some(item) = T::salvage(result, &mut this.buf, stream) {
             if !this.orphaned {
                 this.keep.keeping();
@@ -358,9 +358,20 @@ impl<B: 'static, K: Keep, T: BufKind<B>> Drop for BufOp<B, K, T> {
     }
 }
 
-/// `recv` into the buffer's whole capacity: the count (0 at end of stream).
+/// `recv` (on a socket) or `read` (on a pipe or other byte stream) into
+/// the buffer's whole capacity: the count (0 at end of stream).
 #[derive(Debug)]
-pub(crate) struct Recv;
+pub(crate) struct Recv {
+    /// `read(2)` rather than `recv(2)`: the descriptor may not be a socket.
+    read: bool,
+}
+
+impl Recv {
+    /// `recv(2)` on a socket.
+    pub(crate) const SOCKET: Recv = Recv { read: false };
+    /// `read(2)` on a pipe, tty or other non-socket descriptor.
+    pub(crate) const FILE: Recv = Recv { read: true };
+}
 
 // SAFETY: the op writes at most `bytes_total()` bytes at
 // `stable_mut_ptr()`, the buffer's own stable memory (IoBufMut's contract).
@@ -369,10 +380,11 @@ unsafe impl<B: IoBufMut> BufKind<B> for Recv {
     const READABLE: bool = true;
 
     fn op(&mut self, fd: RawFd, buf: &mut B) -> ControlFlow<io::Result<usize>, Op> {
-        ControlFlow::Continue(Op::Recv {
-            fd,
-            buf: buf.stable_mut_ptr(),
-            len: buf.bytes_total(),
+        let (buf, len) = (buf.stable_mut_ptr(), buf.bytes_total());
+        ControlFlow::Continue(if self.read {
+            Op::Read { fd, buf, len }
+        } else {
+            Op::Recv { fd, buf, len }
         })
     }
 
@@ -610,7 +622,7 @@ pub(crate) fn recv<B: IoBufMut, K: Keep>(
     buf: B,
     keep: K,
 ) -> BufOp<B, K, Recv> {
-    BufOp::new(Some(lp.clone()), fd, buf, keep, Recv)
+    BufOp::new(Some(lp.clone()), fd, buf, keep, Recv::SOCKET)
 }
 
 /// Sends every byte of `buf`. If the future is dropped midway, a prefix of
@@ -734,7 +746,7 @@ impl LoopFd {
     }
 
     pub(crate) fn recv<B: IoBufMut>(self: &Rc<Self>, buf: B) -> BufOp<B, Rc<LoopFd>, Recv> {
-        self.buf_op(buf, Recv)
+        self.buf_op(buf, Recv::SOCKET)
     }
 
     pub(crate) fn send<B: IoBuf>(self: &Rc<Self>, buf: B) -> BufOp<B, Rc<LoopFd>, SendOnce> {
