@@ -28,12 +28,15 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 EVLOOP_BIN="$target_dir/release/examples/hello_server"
 TOKIO_BIN="$target_dir/release/tokio_hello"
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+server_pid=
+trap 'if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi; rm -rf "$out"' EXIT
 
 servers=(tokio mio polling uring)
 
-start_server() { # name -> pid in $server_pid
+start_server() { # name -> pid in $server_pid, a fresh port each time (no TIME_WAIT clash)
     local name=$1
+    PORT=$((PORT + 1))
+    rm -f "$out/server.log" # the last server's "listening" must not count
     if [ "$name" = tokio ]; then
         taskset -c "$SERVER_CPU" "$TOKIO_BIN" "127.0.0.1:$PORT" >"$out/server.log" 2>&1 &
     else
@@ -47,7 +50,7 @@ start_server() { # name -> pid in $server_pid
     echo "server $name did not start:" >&2; cat "$out/server.log" >&2; exit 1
 }
 
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
+stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=; }
 
 for round in $(seq "$ROUNDS"); do
     # Rotate the order so no server always runs first.
