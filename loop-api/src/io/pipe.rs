@@ -150,12 +150,17 @@ impl Drop for Stream {
 }
 
 /// The reading end of a pipe (or a FIFO, socket, tty or PTY master).
+///
+/// Both ends implement futures-io's `AsyncRead`/`AsyncWrite`, so the
+/// `futures` crate's extension traits work on them (see [`pipe`]).
 pub struct PipeReader {
     stream: Stream,
     tty: bool,
 }
 
 /// The writing end of a pipe (or a FIFO, socket, tty or PTY master).
+///
+/// See [`pipe`] for an example.
 pub struct PipeWriter {
     stream: Stream,
 }
@@ -355,6 +360,26 @@ impl futures_io::AsyncWrite for PipeWriter {
 }
 
 /// A new pipe as a connected `(reader, writer)` pair of streams on `lp`.
+///
+/// ```
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+/// let text = evloop::run(async {
+///     let lp = evloop::get_running_loop().unwrap();
+///     let (mut reader, mut writer) = evloop::pipe::pipe(&lp).unwrap();
+///     let writing = lp
+///         .create_task(async move {
+///             AsyncWriteExt::write_all(&mut writer, b"through the pipe").await.unwrap();
+///             // Dropping the writer closes it: the reader sees end of file.
+///         })
+///         .unwrap();
+///     let mut text = String::new();
+///     AsyncReadExt::read_to_string(&mut reader, &mut text).await.unwrap();
+///     writing.await.unwrap();
+///     text
+/// })
+/// .unwrap();
+/// assert_eq!(text, "through the pipe");
+/// ```
 pub fn pipe(lp: &EventLoop) -> Result<(PipeReader, PipeWriter)> {
     let (r, w) = sys::pipe_cloexec()?;
     Ok((PipeReader::new(lp, r)?, PipeWriter::new(lp, w)?))

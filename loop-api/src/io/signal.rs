@@ -104,7 +104,7 @@ pub const NSIG: i32 = 65;
 /// used, never here.
 ///
 /// ```
-/// use loop_api::signal::{SignalKind, SIGINT, SIGTERM};
+/// use evloop::signal::{SignalKind, SIGINT, SIGTERM};
 /// assert_eq!(SIGINT.as_raw(), libc::SIGINT);
 /// assert_eq!(SIGTERM.to_string(), "SIGTERM");
 /// assert_eq!(SignalKind::from(libc::SIGTERM), SIGTERM);
@@ -650,6 +650,18 @@ impl EventLoop {
     /// (which `signal-hook-registry` refuses), and for a signal another loop
     /// handles; [`Error::Closed`] on a closed loop. See the module notes for
     /// the mechanism and its limits.
+    ///
+    /// ```
+    /// use evloop::signal::SIGUSR2;
+    /// let lp = evloop::new_event_loop().unwrap();
+    /// let l = lp.clone();
+    /// lp.add_signal_handler(SIGUSR2, move || l.stop()).unwrap();
+    /// // SAFETY: raise only sends a signal to this process, which handles it.
+    /// lp.call_soon(|| unsafe { libc::raise(libc::SIGUSR2); }).unwrap();
+    /// lp.run_forever().unwrap(); // until the handler stops the loop
+    /// assert!(lp.remove_signal_handler(SIGUSR2).unwrap());
+    /// lp.close().unwrap();
+    /// ```
     pub fn add_signal_handler<F: Fn() + 'static>(
         &self,
         sig: impl Into<SignalKind>,
@@ -781,14 +793,17 @@ impl EventLoop {
 /// Errors: [`Error::NoRunningLoop`] outside a loop; as
 /// [`EventLoop::signals`] otherwise.
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// use loop_api::signal::{self, SIGHUP};
-/// let mut hup = signal::signal(SIGHUP)?;
-/// while let Some(_) = hup.recv().await {
-///     println!("SIGHUP: reloading the configuration");
-/// }
-/// # Ok(()) }
+/// ```
+/// use evloop::signal::{self, SIGUSR1};
+/// evloop::run(async {
+///     let mut usr1 = signal::signal(SIGUSR1).unwrap();
+///     // Another process would send it (`kill -USR1 <pid>`); here we do.
+///     // SAFETY: raise only sends a signal to this process, which listens for it.
+///     unsafe { libc::raise(libc::SIGUSR1) };
+///     // A server would loop: `while usr1.recv().await.is_some() { reload() }`.
+///     assert!(usr1.recv().await.is_some());
+/// })
+/// .unwrap();
 /// ```
 pub fn signal(kind: impl Into<SignalKind>) -> Result<Signals> {
     crate::loop_core::get_running_loop()?.signals(kind)
@@ -805,8 +820,8 @@ pub fn signal(kind: impl Into<SignalKind>) -> Result<Signals> {
 /// to [`Error::Closed`].
 ///
 /// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// loop_api::signal::ctrl_c().await?;
+/// # async fn demo() -> evloop::Result<()> {
+/// evloop::signal::ctrl_c().await?;
 /// println!("Ctrl-C: shutting down");
 /// # Ok(()) }
 /// ```

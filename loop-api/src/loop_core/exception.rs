@@ -8,6 +8,21 @@ use crate::loop_core::EventLoop;
 
 /// What the loop knows about a failure it reports to the exception handler
 /// (asyncio's context dict).
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// let lp = evloop::new_event_loop().unwrap();
+/// let seen = Rc::new(RefCell::new(Vec::new()));
+/// let s = seen.clone();
+/// lp.set_exception_handler(Some(Rc::new(move |_lp, ctx: &evloop::ExceptionContext| {
+///     s.borrow_mut().push(ctx.payload.clone().unwrap_or_default());
+/// })));
+/// let task = lp.create_task(async { panic!("boom") }).unwrap();
+/// // The loop goes on; the task's awaiter gets Error::Panicked.
+/// assert!(matches!(lp.run_until_complete(task).unwrap(), Err(evloop::Error::Panicked(_))));
+/// assert_eq!(*seen.borrow(), ["boom"]);
+/// lp.close().unwrap();
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct ExceptionContext {
     /// What happened, e.g. `"Exception in callback"` or `"Task panicked"`.

@@ -15,6 +15,28 @@ use crate::loop_core::error::{Error, Result};
 use crate::loop_core::{get_running_loop, EventLoop};
 
 /// Makes event loops.
+///
+/// ```
+/// use evloop::{EventLoop, EventLoopPolicy};
+/// use std::sync::Arc;
+///
+/// /// Every loop on epoll through mio, whatever `EVLOOP_BACKEND` says.
+/// #[derive(Debug)]
+/// struct AlwaysMio;
+/// impl EventLoopPolicy for AlwaysMio {
+///     fn name(&self) -> String {
+///         "always-mio".into()
+///     }
+///     fn new_event_loop(&self) -> evloop::Result<EventLoop> {
+///         evloop::new_event_loop_for("mio")
+///     }
+/// }
+///
+/// evloop::set_event_loop_policy(Some(Arc::new(AlwaysMio)));
+/// let backend = evloop::run(async { evloop::get_running_loop().unwrap().backend_name() });
+/// assert_eq!(backend.unwrap(), "mio");
+/// evloop::set_event_loop_policy(None); // back to the default policy
+/// ```
 pub trait EventLoopPolicy: Send + Sync + 'static {
     /// A short description, e.g. the backend it picks.
     fn name(&self) -> String;
@@ -30,6 +52,19 @@ impl fmt::Debug for dyn EventLoopPolicy {
 }
 
 /// A policy made from a function, e.g. a backend's `new_event_loop`.
+///
+/// ```
+/// use evloop::{set_event_loop_policy, FactoryPolicy};
+/// use std::sync::Arc;
+/// // Like asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()):
+/// set_event_loop_policy(Some(Arc::new(FactoryPolicy::new("polling", || {
+///     evloop::new_event_loop_for("polling")
+/// }))));
+/// assert_eq!(evloop::get_event_loop_policy().name(), "polling");
+/// let lp = evloop::new_event_loop().unwrap();
+/// assert_eq!(lp.backend_name(), "polling");
+/// lp.close().unwrap();
+/// ```
 pub struct FactoryPolicy<F> {
     name: String,
     factory: F,
@@ -121,6 +156,17 @@ thread_local! {
 }
 
 /// Sets this thread's current (not necessarily running) loop; `None` clears it.
+///
+/// ```
+/// let lp = evloop::new_event_loop().unwrap();
+/// evloop::set_event_loop(Some(lp.clone()));
+/// // Code with no loop argument finds it (asyncio.get_event_loop()):
+/// let current = evloop::get_event_loop().unwrap();
+/// assert_eq!(current.run_until_complete(async { 1 + 1 }).unwrap(), 2);
+/// evloop::set_event_loop(None);
+/// assert!(matches!(evloop::get_event_loop(), Err(evloop::Error::NoRunningLoop)));
+/// lp.close().unwrap();
+/// ```
 pub fn set_event_loop(lp: Option<EventLoop>) {
     CURRENT.with(|c| *c.borrow_mut() = lp);
 }
@@ -139,6 +185,18 @@ pub fn get_event_loop() -> Result<EventLoop> {
 /// Creates a loop with `factory`, runs `fut` to completion on it, cancels
 /// the tasks still pending, and closes the loop (asyncio's `run` with a
 /// `loop_factory`).
+///
+/// ```
+/// // Python 3.14's asyncio.run(main(), loop_factory=...):
+/// let name = evloop::run_with(
+///     || evloop::new_event_loop_for("mio"),
+///     async { evloop::get_running_loop().unwrap().backend_name() },
+/// );
+/// assert_eq!(name.unwrap(), "mio");
+/// // A factory that fails is the caller's error, not a panic:
+/// let err = evloop::run_with(|| evloop::new_event_loop_for("kqueue"), async {}).unwrap_err();
+/// assert!(matches!(err, evloop::Error::BackendUnavailable { .. }));
+/// ```
 pub fn run_with<L, F>(factory: L, fut: F) -> Result<F::Output>
 where
     L: FnOnce() -> Result<EventLoop>,

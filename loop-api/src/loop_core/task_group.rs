@@ -162,9 +162,9 @@ where
 /// `E` is the children's error type (by default [`Error`]); it must take an
 /// [`Error`] so that a panic can be recorded as one.
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// use loop_api::{sleep, Error, TaskGroup};
+/// ```
+/// # evloop::run(async {
+/// use evloop::{sleep, Error, TaskGroup};
 /// use std::time::Duration;
 ///
 /// let group = TaskGroup::<Error>::new()?;
@@ -175,7 +175,8 @@ where
 /// })?;
 /// group.join().await.expect("no child failed");
 /// assert_eq!(fast.await?, Some(1));
-/// # Ok(()) }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 pub struct TaskGroup<E = Error> {
     state: Rc<GroupState<E>>,

@@ -48,9 +48,9 @@ struct ScopeState {
 /// clone it freely, read it with [`when`](Self::when), move it with
 /// [`reschedule`](Self::reschedule).
 ///
-/// ```no_run
-/// # async fn demo() {
-/// use loop_api::{sleep, Error, TimeoutScope};
+/// ```
+/// # evloop::run(async {
+/// use evloop::{sleep, Error, TimeoutScope};
 /// use std::time::{Duration, Instant};
 ///
 /// let scope = TimeoutScope::after(Duration::from_millis(50));
@@ -65,7 +65,7 @@ struct ScopeState {
 ///     .await;
 /// assert_eq!(result.unwrap(), "done");
 /// assert!(!scope.expired());
-/// # }
+/// # }).unwrap();
 /// ```
 #[derive(Clone)]
 pub struct TimeoutScope(Rc<ScopeState>);

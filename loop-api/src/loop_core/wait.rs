@@ -38,9 +38,9 @@ pub enum ReturnWhen {
 /// An empty `tasks` is [`Error::InvalidArgument`] (asyncio's `ValueError`);
 /// a timeout outside a running loop is [`Error::NoRunningLoop`].
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// use loop_api::{sleep, spawn, wait, ReturnWhen};
+/// ```
+/// # evloop::run(async {
+/// use evloop::{sleep, spawn, wait, ReturnWhen};
 /// use std::time::Duration;
 ///
 /// let quick = spawn(async { 1 })?;
@@ -53,7 +53,8 @@ pub enum ReturnWhen {
 /// for task in done {
 ///     assert_eq!(task.await?, 1);
 /// }
-/// # Ok(()) }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 pub fn wait<T, I>(tasks: I, return_when: ReturnWhen, timeout: Option<Duration>) -> Wait<T>
 where
@@ -154,9 +155,9 @@ impl<T> Future for Wait<T> {
 /// iteration) come in the order given. For a deadline over the whole
 /// iteration, wrap the calls in one [`timeout`](crate::timeout) scope.
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// use loop_api::{as_completed, sleep, spawn};
+/// ```
+/// # evloop::run(async {
+/// use evloop::{as_completed, sleep, spawn};
 /// use std::time::Duration;
 ///
 /// let tasks = [30u64, 10, 20].map(|ms| {
@@ -165,11 +166,12 @@ impl<T> Future for Wait<T> {
 ///         ms
 ///     })
 /// });
-/// let mut results = as_completed(tasks.into_iter().collect::<loop_api::Result<Vec<_>>>()?);
+/// let mut results = as_completed(tasks.into_iter().collect::<evloop::Result<Vec<_>>>()?);
 /// while let Some(result) = results.next().await {
 ///     println!("{}", result?); // 10, 20, 30
 /// }
-/// # Ok(()) }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 pub fn as_completed<T, I>(tasks: I) -> AsCompleted<T>
 where
@@ -256,9 +258,9 @@ impl<T> Future for Next<'_, T> {
 ///
 /// [`Error::NoRunningLoop`] outside a running loop.
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// use loop_api::{shield, sleep, timeout, Error};
+/// ```
+/// # evloop::run(async {
+/// use evloop::{shield, sleep, timeout, Error};
 /// use std::time::Duration;
 ///
 /// let mut work = shield(async {
@@ -269,7 +271,8 @@ impl<T> Future for Next<'_, T> {
 /// let early = timeout(Duration::from_millis(1), &mut work).await;
 /// assert!(matches!(early, Err(Error::TimedOut)));
 /// assert_eq!(work.await?, "saved");
-/// # Ok(()) }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 pub fn shield<F>(fut: F) -> Result<Shield<F::Output>>
 where
@@ -310,11 +313,12 @@ impl<T> Future for Shield<T> {
 /// free function; tokio's `spawn`). [`Error::NoRunningLoop`] outside a
 /// running loop, [`Error::Closed`] if it is closed.
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// let task = loop_api::spawn(async { 6 * 7 })?;
+/// ```
+/// # evloop::run(async {
+/// let task = evloop::spawn(async { 6 * 7 })?;
 /// assert_eq!(task.await?, 42);
-/// # Ok(()) }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 pub fn spawn<F>(fut: F) -> Result<Task<F::Output>>
 where

@@ -230,7 +230,7 @@ impl<T, S: QueueKind<T>> Inner<T, S> {
 /// tasks of one loop.
 ///
 /// ```
-/// use loop_api::sync::{PutError, Queue, SyncError};
+/// use evloop::sync::{PutError, Queue, SyncError};
 /// let q = Queue::new(2);
 /// q.put_nowait("a").unwrap();
 /// q.put_nowait("b").unwrap();
@@ -252,7 +252,7 @@ pub struct Queue<T, S: QueueKind<T> = VecDeque<T>> {
 /// `Vec`, with every `Queue` method (through `Deref`).
 ///
 /// ```
-/// use loop_api::sync::LifoQueue;
+/// use evloop::sync::LifoQueue;
 /// let q = LifoQueue::new(0);
 /// q.put_nowait(1).unwrap();
 /// q.put_nowait(2).unwrap();
@@ -267,7 +267,7 @@ pub struct LifoQueue<T>(Queue<T, Vec<T>>);
 /// as asyncio does.
 ///
 /// ```
-/// use loop_api::sync::PriorityQueue;
+/// use evloop::sync::PriorityQueue;
 /// let q = PriorityQueue::new(0);
 /// q.put_nowait((2, "b")).unwrap();
 /// q.put_nowait((1, "a")).unwrap();

@@ -60,9 +60,9 @@
 //! path with a NUL byte, or options that ask for no access, are
 //! [`Error::InvalidArgument`]. Nothing panics on bad input.
 //!
-//! ```no_run
-//! # async fn demo() -> loop_api::Result<()> {
-//! use loop_api::fs;
+//! ```
+//! # evloop::run(async {
+//! use evloop::fs;
 //! let dir = std::env::temp_dir().join(format!("evloop-fs-doc-{}", std::process::id()));
 //! fs::create_dir(&dir).await?;
 //! let path = dir.join("hello.txt");
@@ -73,7 +73,8 @@
 //! assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
 //! fs::remove_file(&path).await?;
 //! fs::remove_dir(&dir).await?;
-//! # Ok(()) }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap().unwrap();
 //! ```
 
 mod stdio;
@@ -168,9 +169,9 @@ fn running_loop() -> Result<EventLoop> {
 /// How to open a file: the `O_*` flags of `open(2)`, with the builder of
 /// [`std::fs::OpenOptions`].
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// use loop_api::fs::OpenOptions;
+/// ```
+/// # evloop::run(async {
+/// use evloop::fs::OpenOptions;
 /// let path = std::env::temp_dir().join(format!("evloop-oo-doc-{}", std::process::id()));
 /// let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&path).await?;
 /// let (res, _) = file.write_all(b"abc".to_vec()).await;
@@ -178,8 +179,9 @@ fn running_loop() -> Result<EventLoop> {
 /// // A directory opened for writing is a typed error, not a panic:
 /// let err = OpenOptions::new().write(true).open(std::env::temp_dir()).await.unwrap_err();
 /// assert_eq!(err.kind(), std::io::ErrorKind::IsADirectory);
-/// loop_api::fs::remove_file(&path).await?;
-/// # Ok(()) }
+/// evloop::fs::remove_file(&path).await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -333,20 +335,21 @@ impl OpenOptions {
 /// Reads and writes take owned buffers and hand them back with the result,
 /// as sockets and pipes do.
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// use loop_api::fs::File;
+/// ```
+/// # evloop::run(async {
+/// use evloop::fs::File;
 /// let path = std::env::temp_dir().join(format!("evloop-file-doc-{}", std::process::id()));
 /// let mut file = File::create(&path).await?;
 /// let (res, _) = file.write_all(b"hello world".to_vec()).await;
 /// res?;
+/// file.sync_all().await?;
+/// let mut file = File::open(&path).await?; // create() is write-only
 /// let (n, buf) = file.read_at(Vec::with_capacity(5), 6).await;
 /// assert_eq!((n?, &buf[..]), (5, &b"world"[..]));
-/// file.sync_all().await?;
-/// let mut file = File::open(&path).await?;
 /// assert_eq!(file.read_to_end().await?, b"hello world");
-/// loop_api::fs::remove_file(&path).await?;
-/// # Ok(()) }
+/// evloop::fs::remove_file(&path).await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 pub struct File {
     lp: EventLoop,

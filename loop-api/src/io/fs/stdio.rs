@@ -62,9 +62,9 @@ enum In {
 /// pipe, tty or socket, or a regular file (see the module docs).
 ///
 /// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
+/// # async fn demo() -> evloop::Result<()> {
 /// // `prog < input.txt` and `cat input.txt | prog` both work:
-/// let mut stdin = loop_api::fs::stdin()?;
+/// let mut stdin = evloop::fs::stdin()?;
 /// let all = stdin.read_to_end().await?;
 /// # Ok(()) }
 /// ```
@@ -123,13 +123,14 @@ enum Out {
 /// descriptor): a pipe, tty or socket, or a regular file (see the module
 /// docs).
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
+/// ```
+/// # evloop::run(async {
 /// // `prog > out.log` and `prog | less` both work:
-/// let mut out = loop_api::fs::stdout()?;
+/// let mut out = evloop::fs::stdout()?;
 /// let (res, _) = out.write_all(b"hello\n".to_vec()).await;
 /// res?;
-/// # Ok(()) }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 pub struct Stdout(Out);
 

@@ -44,6 +44,25 @@ pub enum Stdio {
 /// [`pass_fds`](Command::pass_fds) closed in the child (asyncio's
 /// `close_fds=True`); same session; the child keeps running if its `Child`
 /// is dropped (see [`kill_on_drop`](Command::kill_on_drop)).
+///
+/// ```
+/// use evloop::process::{Command, Stdio};
+/// let (out, err) = evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     Command::shell("echo \"$GREETING from $(pwd)\"; echo oops >&2")
+///         .env("GREETING", "hello")
+///         .current_dir("/")
+///         .stdout(Stdio::Piped)
+///         .stderr(Stdio::Piped)
+///         .spawn(&lp)?
+///         .communicate(None)
+///         .await
+/// })
+/// .unwrap()
+/// .unwrap();
+/// assert_eq!(out.unwrap(), b"hello from /\n");
+/// assert_eq!(err.unwrap(), b"oops\n");
+/// ```
 pub struct Command {
     program: OsString,
     args: Vec<OsString>,
