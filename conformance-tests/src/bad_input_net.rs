@@ -212,9 +212,9 @@ pub fn watcher_on_loop_socket_fd_is_refused(factory: impl Factory) {
             assert!(!lp.remove_writer(fd), "nothing was registered on {fd}");
         }
         // The sockets still work.
-        let (res, _) = stream.write_all(b"ok".as_slice()).await;
+        let (res, _) = stream.write_all_owned(b"ok".as_slice()).await;
         res.unwrap();
-        let (res, buf) = accepted.read(Vec::with_capacity(8)).await;
+        let (res, buf) = accepted.read_owned(Vec::with_capacity(8)).await;
         assert!(res.unwrap() > 0);
         assert_eq!(&buf[..1], b"o");
 

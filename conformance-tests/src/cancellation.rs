@@ -363,7 +363,7 @@ fn tcp_read(
     move |cap| {
         let s = s.clone();
         Box::pin(async move {
-            let (res, mut buf) = s.read(Vec::with_capacity(cap)).await;
+            let (res, mut buf) = s.read_owned(Vec::with_capacity(cap)).await;
             res.map(|n| {
                 buf.truncate(n);
                 buf
@@ -417,7 +417,7 @@ pub fn unix_read_cancelled_loses_no_byte(factory: impl Factory) {
         let read = move |cap: usize| {
             let s = s.clone();
             async move {
-                let (res, mut buf) = s.read(Vec::with_capacity(cap)).await;
+                let (res, mut buf) = s.read_owned(Vec::with_capacity(cap)).await;
                 res.map(|n| {
                     buf.truncate(n);
                     buf
@@ -607,7 +607,7 @@ pub fn udp_recv_from_cancelled_loses_no_datagram(factory: impl Factory) {
 async fn read_exact(s: &TcpStream, n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while out.len() < n {
-        let (res, buf) = s.read(Vec::with_capacity(n - out.len())).await;
+        let (res, buf) = s.read_owned(Vec::with_capacity(n - out.len())).await;
         assert!(res.unwrap() > 0, "early end of stream");
         out.extend_from_slice(&buf);
     }
@@ -1002,7 +1002,7 @@ pub fn closed_pipe_read_never_touches_a_reused_fd(factory: impl Factory) {
         let mut reader = lp.connect_read_pipe(r).unwrap();
         let fut = async move {
             {
-                let mut read = pin!(reader.read(Vec::with_capacity(64)));
+                let mut read = pin!(reader.read_owned(Vec::with_capacity(64)));
                 assert!(poll_once(read.as_mut()).await.is_pending());
             }
             drop(reader);
@@ -1023,7 +1023,7 @@ pub fn closed_pipe_write_never_touches_a_reused_fd(factory: impl Factory) {
         let mut writer = lp.connect_write_pipe(w).unwrap();
         let fut = async move {
             {
-                let mut write = pin!(writer.write(vec![0xEE; 100]));
+                let mut write = pin!(writer.write_owned(vec![0xEE; 100]));
                 assert!(poll_once(write.as_mut()).await.is_pending());
             }
             drop(writer);

@@ -12,7 +12,7 @@ use evloop::net::TcpStream;
 async fn echo(stream: TcpStream) {
     let mut buf = Vec::with_capacity(4096);
     loop {
-        let (res, data) = stream.read(buf).await;
+        let (res, data) = stream.read_owned(buf).await;
         match res {
             Ok(0) => return,
             Ok(_) => {}
@@ -21,7 +21,7 @@ async fn echo(stream: TcpStream) {
                 return;
             }
         }
-        let (res, data) = stream.write_all(data).await;
+        let (res, data) = stream.write_all_owned(data).await;
         if let Err(e) = res {
             eprintln!("server: write failed: {e}");
             return;
@@ -37,12 +37,14 @@ async fn client(addr: std::net::SocketAddr) -> std::io::Result<()> {
         "the quick brown fox",
         "jumps over the lazy dog",
     ] {
-        let (res, _) = stream.write_all(format!("{line}\n").into_bytes()).await;
+        let (res, _) = stream
+            .write_all_owned(format!("{line}\n").into_bytes())
+            .await;
         res?;
         // Read until the whole line has come back.
         let mut echoed = Vec::new();
         while !echoed.ends_with(b"\n") {
-            let (res, buf) = stream.read(Vec::with_capacity(256)).await;
+            let (res, buf) = stream.read_owned(Vec::with_capacity(256)).await;
             if res? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }

@@ -156,10 +156,10 @@ async fn stalled_client(lp: &EventLoop) -> Result<(), BoxError> {
     let stream = lp.create_connection(addr).await?;
     // Half a request head, then nothing.
     let (res, _) = stream
-        .write_all(&b"GET /add?a=1&b=2 HTTP/1.1\r\nhost: local"[..])
+        .write_all_owned(&b"GET /add?a=1&b=2 HTTP/1.1\r\nhost: local"[..])
         .await;
     res?;
-    let (n, _) = stream.read(Vec::with_capacity(1024)).await;
+    let (n, _) = stream.read_owned(Vec::with_capacity(1024)).await;
     let n = n?;
     println!(
         "stalled client: the server closed the connection ({}) after {:.0?}",

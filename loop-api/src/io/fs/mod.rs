@@ -28,7 +28,7 @@
 //!
 //! # Positions, and what cancelling does
 //!
-//! A [`File`] has a cursor for [`read`](File::read)/[`write`](File::write),
+//! A [`File`] has a cursor for [`read_owned`](File::read_owned)/[`write_owned`](File::write_owned),
 //! and [`read_at`](File::read_at)/[`write_at`](File::write_at) take an
 //! explicit offset; every operation is positional (`pread`/`pwrite`, or the
 //! SQE's offset), and the cursor moves only when a result is returned. So a
@@ -95,7 +95,7 @@ use crate::loop_core::error::{Error, Result};
 use crate::loop_core::{get_running_loop, EventLoop};
 use crate::op::OpFuture;
 
-/// Size of each chunk [`File::read_to_end`] asks for.
+/// Size of each chunk [`File::read_to_end_owned`] asks for.
 const CHUNK: usize = 64 * 1024;
 
 /// `true` if the backend refused the operation (the boundary's
@@ -173,7 +173,7 @@ fn running_loop() -> Result<EventLoop> {
 /// use loop_api::fs::OpenOptions;
 /// let path = std::env::temp_dir().join(format!("evloop-oo-doc-{}", std::process::id()));
 /// let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&path).await?;
-/// let (res, _) = file.write_all(b"abc".to_vec()).await;
+/// let (res, _) = file.write_all_owned(b"abc".to_vec()).await;
 /// res?;
 /// // A directory opened for writing is a typed error, not a panic:
 /// let err = OpenOptions::new().write(true).open(std::env::temp_dir()).await.unwrap_err();
@@ -338,13 +338,13 @@ impl OpenOptions {
 /// use loop_api::fs::File;
 /// let path = std::env::temp_dir().join(format!("evloop-file-doc-{}", std::process::id()));
 /// let mut file = File::create(&path).await?;
-/// let (res, _) = file.write_all(b"hello world".to_vec()).await;
+/// let (res, _) = file.write_all_owned(b"hello world".to_vec()).await;
 /// res?;
 /// let (n, buf) = file.read_at(Vec::with_capacity(5), 6).await;
 /// assert_eq!((n?, &buf[..]), (5, &b"world"[..]));
 /// file.sync_all().await?;
 /// let mut file = File::open(&path).await?;
-/// assert_eq!(file.read_to_end().await?, b"hello world");
+/// assert_eq!(file.read_to_end_owned().await?, b"hello world");
 /// loop_api::fs::remove_file(&path).await?;
 /// # Ok(()) }
 /// ```
@@ -413,8 +413,8 @@ impl File {
         self.fd.as_raw_fd()
     }
 
-    /// The cursor: where the next [`read`](Self::read) or
-    /// [`write`](Self::write) starts.
+    /// The cursor: where the next [`read_owned`](Self::read_owned) or
+    /// [`write_owned`](Self::write_owned) starts.
     pub fn position(&self) -> u64 {
         self.pos
     }
@@ -565,7 +565,7 @@ impl File {
 
     /// Reads at the cursor into `buf` and moves the cursor past what was
     /// read; `Ok(0)` at end of file.
-    pub async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
+    pub async fn read_owned<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
         let (result, buf) = self.read_at(buf, self.pos).await;
         if let Ok(n) = result {
             self.advance(n);
@@ -574,7 +574,7 @@ impl File {
     }
 
     /// Writes at the cursor and moves it past what was written.
-    pub async fn write<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
+    pub async fn write_owned<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
         let (result, buf) = self.write_at(buf, self.pos).await;
         if let Ok(n) = result {
             self.advance(n);
@@ -584,7 +584,7 @@ impl File {
 
     /// Writes all of `buf` at the cursor and moves it past the end of it.
     /// On an error the cursor does not move (part may have been written).
-    pub async fn write_all<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
+    pub async fn write_all_owned<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
         let len = buf.bytes_init();
         let (result, buf) = self.write_all_at(buf, self.pos).await;
         if result.is_ok() {
@@ -595,7 +595,7 @@ impl File {
 
     /// Reads from the cursor to the end of the file, in 64 KiB reads, and
     /// moves the cursor there.
-    pub async fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
+    pub async fn read_to_end_owned(&mut self) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut chunk = Vec::with_capacity(CHUNK);
         loop {
@@ -851,13 +851,13 @@ pub async fn metadata(path: impl AsRef<Path>) -> Result<Metadata> {
 /// Reads the whole file at `path`, on the running loop.
 pub async fn read(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let mut file = File::open(path).await?;
-    Ok(file.read_to_end().await?)
+    Ok(file.read_to_end_owned().await?)
 }
 
 /// Writes `contents` to `path`, creating or truncating it, on the running loop.
 pub async fn write(path: impl AsRef<Path>, contents: impl IoBuf) -> Result<()> {
     let mut file = File::create(path).await?;
-    let (result, _) = file.write_all(contents).await;
+    let (result, _) = file.write_all_owned(contents).await;
     Ok(result?)
 }
 
