@@ -36,12 +36,14 @@ macro_rules! __bad_input_net_tests {
 /// the descriptor limit), so parallel tests cannot race for it.
 const NEVER_OPEN: RawFd = 1 << 24;
 
-fn invalid_argument(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::InvalidInput
-        && matches!(
-            e.get_ref().and_then(|i| i.downcast_ref::<Error>()),
-            Some(Error::InvalidArgument(_))
-        )
+/// `e` (an `evloop::Error`, or the `io::Error` of an owned-buffer result)
+/// is an `InvalidArgument`.
+fn invalid_argument(e: &(dyn std::error::Error + 'static)) -> bool {
+    let inner = match e.downcast_ref::<io::Error>() {
+        Some(io) => io.get_ref().and_then(|i| i.downcast_ref::<Error>()),
+        None => e.downcast_ref::<Error>(),
+    };
+    matches!(inner, Some(e @ Error::InvalidArgument(_)) if e.kind() == io::ErrorKind::InvalidInput)
 }
 
 /// BAD-5: a blocking socket passed to sock_* is an InvalidArgument error.
@@ -69,11 +71,11 @@ pub fn blocking_socket_is_invalid_argument(factory: impl Factory) {
 /// BAD-4: sock_* and add_reader on a descriptor that is not open fail with EBADF at once.
 pub fn closed_fd_is_ebadf_not_hang(factory: impl Factory) {
     run_net(factory, |lp| async move {
-        let ebadf = |e: &io::Error| e.raw_os_error() == Some(libc::EBADF);
+        let ebadf = |e: &Error| e.raw_os_error() == Some(libc::EBADF);
         let e = lp.sock_recv(&NEVER_OPEN, 10).await.unwrap_err();
         assert!(ebadf(&e), "{e:?}");
         let (res, _) = lp.sock_sendall(&NEVER_OPEN, b"x".as_slice()).await;
-        assert!(ebadf(&res.unwrap_err()));
+        assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EBADF));
         let e = lp.sock_accept(&NEVER_OPEN).await.unwrap_err();
         assert!(ebadf(&e));
         let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
@@ -81,12 +83,12 @@ pub fn closed_fd_is_ebadf_not_hang(factory: impl Factory) {
             &lp.sock_connect(&NEVER_OPEN, addr).await.unwrap_err()
         ));
         match lp.add_reader(NEVER_OPEN, || {}) {
-            Err(Error::Io(e)) => assert!(ebadf(&e)),
+            Err(e @ Error::Io { .. }) => assert!(ebadf(&e)),
             other => panic!("add_reader on a closed fd: {other:?}"),
         }
         assert!(matches!(
             lp.add_writer(NEVER_OPEN, || {}),
-            Err(Error::Io(_))
+            Err(Error::Io { .. })
         ));
         assert!(!lp.remove_reader(NEVER_OPEN));
     });
@@ -123,10 +125,7 @@ pub fn sock_ops_on_closed_loop_fail(factory: impl Factory) {
         .as_mut()
         .poll(&mut std::task::Context::from_waker(waker))
     {
-        std::task::Poll::Ready(Err(e)) => {
-            let inner = e.get_ref().and_then(|i| i.downcast_ref::<Error>());
-            assert!(matches!(inner, Some(Error::Closed)), "{e:?}");
-        }
+        std::task::Poll::Ready(Err(e)) => assert!(matches!(e, Error::Closed), "{e:?}"),
         other => panic!("expected an immediate error, got {other:?}"),
     }
     assert!(a.as_raw_fd() >= 0);
@@ -134,10 +133,7 @@ pub fn sock_ops_on_closed_loop_fail(factory: impl Factory) {
 
 /// Socket constructors outside a running loop are NoRunningLoop errors, not panics.
 pub fn constructors_need_a_running_loop(_factory: impl Factory) {
-    let no_loop = |e: io::Error| {
-        let inner = e.get_ref().and_then(|i| i.downcast_ref::<Error>());
-        assert!(matches!(inner, Some(Error::NoRunningLoop)), "{e:?}");
-    };
+    let no_loop = |e: Error| assert!(matches!(e, Error::NoRunningLoop), "{e:?}");
     no_loop(TcpListener::bind("127.0.0.1:0").unwrap_err());
     no_loop(UdpSocket::bind("127.0.0.1:0").unwrap_err());
     no_loop(UnixStream::pair().unwrap_err());

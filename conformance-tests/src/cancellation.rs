@@ -450,7 +450,7 @@ pub fn sock_recv_cancelled_loses_no_byte(factory: impl Factory) {
         let l = lp.clone();
         let read = move |cap: usize| {
             let (lp, s) = (l.clone(), ours.clone());
-            async move { lp.sock_recv(&*s, cap).await }
+            async move { Ok(lp.sock_recv(&*s, cap).await?) }
         };
         let plan = Plan {
             what: "sock_recv",
@@ -826,7 +826,7 @@ pub fn removed_reader_never_cancels_a_reused_op_id(factory: impl Factory) {
 /// CAN-3, with an awaited operation in the window: a `sock_recv` started
 /// (polled once) there is not disturbed by removing the reader.
 pub fn removed_reader_never_disturbs_a_later_recv(factory: impl Factory) {
-    type Recv = Pin<Box<dyn Future<Output = io::Result<Vec<u8>>>>>;
+    type Recv = Pin<Box<dyn Future<Output = loop_api::Result<Vec<u8>>>>>;
     let lp = new_loop(factory);
     for attempt in 0..30 {
         let (c, d) = Socket::pair(Domain::UNIX, Type::STREAM.nonblocking(), None).unwrap();

@@ -279,7 +279,7 @@ pub fn missing_file_is_not_found(factory: impl Factory) {
     let path = dir.join("nope");
     run(&lp, async move {
         match File::open(&path).await {
-            Err(Error::Io(e)) => assert_eq!(e.kind(), ErrorKind::NotFound),
+            Err(Error::Io { source: e, .. }) => assert_eq!(e.kind(), ErrorKind::NotFound),
             other => panic!("expected NotFound, got {other:?}"),
         }
         assert_eq!(
@@ -303,7 +303,7 @@ pub fn directory_opened_for_writing_is_a_typed_error(factory: impl Factory) {
     let d = dir.clone();
     run(&lp, async move {
         match OpenOptions::new().write(true).open(&d).await {
-            Err(Error::Io(e)) => assert_eq!(e.kind(), ErrorKind::IsADirectory),
+            Err(Error::Io { source: e, .. }) => assert_eq!(e.kind(), ErrorKind::IsADirectory),
             other => panic!("expected IsADirectory, got {other:?}"),
         }
         let mut file = File::open(&d).await.unwrap();

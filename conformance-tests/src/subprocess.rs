@@ -592,12 +592,12 @@ pub fn bad_subprocess_arguments(factory: impl Factory) {
             .spawn(&lp)
             .unwrap_err();
         assert!(
-            matches!(&err, Error::Io(e) if e.raw_os_error() == Some(libc::EBADF)),
+            matches!(&err, Error::Io { source: e, .. } if e.raw_os_error() == Some(libc::EBADF)),
             "stdin fd {bad}: {err:?}"
         );
         let err = Command::new("true").pass_fds([bad]).spawn(&lp).unwrap_err();
         assert!(
-            matches!(&err, Error::Io(e) if e.raw_os_error() == Some(libc::EBADF)),
+            matches!(&err, Error::Io { source: e, .. } if e.raw_os_error() == Some(libc::EBADF)),
             "pass_fd {bad}: {err:?}"
         );
     }

@@ -30,7 +30,7 @@ async fn echo(stream: TcpStream) {
     }
 }
 
-async fn client(addr: std::net::SocketAddr) -> std::io::Result<()> {
+async fn client(addr: std::net::SocketAddr) -> evloop::Result<()> {
     let stream = TcpStream::connect(addr).await?;
     for line in [
         "hello, evloop",
@@ -46,7 +46,7 @@ async fn client(addr: std::net::SocketAddr) -> std::io::Result<()> {
         while !echoed.ends_with(b"\n") {
             let (res, buf) = stream.read_owned(Vec::with_capacity(256)).await;
             if res? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
             echoed.extend_from_slice(&buf);
         }

@@ -358,12 +358,12 @@ where
     B: hyper::body::Body + 'static,
     B::Error: Into<BoxError>,
 {
-    lp.create_server(addr, move |stream| {
+    Ok(lp.create_server(addr, move |stream| {
         let conn = builder.serve_connection(HyperIo::new(stream), service.clone());
         async move {
             let _ = conn.await;
         }
-    })
+    })?)
 }
 
 /// Opens an HTTP/1.1 client connection to `addr` on the running loop: a

@@ -213,7 +213,7 @@ impl PipeReader {
     }
 
     /// Reads until end of stream.
-    pub async fn read_to_end_owned(&mut self) -> io::Result<Vec<u8>> {
+    pub async fn read_to_end_owned(&mut self) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut chunk = Vec::with_capacity(CHUNK);
         loop {
@@ -223,7 +223,7 @@ impl PipeReader {
                 Ok(0) => return Ok(out),
                 Ok(_) => out.extend_from_slice(&chunk),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -366,7 +366,7 @@ pub fn pipe(lp: &EventLoop) -> Result<(PipeReader, PipeWriter)> {
 /// give the slave to a child process or a blocking writer. The line
 /// discipline applies (echo, `\n` to `\r\n`) unless the slave is put in
 /// raw mode (`cfmakeraw` + `tcsetattr`).
-pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     // SAFETY: posix_openpt takes flags only.
     let master =
         sys::cvt(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
@@ -380,7 +380,7 @@ pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: `name` is valid for `name.len()` bytes; ptsname_r NUL-terminates on success.
     let rc = unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) };
     if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
+        return Err(io::Error::from_raw_os_error(rc).into());
     }
     // SAFETY: `name` holds a NUL-terminated path written by ptsname_r.
     let slave = sys::cvt(unsafe {

@@ -296,8 +296,15 @@ impl OpenOptions {
 
     /// Opens `path` on `lp`.
     pub async fn open_on(&self, lp: &EventLoop, path: impl AsRef<Path>) -> Result<File> {
+        let path = path.as_ref();
+        Error::ctx(self.open_inner(lp, path).await, || {
+            format!("open {}", path.display())
+        })
+    }
+
+    async fn open_inner(&self, lp: &EventLoop, path: &Path) -> Result<File> {
         let flags = self.flags()?;
-        let path = c_path(path.as_ref())?;
+        let path = c_path(path)?;
         let mode = self.mode;
         let op = Op::OpenAt {
             dirfd: libc::AT_FDCWD,
@@ -400,7 +407,7 @@ impl File {
 
     /// Wraps a [`std::fs::File`] for `lp`; the cursor starts at its current
     /// position.
-    pub fn from_std(lp: &EventLoop, file: std::fs::File) -> io::Result<File> {
+    pub fn from_std(lp: &EventLoop, file: std::fs::File) -> Result<File> {
         use std::io::Seek;
         let mut file = file;
         let pos = file.stream_position()?;
@@ -595,7 +602,7 @@ impl File {
 
     /// Reads from the cursor to the end of the file, in 64 KiB reads, and
     /// moves the cursor there.
-    pub async fn read_to_end_owned(&mut self) -> io::Result<Vec<u8>> {
+    pub async fn read_to_end_owned(&mut self) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut chunk = Vec::with_capacity(CHUNK);
         loop {
@@ -621,7 +628,7 @@ impl File {
                     self.advance(n);
                 }
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Some(Err(e)) => return Err(e),
+                Some(Err(e)) => return Err(e.into()),
                 None => {
                     // The rest in one executor job.
                     let fd = self.fd.clone();
@@ -677,7 +684,7 @@ impl File {
         // SAFETY: no memory; the descriptor is held by the keep-alive.
         let (result, fd) = unsafe { on_backend(&self.lp, op, self.fd.clone()) }.await;
         match result {
-            Some(result) => result.map(drop).map_err(Error::Io),
+            Some(result) => result.map(drop).map_err(Error::from),
             None => on_executor(&self.lp, move || {
                 // SAFETY: fsync/fdatasync on a descriptor the job holds.
                 cvt(unsafe {
@@ -689,7 +696,7 @@ impl File {
                 .map(drop)
             })
             .await
-            .map_err(Error::Io),
+            .map_err(Error::from),
         }
     }
 
@@ -834,18 +841,21 @@ async fn path_op(
     // buffers that stay put) and AT_FDCWD.
     let (result, keep) = unsafe { on_backend(lp, op, keep) }.await;
     match result {
-        Some(result) => result.map(drop).map_err(Error::Io),
+        Some(result) => result.map(drop).map_err(Error::from),
         None => on_executor(lp, move || blocking(&keep.0, keep.1.as_ref()))
             .await
-            .map_err(Error::Io),
+            .map_err(Error::from),
     }
 }
 
 /// The metadata of `path` (following symbolic links), on the running loop.
 pub async fn metadata(path: impl AsRef<Path>) -> Result<Metadata> {
     let lp = running_loop()?;
-    let path = c_path(path.as_ref())?;
-    statx(&lp, libc::AT_FDCWD, path, 0, None).await
+    let shown = path.as_ref();
+    let path = c_path(shown)?;
+    Error::ctx(statx(&lp, libc::AT_FDCWD, path, 0, None).await, || {
+        format!("metadata of {}", shown.display())
+    })
 }
 
 /// Reads the whole file at `path`, on the running loop.
@@ -864,36 +874,41 @@ pub async fn write(path: impl AsRef<Path>, contents: impl IoBuf) -> Result<()> {
 /// Renames `from` to `to` (replacing `to` if it exists), on the running loop.
 pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
     let lp = running_loop()?;
-    let from = c_path(from.as_ref())?;
-    let to = c_path(to.as_ref())?;
+    let (shown_from, shown_to) = (from.as_ref(), to.as_ref());
+    let from = c_path(shown_from)?;
+    let to = c_path(shown_to)?;
     let op = Op::RenameAt {
         olddirfd: libc::AT_FDCWD,
         oldpath: from.as_ptr(),
         newdirfd: libc::AT_FDCWD,
         newpath: to.as_ptr(),
     };
-    path_op(&lp, op, (from, Some(to)), |from, to| {
+    let renamed = path_op(&lp, op, (from, Some(to)), |from, to| {
         let to = to.expect("rename has two paths");
         // SAFETY: two valid NUL-terminated paths.
         cvt(unsafe { libc::rename(from.as_ptr(), to.as_ptr()) }).map(drop)
+    });
+    Error::ctx(renamed.await, || {
+        format!("rename {} to {}", shown_from.display(), shown_to.display())
     })
-    .await
 }
 
-async fn unlink(path: &Path, dir: bool) -> Result<()> {
+async fn unlink(shown: &Path, dir: bool) -> Result<()> {
     let lp = running_loop()?;
-    let path = c_path(path)?;
+    let path = c_path(shown)?;
     let op = Op::UnlinkAt {
         dirfd: libc::AT_FDCWD,
         path: path.as_ptr(),
         dir,
     };
-    path_op(&lp, op, (path, None), move |path, _| {
+    let removed = path_op(&lp, op, (path, None), move |path, _| {
         let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
         // SAFETY: a valid NUL-terminated path.
         cvt(unsafe { libc::unlinkat(libc::AT_FDCWD, path.as_ptr(), flags) }).map(drop)
     })
-    .await
+    .await;
+    let what = if dir { "remove directory" } else { "remove" };
+    Error::ctx(removed, || format!("{what} {}", shown.display()))
 }
 
 /// Removes the file (or symbolic link) at `path`, on the running loop.
@@ -910,17 +925,19 @@ pub async fn remove_dir(path: impl AsRef<Path>) -> Result<()> {
 /// parent must exist), on the running loop.
 pub async fn create_dir(path: impl AsRef<Path>) -> Result<()> {
     let lp = running_loop()?;
-    let path = c_path(path.as_ref())?;
+    let shown = path.as_ref();
+    let path = c_path(shown)?;
     let op = Op::MkdirAt {
         dirfd: libc::AT_FDCWD,
         path: path.as_ptr(),
         mode: 0o777,
     };
-    path_op(&lp, op, (path, None), |path, _| {
+    let made = path_op(&lp, op, (path, None), |path, _| {
         // SAFETY: a valid NUL-terminated path.
         cvt(unsafe { libc::mkdir(path.as_ptr(), 0o777) }).map(drop)
     })
-    .await
+    .await;
+    Error::ctx(made, || format!("create directory {}", shown.display()))
 }
 
 /// One entry of a directory listing ([`read_dir`]).
@@ -953,8 +970,9 @@ impl DirEntry {
 /// backend: io_uring has no `getdents` opcode.
 pub async fn read_dir(path: impl AsRef<Path>) -> Result<Vec<DirEntry>> {
     let lp = running_loop()?;
-    let path = path.as_ref().to_owned();
-    on_executor(&lp, move || {
+    let shown = path.as_ref();
+    let path = shown.to_owned();
+    let listed = on_executor(&lp, move || {
         std::fs::read_dir(&path)?
             .map(|entry| {
                 let entry = entry?;
@@ -966,6 +984,6 @@ pub async fn read_dir(path: impl AsRef<Path>) -> Result<Vec<DirEntry>> {
             })
             .collect()
     })
-    .await
-    .map_err(Error::Io)
+    .await;
+    Error::ctx(listed, || format!("read directory {}", shown.display()))
 }

@@ -106,7 +106,7 @@ impl Stdin {
     }
 
     /// Reads everything up to end of input.
-    pub async fn read_to_end_owned(&mut self) -> io::Result<Vec<u8>> {
+    pub async fn read_to_end_owned(&mut self) -> Result<Vec<u8>> {
         match &mut self.0 {
             In::Stream(r) => r.read_to_end_owned().await,
             In::File(file) => file.read_to_end_owned().await,

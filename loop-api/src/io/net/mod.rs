@@ -35,6 +35,8 @@ mod user_socket;
 use std::io;
 use std::net::SocketAddr;
 
+use crate::loop_core::error::{Error, Result};
+
 pub use dns::{
     ConnectError, ConnectOptions, ResolveError, Resolver, SystemResolver, Target, ToSocketAddrs,
 };
@@ -49,8 +51,8 @@ pub use unix::{UnixDatagram, UnixListener, UnixStream};
 pub const DEFAULT_BACKLOG: u32 = 1024;
 
 /// Resolves `addr` without waiting: addresses and `localhost` only (see [`dns`]).
-pub(crate) fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> {
-    dns::resolve_now(&addr)
+pub(crate) fn resolve<A: ToSocketAddrs>(addr: A) -> Result<Vec<SocketAddr>> {
+    Ok(dns::resolve_now(&addr)?)
 }
 
 /// The internet address inside `addr`.
@@ -59,26 +61,26 @@ pub(crate) fn inet(addr: socket2::SockAddr) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an internet socket address"))
 }
 
-/// One error for several failed attempts (asyncio's "Multiple exceptions"):
-/// the error itself when there was one, or when all have the same kind and
-/// text; otherwise an error listing them all, of their common kind if they
-/// share one (so "connection refused" on every address stays
-/// `ConnectionRefused`).
-pub(crate) fn combine_errors(mut errors: Vec<io::Error>) -> io::Error {
+/// One error for several failed attempts (asyncio's "Multiple exceptions"),
+/// each already naming what it tried (`bind 127.0.0.1:80`): the error
+/// itself when there was one, or when all have the same text; otherwise an
+/// [`Error::Io`] listing them all, of their common kind if they share one
+/// (so "connection refused" on every address stays `ConnectionRefused`).
+pub(crate) fn combine_errors(mut errors: Vec<Error>) -> Error {
     let Some(first) = errors.first() else {
-        return io::Error::new(io::ErrorKind::InvalidInput, "no address to try");
+        return io::Error::new(io::ErrorKind::InvalidInput, "no address to try").into();
     };
     let kind = first.kind();
     let text = first.to_string();
-    let same_kind = errors.iter().all(|e| e.kind() == kind);
-    if errors.len() == 1 || (same_kind && errors.iter().all(|e| e.to_string() == text)) {
+    if errors.len() == 1 || errors.iter().all(|e| e.to_string() == text) {
         return errors.swap_remove(0);
     }
+    let same_kind = errors.iter().all(|e| e.kind() == kind);
     let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     let kind = if same_kind {
         kind
     } else {
         io::ErrorKind::Other
     };
-    io::Error::new(kind, format!("Multiple exceptions: {}", list.join(", ")))
+    io::Error::new(kind, format!("Multiple exceptions: {}", list.join("; "))).into()
 }

@@ -17,6 +17,7 @@ use std::task::{ready, Context, Poll};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::io::fd::{LoopFd, Reads};
 use crate::io::ready_wait::{recv_now, send_now, ReadyWait};
+use crate::loop_core::error::Result;
 use crate::op::buf_op::{BufOp, Recv, SendAll, SendOnce};
 use crate::op::salvage::{take_into, Salvaged};
 
@@ -287,8 +288,8 @@ impl WriteHalf {
     }
 
     /// Shuts down the write direction: the peer reads end-of-stream.
-    pub fn shutdown(&self) -> io::Result<()> {
-        self.sock.sock_ref().shutdown(Shutdown::Write)
+    pub fn shutdown(&self) -> Result<()> {
+        Ok(self.sock.sock_ref().shutdown(Shutdown::Write)?)
     }
 }
 
@@ -359,8 +360,8 @@ macro_rules! stream_api {
             /// Shuts down the read direction, the write direction (the peer
             /// reads end-of-stream) or both. The descriptor stays open until
             /// the stream is dropped.
-            pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
-                self.core.shutdown(how)
+            pub fn shutdown(&self, how: std::net::Shutdown) -> $crate::Result<()> {
+                Ok(self.core.shutdown(how)?)
             }
 
             /// Splits the stream into a reading and a writing half that can

@@ -168,7 +168,7 @@ impl Child {
     }
 }
 
-async fn read_all(reader: Option<PipeReader>) -> io::Result<Option<Vec<u8>>> {
+async fn read_all(reader: Option<PipeReader>) -> Result<Option<Vec<u8>>> {
     match reader {
         Some(mut r) => r.read_to_end_owned().await.map(Some),
         None => Ok(None),
