@@ -28,6 +28,7 @@ macro_rules! __bad_input_net_tests {
             bad_addresses_are_errors,
             unix_path_too_long_is_invalid_input,
             watcher_on_loop_socket_fd_is_refused,
+            os_errors_name_what_they_concern,
         ]);
     };
 }
@@ -227,5 +228,88 @@ pub fn watcher_on_loop_socket_fd_is_refused(factory: impl Factory) {
         // A user socket is not refused.
         lp.add_writer(user.as_raw_fd(), || {}).unwrap();
         assert!(lp.remove_writer(user.as_raw_fd()));
+    });
+}
+
+/// An OS error says what it concerns, as asyncio's do, and keeps its kind:
+/// connect names the address (TCP) or path (Unix), bind the address, open
+/// the path, spawn the program; converted to an `io::Error` and back, it
+/// keeps both.
+pub fn os_errors_name_what_they_concern(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let expect = |e: &Error, kind: io::ErrorKind, context: &str| {
+            assert_eq!(e.kind(), kind, "{e}");
+            assert_eq!(e.context(), Some(context), "{e:?}");
+            let text = e.to_string();
+            assert!(text.starts_with(&format!("{context}: ")), "{text}");
+            assert!(
+                e.io_error().is_some() && e.raw_os_error().is_some(),
+                "{e:?}"
+            );
+        };
+        // A port nobody listens on: bound, then closed.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let e = TcpStream::connect(closed).await.unwrap_err();
+        expect(
+            &e,
+            io::ErrorKind::ConnectionRefused,
+            &format!("connect to {closed}"),
+        );
+        let e = lp.create_connection(closed).await.unwrap_err();
+        expect(
+            &e,
+            io::ErrorKind::ConnectionRefused,
+            &format!("connect to {closed}"),
+        );
+
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let e = TcpListener::bind(addr).unwrap_err();
+        expect(&e, io::ErrorKind::AddrInUse, &format!("bind {addr}"));
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        let e = UdpSocket::bind(addr).unwrap_err();
+        expect(&e, io::ErrorKind::AddrInUse, &format!("bind {addr}"));
+
+        let path = crate::net_support::temp_socket_path("nobody-listens");
+        let e = UnixStream::connect(&path).await.unwrap_err();
+        expect(
+            &e,
+            io::ErrorKind::NotFound,
+            &format!("connect to {}", path.display()),
+        );
+
+        let e = loop_api::fs::File::open("/no/such/evloop-file")
+            .await
+            .unwrap_err();
+        expect(&e, io::ErrorKind::NotFound, "open /no/such/evloop-file");
+
+        let e = lp
+            .subprocess_exec("evloop-no-such-program", ["x"])
+            .unwrap_err();
+        expect(
+            &e,
+            io::ErrorKind::NotFound,
+            "spawn `evloop-no-such-program`",
+        );
+
+        // Through io::Error (as futures-io and tokio traits need) and back.
+        let as_io = io::Error::from(e);
+        assert_eq!(as_io.kind(), io::ErrorKind::NotFound);
+        assert!(
+            as_io
+                .to_string()
+                .starts_with("spawn `evloop-no-such-program`: "),
+            "{as_io}"
+        );
+        let back = Error::from(as_io);
+        expect(
+            &back,
+            io::ErrorKind::NotFound,
+            "spawn `evloop-no-such-program`",
+        );
     });
 }

@@ -861,7 +861,7 @@ pub async fn metadata(path: impl AsRef<Path>) -> Result<Metadata> {
 /// Reads the whole file at `path`, on the running loop.
 pub async fn read(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let mut file = File::open(path).await?;
-    Ok(file.read_to_end_owned().await?)
+    file.read_to_end_owned().await
 }
 
 /// Writes `contents` to `path`, creating or truncating it, on the running loop.

@@ -4,7 +4,9 @@
 //!
 //! Every method that performs I/O takes its buffer by value and hands it
 //! back with the result ([`BufResult`](crate::buf::BufResult)), so it is
-//! sound on completion backends. The streams also implement futures-io's
+//! sound on completion backends (the stream methods are named
+//! `read_owned`/`write_owned`/`write_all_owned`, so they never hide
+//! futures-io's `AsyncReadExt::read` or `AsyncWriteExt::write_all`). The streams also implement futures-io's
 //! `AsyncRead`/`AsyncWrite` for runtime-agnostic crates: those traits lend a
 //! slice for one poll only, so that path never hands it to the backend; it
 //! tries the non-blocking syscall on the slice and waits for readiness with
@@ -13,8 +15,18 @@
 //!
 //! Constructors that are not methods of [`EventLoop`](crate::EventLoop)
 //! (`TcpStream::connect`, `TcpListener::bind`, ...) use the loop running on
-//! the calling thread and fail with [`Error::NoRunningLoop`](crate::Error)
-//! (as an `io::Error` of kind `Other`) outside one. Address arguments are
+//! the calling thread and fail with
+//! [`Error::NoRunningLoop`](crate::Error::NoRunningLoop) outside one.
+//!
+//! Every call returns [`crate::Result`] (`Result<T, evloop::Error>`), as
+//! the rest of the API does; what the OS refused is an
+//! [`Error::Io`](crate::Error::Io) naming the address or path concerned
+//! (`connect to 127.0.0.1:9: Connection refused (os error 111)`) and
+//! keeping its [`io::ErrorKind`](std::io::ErrorKind) ([`Error::kind`](crate::Error::kind)).
+//! The owned-buffer methods return [`BufResult`](crate::buf::BufResult),
+//! whose error is the plain [`std::io::Error`] (no context to add on an
+//! open socket; `?` turns it into an `evloop::Error`); the futures-io
+//! traits return `io::Error` as those traits require. Address arguments are
 //! this module's [`ToSocketAddrs`]: host names are resolved on the loop's
 //! executor by the calls that can wait ([`EventLoop::getaddrinfo`](crate::EventLoop::getaddrinfo),
 //! `connect`, `create_connection`); the synchronous ones (`bind`,

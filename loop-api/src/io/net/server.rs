@@ -261,6 +261,33 @@ where
 /// (keep one for as long as it should serve), or when the loop is closed;
 /// in every case connections already accepted run on until their handlers
 /// return.
+///
+/// ```
+/// use evloop::net::TcpStream;
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     // One task per connection: an echo of one message.
+///     let server = lp.create_server("127.0.0.1:0", |mut stream: TcpStream| async move {
+///         let mut buf = [0u8; 64];
+///         if let Ok(n) = stream.read(&mut buf).await {
+///             let _ = stream.write_all(&buf[..n]).await;
+///         }
+///     })?;
+///     let addr = server.local_addr().expect("an internet address");
+///     let mut client = TcpStream::connect(addr).await?;
+///     client.write_all(b"echo").await?;
+///     let mut back = [0u8; 4];
+///     client.read_exact(&mut back).await?;
+///     assert_eq!(&back, b"echo");
+///     // Graceful shutdown: stop listening, then wait for the handlers.
+///     server.close();
+///     server.wait_closed().await;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Server {
     inner: Rc<ServerInner>,
@@ -657,7 +684,7 @@ impl EventLoop {
     /// for the errors, and [`create_connection_with`](Self::create_connection_with)
     /// for happy eyeballs.
     pub async fn create_connection(&self, addr: impl ToSocketAddrs) -> Result<TcpStream> {
-        Ok(TcpStream::connect_on(self, addr, ConnectOptions::default()).await?)
+        TcpStream::connect_on(self, addr, ConnectOptions::default()).await
     }
 
     /// [`create_connection`](Self::create_connection) with asyncio's
@@ -683,11 +710,11 @@ impl EventLoop {
         addr: impl ToSocketAddrs,
         options: ConnectOptions,
     ) -> Result<TcpStream> {
-        Ok(TcpStream::connect_on(self, addr, options).await?)
+        TcpStream::connect_on(self, addr, options).await
     }
 
     /// Connects to the Unix socket at `path` (asyncio's `create_unix_connection`).
     pub async fn create_unix_connection(&self, path: impl AsRef<Path>) -> Result<UnixStream> {
-        Ok(UnixStream::connect_on(self, path.as_ref()).await?)
+        UnixStream::connect_on(self, path.as_ref()).await
     }
 }

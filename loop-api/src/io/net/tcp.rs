@@ -134,6 +134,28 @@ impl TcpSocket {
 /// A listening TCP socket.
 ///
 /// Dropping it closes the socket: connects then get `ConnectionRefused`.
+///
+/// ```
+/// use evloop::net::{TcpListener, TcpStream};
+///
+/// evloop::run(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?; // port 0: any free port
+///     let addr = listener.local_addr()?;
+///     let client = TcpStream::connect(addr).await?;
+///     let (conn, peer) = listener.accept().await?;
+///     assert_eq!(peer, client.local_addr()?);
+///     let (res, _) = client.write_all_owned(b"hi".to_vec()).await;
+///     res?;
+///     let (n, buf) = conn.read_owned(Vec::with_capacity(8)).await;
+///     assert_eq!(&buf[..n?], b"hi");
+///     // The address is taken now: the error names it.
+///     let err = TcpListener::bind(addr).unwrap_err();
+///     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+///     assert!(err.to_string().starts_with(&format!("bind {addr}: ")));
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct TcpListener {
     pub(crate) sock: Rc<LoopFd>,
 }
@@ -154,7 +176,7 @@ impl TcpListener {
     /// ([`ResolveError`](crate::net::ResolveError)); resolve it first with
     /// [`EventLoop::getaddrinfo`].
     pub fn bind(addr: impl ToSocketAddrs) -> Result<TcpListener> {
-        Ok(Self::bind_on(&running_loop()?, addr)?)
+        Self::bind_on(&running_loop()?, addr)
     }
 
     pub(crate) fn bind_on(lp: &EventLoop, addr: impl ToSocketAddrs) -> Result<TcpListener> {
@@ -223,10 +245,49 @@ impl std::fmt::Debug for TcpListener {
 
 sock_fd_traits!(TcpListener);
 
-/// A TCP connection.
+/// A TCP connection. Dropping it closes the connection.
 ///
-/// Besides the owned-buffer methods it implements futures-io's
-/// `AsyncRead`/`AsyncWrite`. Dropping it closes the connection.
+/// Two ways to read and write, on the same stream, in any order:
+/// - **owned buffers** ([`read_owned`](Self::read_owned),
+///   [`write_owned`](Self::write_owned),
+///   [`write_all_owned`](Self::write_all_owned)): the buffer is moved in
+///   and handed back with the result, so there is no copy, io_uring does
+///   the transfer as a real completion, and a read cancelled midway loses
+///   nothing (the next read gets what the kernel had delivered). Use these
+///   in your own protocol code.
+/// - **futures-io** (`AsyncRead`/`AsyncWrite`, so `AsyncReadExt::read(&mut
+///   buf)`, `read_exact`, `write_all(bytes)`, `BufReader`, codecs): for
+///   crates written against those traits. The slice is only lent for one
+///   poll, so these try the syscall on it directly and wait for readiness.
+///
+/// Their names differ, so importing `futures::io::AsyncReadExt` or
+/// `AsyncWriteExt` needs no disambiguation:
+///
+/// ```
+/// use evloop::net::{TcpListener, TcpStream};
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// evloop::run(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     let server = evloop::spawn(async move {
+///         let (mut conn, _peer) = listener.accept().await?;
+///         let mut buf = [0u8; 5];
+///         conn.read_exact(&mut buf).await?; // futures-io
+///         let (res, _) = conn.write_all_owned(buf.to_vec()).await; // owned
+///         res?;
+///         Ok::<_, evloop::Error>(())
+///     })?;
+///     let mut client = TcpStream::connect(addr).await?;
+///     client.write_all(b"hello").await?; // futures-io
+///     let mut buf = [0u8; 16];
+///     let n = client.read(&mut buf).await?; // futures-io
+///     assert_eq!(&buf[..n], b"hello");
+///     server.await??;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct TcpStream {
     core: StreamCore,
 }

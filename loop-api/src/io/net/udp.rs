@@ -24,6 +24,24 @@ use crate::loop_core::error::{Error, Result};
 /// *connected* socket as one `ConnectionRefused` error from the next
 /// receive (or send); the socket stays usable and later datagrams arrive.
 /// An unconnected socket never sees these errors on Linux.
+///
+/// Datagrams travel in owned buffers, handed back with the result:
+///
+/// ```
+/// use evloop::net::UdpSocket;
+///
+/// evloop::run(async {
+///     let a = UdpSocket::bind("127.0.0.1:0")?;
+///     let b = UdpSocket::bind("127.0.0.1:0")?;
+///     let (sent, _) = a.send_to(b"ping".to_vec(), b.local_addr()?).await;
+///     assert_eq!(sent?, 4);
+///     let (got, buf) = b.recv_from(Vec::with_capacity(64)).await;
+///     let (n, from) = got?;
+///     assert_eq!((&buf[..n], from), (&b"ping"[..], a.local_addr()?));
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct UdpSocket {
     sock: Rc<LoopFd>,
 }
