@@ -363,7 +363,7 @@ fn tcp_read(
     move |cap| {
         let s = s.clone();
         Box::pin(async move {
-            let (res, mut buf) = s.read(Vec::with_capacity(cap)).await;
+            let (res, mut buf) = s.read_owned(Vec::with_capacity(cap)).await;
             res.map(|n| {
                 buf.truncate(n);
                 buf
@@ -417,7 +417,7 @@ pub fn unix_read_cancelled_loses_no_byte(factory: impl Factory) {
         let read = move |cap: usize| {
             let s = s.clone();
             async move {
-                let (res, mut buf) = s.read(Vec::with_capacity(cap)).await;
+                let (res, mut buf) = s.read_owned(Vec::with_capacity(cap)).await;
                 res.map(|n| {
                     buf.truncate(n);
                     buf
@@ -450,7 +450,7 @@ pub fn sock_recv_cancelled_loses_no_byte(factory: impl Factory) {
         let l = lp.clone();
         let read = move |cap: usize| {
             let (lp, s) = (l.clone(), ours.clone());
-            async move { lp.sock_recv(&*s, cap).await }
+            async move { Ok(lp.sock_recv(&*s, cap).await?) }
         };
         let plan = Plan {
             what: "sock_recv",
@@ -607,7 +607,7 @@ pub fn udp_recv_from_cancelled_loses_no_datagram(factory: impl Factory) {
 async fn read_exact(s: &TcpStream, n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while out.len() < n {
-        let (res, buf) = s.read(Vec::with_capacity(n - out.len())).await;
+        let (res, buf) = s.read_owned(Vec::with_capacity(n - out.len())).await;
         assert!(res.unwrap() > 0, "early end of stream");
         out.extend_from_slice(&buf);
     }
@@ -826,7 +826,7 @@ pub fn removed_reader_never_cancels_a_reused_op_id(factory: impl Factory) {
 /// CAN-3, with an awaited operation in the window: a `sock_recv` started
 /// (polled once) there is not disturbed by removing the reader.
 pub fn removed_reader_never_disturbs_a_later_recv(factory: impl Factory) {
-    type Recv = Pin<Box<dyn Future<Output = io::Result<Vec<u8>>>>>;
+    type Recv = Pin<Box<dyn Future<Output = loop_api::Result<Vec<u8>>>>>;
     let lp = new_loop(factory);
     for attempt in 0..30 {
         let (c, d) = Socket::pair(Domain::UNIX, Type::STREAM.nonblocking(), None).unwrap();
@@ -1002,7 +1002,7 @@ pub fn closed_pipe_read_never_touches_a_reused_fd(factory: impl Factory) {
         let mut reader = lp.connect_read_pipe(r).unwrap();
         let fut = async move {
             {
-                let mut read = pin!(reader.read(Vec::with_capacity(64)));
+                let mut read = pin!(reader.read_owned(Vec::with_capacity(64)));
                 assert!(poll_once(read.as_mut()).await.is_pending());
             }
             drop(reader);
@@ -1023,7 +1023,7 @@ pub fn closed_pipe_write_never_touches_a_reused_fd(factory: impl Factory) {
         let mut writer = lp.connect_write_pipe(w).unwrap();
         let fut = async move {
             {
-                let mut write = pin!(writer.write(vec![0xEE; 100]));
+                let mut write = pin!(writer.write_owned(vec![0xEE; 100]));
                 assert!(poll_once(write.as_mut()).await.is_pending());
             }
             drop(writer);

@@ -156,11 +156,10 @@ async fn stalled_client(lp: &EventLoop) -> Result<(), BoxError> {
     let addr = server.local_addr().ok_or("no internet address")?;
     let start = Instant::now();
     let mut stream = lp.create_connection(addr).await?;
-    // Half a request head, then nothing (futures-io's traits, named in full:
-    // the stream's own owned-buffer methods have the same names).
-    AsyncWriteExt::write_all(&mut stream, b"GET /add?a=1&b=2 HTTP/1.1\r\nhost: local").await?;
+    // Half a request head, then nothing (futures-io's traits).
+    stream.write_all(b"GET /add?a=1&b=2 HTTP/1.1\r\nhost: local").await?;
     let mut buf = [0u8; 1024];
-    let n = AsyncReadExt::read(&mut stream, &mut buf).await?;
+    let n = stream.read(&mut buf).await?;
     println!(
         "stalled client: the server closed the connection ({}) after {:.0?}",
         if n == 0 {

@@ -2,7 +2,7 @@
 //!
 //! [`PipeReader`] and [`PipeWriter`] own a non-blocking descriptor and offer
 //! two interfaces:
-//! - owned-buffer I/O (`read(buf)`, `write(buf)`, `write_all(buf)`): one
+//! - owned-buffer I/O (`read_owned(buf)`, `write_owned(buf)`, `write_all_owned(buf)`): one
 //!   [`Op::Read`]/[`Op::Write`] per call through the backend, a real
 //!   completion operation on io_uring. The buffer is moved in and handed
 //!   back with the result ([`BufResult`]), so cancelling the future is sound;
@@ -45,7 +45,7 @@ use crate::op::buf_op::{BufKind, BufOp, Recv};
 use crate::op::salvage::take_into;
 use crate::sys;
 
-/// Size of each chunk [`PipeReader::read_to_end`] asks for.
+/// Size of each chunk [`PipeReader::read_to_end_owned`] asks for.
 const CHUNK: usize = 64 * 1024;
 
 fn closed_stream() -> io::Error {
@@ -206,7 +206,7 @@ impl PipeReader {
     /// Reads up to `buf.bytes_total()` bytes into `buf` (replacing its
     /// contents); 0 means end of stream. Dropping the future cancels the
     /// read; whatever it had already taken is returned by the next read.
-    pub async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
+    pub async fn read_owned<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
         if buf.bytes_total() == 0 {
             return (self.stream.loop_fd().map(|_| 0), buf);
         }
@@ -218,17 +218,17 @@ impl PipeReader {
     }
 
     /// Reads until end of stream.
-    pub async fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
+    pub async fn read_to_end_owned(&mut self) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut chunk = Vec::with_capacity(CHUNK);
         loop {
-            let (result, buf) = self.read(chunk).await;
+            let (result, buf) = self.read_owned(chunk).await;
             chunk = buf;
             match result {
                 Ok(0) => return Ok(out),
                 Ok(_) => out.extend_from_slice(&chunk),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -253,7 +253,7 @@ impl PipeWriter {
 
     /// Writes some of `buf`'s bytes; returns how many. A closed reader is
     /// [`io::ErrorKind::BrokenPipe`].
-    pub async fn write<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
+    pub async fn write_owned<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
         match self.stream.op(buf, PipeWrite::once()) {
             Ok(op) => op.await,
             Err((e, buf)) => (Err(e), buf),
@@ -261,7 +261,7 @@ impl PipeWriter {
     }
 
     /// Writes all of `buf`'s bytes.
-    pub async fn write_all<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
+    pub async fn write_all_owned<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
         match self.stream.op(buf, PipeWrite::all()) {
             Ok(op) => {
                 let (result, buf) = op.await;
@@ -391,7 +391,7 @@ pub fn pipe(lp: &EventLoop) -> Result<(PipeReader, PipeWriter)> {
 /// give the slave to a child process or a blocking writer. The line
 /// discipline applies (echo, `\n` to `\r\n`) unless the slave is put in
 /// raw mode (`cfmakeraw` + `tcsetattr`).
-pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     // SAFETY: posix_openpt takes flags only.
     let master =
         sys::cvt(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
@@ -405,7 +405,7 @@ pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: `name` is valid for `name.len()` bytes; ptsname_r NUL-terminates on success.
     let rc = unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) };
     if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
+        return Err(io::Error::from_raw_os_error(rc).into());
     }
     // SAFETY: `name` holds a NUL-terminated path written by ptsname_r.
     let slave = sys::cvt(unsafe {

@@ -403,7 +403,7 @@ fn install_error(sig: i32) -> impl FnOnce(io::Error) -> Error {
         Some(libc::EINVAL) => {
             Error::InvalidArgument(format!("signal {sig} cannot be handled: {e}"))
         }
-        _ => Error::Io(e),
+        _ => Error::from(e),
     }
 }
 
@@ -635,7 +635,7 @@ impl EventLoop {
         let state = self
             .inner
             .extensions
-            .get_or_try_insert_with(|| SignalState::new(self).map_err(Error::Io))?;
+            .get_or_try_insert_with(|| SignalState::new(self).map_err(Error::from))?;
         if state.watch.borrow().is_none() {
             state.arm(self)?;
         }

@@ -219,7 +219,7 @@ impl Executor for ThreadPool {
                     state.handles.push(handle);
                 }
                 // Another thread will pick the job up; with none, fail now.
-                Err(e) if state.threads == 0 => return Err(Error::Io(e)),
+                Err(e) if state.threads == 0 => return Err(Error::from(e)),
                 Err(_) => {}
             }
         }
@@ -546,7 +546,7 @@ impl EventLoop {
                 let _ = handle.call_soon_threadsafe(move || tx.send(Ok(())));
             });
         if let Err(e) = spawned {
-            return Err(Error::Io(e));
+            return Err(Error::from(e));
         }
         ExecutorFuture {
             state: FutState::Waiting(slot),

@@ -65,7 +65,7 @@ enum In {
 /// # async fn demo() -> evloop::Result<()> {
 /// // `prog < input.txt` and `cat input.txt | prog` both work:
 /// let mut stdin = evloop::fs::stdin()?;
-/// let all = stdin.read_to_end().await?;
+/// let all = stdin.read_to_end_owned().await?;
 /// # Ok(()) }
 /// ```
 pub struct Stdin(In);
@@ -98,18 +98,18 @@ impl Stdin {
     }
 
     /// Reads into `buf` (replacing its contents); `Ok(0)` at end of input.
-    pub async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
+    pub async fn read_owned<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
         match &mut self.0 {
-            In::Stream(r) => r.read(buf).await,
-            In::File(file) => file.read(buf).await,
+            In::Stream(r) => r.read_owned(buf).await,
+            In::File(file) => file.read_owned(buf).await,
         }
     }
 
     /// Reads everything up to end of input.
-    pub async fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
+    pub async fn read_to_end_owned(&mut self) -> Result<Vec<u8>> {
         match &mut self.0 {
-            In::Stream(r) => r.read_to_end().await,
-            In::File(file) => file.read_to_end().await,
+            In::Stream(r) => r.read_to_end_owned().await,
+            In::File(file) => file.read_to_end_owned().await,
         }
     }
 }
@@ -127,7 +127,7 @@ enum Out {
 /// # evloop::run(async {
 /// // `prog > out.log` and `prog | less` both work:
 /// let mut out = evloop::fs::stdout()?;
-/// let (res, _) = out.write_all(b"hello\n".to_vec()).await;
+/// let (res, _) = out.write_all_owned(b"hello\n".to_vec()).await;
 /// res?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap().unwrap();
@@ -161,18 +161,18 @@ impl Stdout {
     }
 
     /// Writes some of `buf`; returns how much.
-    pub async fn write<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
+    pub async fn write_owned<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
         match &mut self.0 {
-            Out::Stream(w) => w.write(buf).await,
-            Out::File(file) => file.write(buf).await,
+            Out::Stream(w) => w.write_owned(buf).await,
+            Out::File(file) => file.write_owned(buf).await,
         }
     }
 
     /// Writes all of `buf`.
-    pub async fn write_all<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
+    pub async fn write_all_owned<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
         match &mut self.0 {
-            Out::Stream(w) => w.write_all(buf).await,
-            Out::File(file) => file.write_all(buf).await,
+            Out::Stream(w) => w.write_all_owned(buf).await,
+            Out::File(file) => file.write_all_owned(buf).await,
         }
     }
 }

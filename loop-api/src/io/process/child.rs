@@ -165,7 +165,7 @@ impl Child {
         let stderr = self.stderr.take();
         let feed = async move {
             if let (Some(mut w), Some(data)) = (stdin, input) {
-                let (res, _) = w.write_all(data).await;
+                let (res, _) = w.write_all_owned(data).await;
                 match res {
                     Err(e)
                         if matches!(
@@ -187,9 +187,9 @@ impl Child {
     }
 }
 
-async fn read_all(reader: Option<PipeReader>) -> io::Result<Option<Vec<u8>>> {
+async fn read_all(reader: Option<PipeReader>) -> Result<Option<Vec<u8>>> {
     match reader {
-        Some(mut r) => r.read_to_end().await.map(Some),
+        Some(mut r) => r.read_to_end_owned().await.map(Some),
         None => Ok(None),
     }
 }

@@ -270,7 +270,9 @@ impl Command {
         // Drop order matters: the child's ends of the pipes live in `cmd`;
         // closing them here is what lets our readers see end of stream.
         drop(cmd);
-        let child = spawned.map_err(Error::Io)?;
+        let child = Error::ctx(spawned, || {
+            format!("spawn `{}`", self.program.to_string_lossy())
+        })?;
         let pid = child.id() as libc::pid_t;
         // std's handle holds no descriptors here (every stream was given
         // explicitly) and does not wait on drop: we reap the pid ourselves.
@@ -286,7 +288,7 @@ impl Command {
                     let mut status = 0;
                     // SAFETY: waits for our own child, which was just killed.
                     unsafe { libc::waitpid(pid, &mut status, 0) };
-                    return Err(Error::Io(e));
+                    return Err(Error::from(e));
                 }
             }
         } else {

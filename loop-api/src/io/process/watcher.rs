@@ -68,7 +68,7 @@ pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
 }
 
 fn already_exited() -> Error {
-    Error::Io(io::Error::new(
+    Error::from(io::Error::new(
         io::ErrorKind::NotFound,
         "the process has already exited (ProcessLookupError)",
     ))
@@ -198,7 +198,7 @@ impl ProcShared {
             return Err(match e.raw_os_error() {
                 Some(libc::ESRCH) => already_exited(),
                 Some(libc::EINVAL) => Error::InvalidArgument(format!("invalid signal {sig}")),
-                _ => Error::Io(e),
+                _ => Error::from(e),
             });
         }
         Ok(())
