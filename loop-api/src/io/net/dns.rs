@@ -44,7 +44,7 @@ use crate::loop_core::EventLoop;
 /// is one.
 ///
 /// ```no_run
-/// # fn demo(lp: &loop_api::EventLoop) -> loop_api::Result<()> {
+/// # fn demo(lp: &evloop::EventLoop) -> evloop::Result<()> {
 /// use std::net::SocketAddr;
 /// use std::sync::Arc;
 /// // A fixed table, e.g. for tests.
@@ -87,8 +87,8 @@ impl Resolver for SystemResolver {
 /// the same [`kind`](Self::kind); [`ResolveError::find`] gets it back:
 ///
 /// ```no_run
-/// # async fn demo(lp: &loop_api::EventLoop) {
-/// use loop_api::net::ResolveError;
+/// # async fn demo(lp: &evloop::EventLoop) {
+/// use evloop::net::ResolveError;
 /// let err = lp.create_connection(("no-such-host.invalid", 80)).await.unwrap_err();
 /// assert_eq!(ResolveError::find(&err).unwrap().host(), "no-such-host.invalid");
 /// # }
@@ -412,7 +412,7 @@ impl Extension for DnsState {
 /// `create_connection` keywords of the same names).
 ///
 /// ```
-/// use loop_api::net::ConnectOptions;
+/// use evloop::net::ConnectOptions;
 /// use std::time::Duration;
 /// // RFC 8305's recommended delay, as asyncio documents it.
 /// let options = ConnectOptions {
@@ -607,7 +607,7 @@ impl EventLoop {
     /// result (`addrs.retain(SocketAddr::is_ipv4)`).
     ///
     /// ```no_run
-    /// # async fn demo(lp: &loop_api::EventLoop) -> Result<(), loop_api::net::ResolveError> {
+    /// # async fn demo(lp: &evloop::EventLoop) -> Result<(), evloop::net::ResolveError> {
     /// let addrs = lp.getaddrinfo("localhost", 8080).await?;
     /// assert!(addrs.iter().all(|a| a.ip().is_loopback()));
     /// let literal = lp.getaddrinfo("::1", 8080).await?; // no executor involved

@@ -608,8 +608,8 @@ impl EventLoop {
     /// a server that does not accept until [`Server::start_serving`]:
     ///
     /// ```no_run
-    /// # fn demo(lp: &loop_api::EventLoop) -> std::io::Result<()> {
-    /// use loop_api::net::ServerOptions;
+    /// # fn demo(lp: &evloop::EventLoop) -> evloop::Result<()> {
+    /// use evloop::net::ServerOptions;
     /// let options = ServerOptions { start_serving: false, ..Default::default() };
     /// let server = lp.create_server_with("127.0.0.1:0", |_s| async {}, options)?;
     /// assert!(!server.is_serving());
@@ -695,8 +695,8 @@ impl EventLoop {
     /// names the host and every address tried, in order.
     ///
     /// ```no_run
-    /// # async fn demo(lp: &loop_api::EventLoop) -> std::io::Result<()> {
-    /// use loop_api::net::ConnectOptions;
+    /// # async fn demo(lp: &evloop::EventLoop) -> evloop::Result<()> {
+    /// use evloop::net::ConnectOptions;
     /// use std::time::Duration;
     /// let options = ConnectOptions {
     ///     happy_eyeballs_delay: Some(Duration::from_millis(250)),

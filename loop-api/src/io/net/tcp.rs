@@ -21,7 +21,7 @@ use crate::loop_core::EventLoop;
 ///
 /// ```no_run
 /// # async fn demo() -> std::io::Result<()> {
-/// use loop_api::net::TcpSocket;
+/// use evloop::net::TcpSocket;
 /// let socket = TcpSocket::new_v4()?;
 /// socket.set_reuseport(true)?;
 /// socket.bind("127.0.0.1:8080".parse().unwrap())?;
