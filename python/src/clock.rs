@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-
 /// A NaN deadline (Python: `ValueError`).
 #[derive(Debug, Clone, Copy)]
 pub struct NanDeadline;

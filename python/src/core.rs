@@ -357,11 +357,10 @@ impl LoopCore {
             Some(id) => {
                 self.check_thread()?;
                 self.check_open()?;
-                let mut run = self
-                    .inner
-                    .run
-                    .try_borrow_mut()
-                    .map_err(|_| PyRuntimeError::new_err("This event loop is already running"))?;
+                let mut run =
+                    self.inner.run.try_borrow_mut().map_err(|_| {
+                        PyRuntimeError::new_err("This event loop is already running")
+                    })?;
                 if run.is_none() {
                     *run = Some(self.inner.lp.enter_embedded().map_err(to_py)?);
                 }
@@ -438,7 +437,7 @@ impl LoopCore {
             });
             Python::attach(|py| {
                 if let Err(e) = handle.bind(py).setattr("_scheduled", false) {
-                    return report(e);
+                    report(e);
                 }
             });
             run_handle(&handle);

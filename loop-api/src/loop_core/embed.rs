@@ -102,7 +102,9 @@ pub struct EmbeddedRun {
 
 impl fmt::Debug for EmbeddedRun {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmbeddedRun").field("loop", &self.lp).finish()
+        f.debug_struct("EmbeddedRun")
+            .field("loop", &self.lp)
+            .finish()
     }
 }
 
@@ -118,5 +120,135 @@ impl EmbeddedRun {
     /// The loop being run.
     pub fn event_loop(&self) -> &EventLoop {
         &self.lp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::io;
+    use std::os::fd::RawFd;
+    use std::rc::Rc;
+    use std::sync::Arc;
+    use std::task::Poll;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::driver::{Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
+
+    struct NoNotify;
+    impl Notify for NoNotify {
+        fn notify(&self) {}
+    }
+
+    /// Completes nothing; records each wait's timeout and sleeps it (capped).
+    struct Sleeper(Rc<RefCell<Vec<Option<Duration>>>>);
+
+    impl Driver for Sleeper {
+        fn name(&self) -> &'static str {
+            "sleeper"
+        }
+        unsafe fn submit(&mut self, _id: OpId, _op: Op) -> Poll<io::Result<OpOutput>> {
+            Poll::Pending
+        }
+        fn cancel(&mut self, _id: OpId) -> Cancel {
+            Cancel::Forgotten
+        }
+        fn release_fd(&mut self, _fd: RawFd) {}
+        fn wait(&mut self, timeout: Option<Duration>, _: &mut Vec<Completion>) -> io::Result<()> {
+            self.0.borrow_mut().push(timeout);
+            std::thread::sleep(
+                timeout
+                    .unwrap_or(Duration::ZERO)
+                    .min(Duration::from_millis(50)),
+            );
+            Ok(())
+        }
+        fn notifier(&self) -> Arc<dyn Notify> {
+            Arc::new(NoNotify)
+        }
+    }
+
+    fn new_loop() -> (EventLoop, Rc<RefCell<Vec<Option<Duration>>>>) {
+        let waits = Rc::new(RefCell::new(Vec::new()));
+        (
+            EventLoop::from_driver(Box::new(Sleeper(waits.clone()))),
+            waits,
+        )
+    }
+
+    fn on_local_list(lp: &EventLoop) -> bool {
+        let id = lp.inner.shared.id;
+        LOCAL_LOOPS.with(|l| l.borrow().iter().any(|(lid, _)| *lid == id))
+    }
+
+    #[test]
+    fn wait_hook_wraps_only_blocking_waits() {
+        let (lp, waits) = new_loop();
+        let hooked = Rc::new(Cell::new(0));
+        let h = hooked.clone();
+        lp.set_wait_hook(Some(Rc::new(move |wait: &mut dyn FnMut()| {
+            h.set(h.get() + 1);
+            wait();
+        })));
+        let run = lp.enter_embedded().unwrap();
+        // Ready work: the poll does not block, the hook is not called.
+        lp.call_soon(|| {}).unwrap();
+        run.run_once(false).unwrap();
+        // No block requested: the same.
+        lp.call_later(Duration::from_millis(20), || {}).unwrap();
+        run.run_once(true).unwrap();
+        assert_eq!(hooked.get(), 0);
+        // Idle until a timer: the hook wraps the wait, which still happens.
+        run.run_once(false).unwrap();
+        assert_eq!(hooked.get(), 1);
+        let last = *waits.borrow().last().unwrap();
+        assert!(last.is_some_and(|t| t > Duration::ZERO));
+        drop(run);
+        lp.close().unwrap();
+    }
+
+    #[test]
+    fn abandoned_batch_keeps_the_rest_queued() {
+        let (lp, _) = new_loop();
+        let out = Rc::new(RefCell::new(Vec::new()));
+        for i in 0..3 {
+            let (o, l) = (out.clone(), lp.clone());
+            lp.call_soon(move || {
+                o.borrow_mut().push(i);
+                if i == 1 {
+                    l.abandon_batch();
+                }
+            })
+            .unwrap();
+        }
+        let run = lp.enter_embedded().unwrap();
+        run.run_once(true).unwrap();
+        assert_eq!(*out.borrow(), [0, 1]);
+        run.run_once(true).unwrap();
+        assert_eq!(*out.borrow(), [0, 1, 2]);
+        drop(run);
+        lp.close().unwrap();
+    }
+
+    #[test]
+    fn detached_loop_is_on_the_thread_list_only_while_entered() {
+        let (lp, _) = new_loop();
+        assert!(on_local_list(&lp));
+        lp.detach();
+        assert!(!on_local_list(&lp));
+        let run = lp.enter_embedded().unwrap();
+        assert!(on_local_list(&lp) && lp.is_running());
+        assert!(lp.enter_embedded().is_err());
+        drop(run);
+        assert!(!on_local_list(&lp) && !lp.is_running());
+        // Work from "another thread" (the remote queue) still arrives.
+        lp.handle().call_soon_threadsafe(|| {}).unwrap();
+        let hit = Rc::new(Cell::new(false));
+        let h = hit.clone();
+        lp.call_soon(move || h.set(true)).unwrap();
+        lp.enter_embedded().unwrap().run_once(true).unwrap();
+        assert!(hit.get());
+        lp.close().unwrap();
     }
 }
