@@ -195,10 +195,16 @@ impl PipeReader {
         })
     }
 
-    fn map_eof(&self, result: io::Result<usize>) -> io::Result<usize> {
+    /// End of stream for a PTY master whose slave side is gone (`EIO`),
+    /// for either error type (`io::Error` of the futures-io impl, `Error`
+    /// of the owned-buffer reads).
+    fn map_eof<E: EofErrno>(
+        &self,
+        result: std::result::Result<usize, E>,
+    ) -> std::result::Result<usize, E> {
         match result {
             // A PTY master whose slave side is gone.
-            Err(e) if self.tty && e.raw_os_error() == Some(libc::EIO) => Ok(0),
+            Err(e) if self.tty && e.errno() == Some(libc::EIO) => Ok(0),
             other => other,
         }
     }
@@ -208,11 +214,11 @@ impl PipeReader {
     /// read; whatever it had already taken is returned by the next read.
     pub async fn read_owned<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
         if buf.bytes_total() == 0 {
-            return (self.stream.loop_fd().map(|_| 0), buf);
+            return (self.stream.loop_fd().map(|_| 0).map_err(Error::from), buf);
         }
         let (result, buf) = match self.stream.op(buf, Recv::FILE) {
             Ok(op) => op.await,
-            Err((e, buf)) => return (Err(e), buf),
+            Err((e, buf)) => return (Err(e.into()), buf),
         };
         (self.map_eof(result), buf)
     }
@@ -228,7 +234,7 @@ impl PipeReader {
                 Ok(0) => return Ok(out),
                 Ok(_) => out.extend_from_slice(&chunk),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -256,7 +262,7 @@ impl PipeWriter {
     pub async fn write_owned<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
         match self.stream.op(buf, PipeWrite::once()) {
             Ok(op) => op.await,
-            Err((e, buf)) => (Err(e), buf),
+            Err((e, buf)) => (Err(e.into()), buf),
         }
     }
 
@@ -267,7 +273,7 @@ impl PipeWriter {
                 let (result, buf) = op.await;
                 (result.map(drop), buf)
             }
-            Err((e, buf)) => (Err(e), buf),
+            Err((e, buf)) => (Err(e.into()), buf),
         }
     }
 
@@ -307,6 +313,23 @@ fn write_now(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
         Err(io::Error::last_os_error())
     } else {
         Ok(n as usize)
+    }
+}
+
+/// An error's OS code, whichever of the two error types it is.
+trait EofErrno {
+    fn errno(&self) -> Option<i32>;
+}
+
+impl EofErrno for io::Error {
+    fn errno(&self) -> Option<i32> {
+        self.raw_os_error()
+    }
+}
+
+impl EofErrno for Error {
+    fn errno(&self) -> Option<i32> {
+        self.raw_os_error()
     }
 }
 

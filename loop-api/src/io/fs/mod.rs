@@ -473,7 +473,7 @@ impl File {
                 unsafe { buf.set_init(n) };
                 (Ok(n), buf)
             }
-            Some(Err(e)) => (Err(e), buf),
+            Some(Err(e)) => (Err(e.into()), buf),
             None => {
                 let fd = self.fd.clone();
                 let job = on_executor(&self.lp, move || {
@@ -493,7 +493,7 @@ impl File {
                         }
                         (Ok(n), buf)
                     }
-                    Err(e) => (Err(e), buf),
+                    Err(e) => (Err(e.into()), buf),
                 }
             }
         }
@@ -514,12 +514,15 @@ impl File {
         let (result, (buf, _fd)) =
             unsafe { on_backend(&self.lp, op, (buf, self.fd.clone())) }.await;
         match result {
-            Some(result) => (result.map(|out| out.bytes.min(len)), buf),
+            Some(result) => (
+                result.map(|out| out.bytes.min(len)).map_err(Error::from),
+                buf,
+            ),
             None => {
                 let fd = self.fd.clone();
                 let data = buf.as_slice().to_vec();
                 let n = on_executor(&self.lp, move || pwrite_at(fd.as_raw_fd(), &data, offset));
-                (n.await, buf)
+                (n.await.map_err(Error::from), buf)
             }
         }
     }
@@ -544,11 +547,11 @@ impl File {
             buf = back;
             match result {
                 Some(Ok(out)) if out.bytes == 0 => {
-                    return (Err(io::ErrorKind::WriteZero.into()), buf)
+                    return (Err(io::Error::from(io::ErrorKind::WriteZero).into()), buf)
                 }
                 Some(Ok(out)) => done += out.bytes.min(len - done),
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Some(Err(e)) => return (Err(e), buf),
+                Some(Err(e)) => return (Err(e.into()), buf),
                 None => {
                     // The rest in one executor job.
                     let fd = self.fd.clone();
@@ -566,7 +569,7 @@ impl File {
                         }
                         Ok(())
                     });
-                    return (job.await, buf);
+                    return (job.await.map_err(Error::from), buf);
                 }
             }
         }

@@ -323,7 +323,7 @@ impl UnixDatagram {
     pub async fn send_to<B: IoBuf>(&self, buf: B, path: impl AsRef<Path>) -> BufResult<usize, B> {
         match SockAddr::unix(path) {
             Ok(addr) => self.sock.send_to(buf, addr).await,
-            Err(e) => (Err(e), buf),
+            Err(e) => (Err(e.into()), buf),
         }
     }
 

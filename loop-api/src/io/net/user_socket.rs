@@ -72,7 +72,7 @@ impl EventLoop {
         let fd = sock.as_raw_fd();
         let borrow = match borrow_socket(self, fd) {
             Ok(b) => b,
-            Err(e) => return (Err(e), buf),
+            Err(e) => return (Err(e.into()), buf),
         };
         ops::recv(self, fd, buf, borrow).await
     }
@@ -83,7 +83,7 @@ impl EventLoop {
         let fd = sock.as_raw_fd();
         let borrow = match borrow_socket(self, fd) {
             Ok(b) => b,
-            Err(e) => return (Err(e), buf),
+            Err(e) => return (Err(e.into()), buf),
         };
         ops::send_all(self, fd, buf, borrow).await
     }
@@ -107,7 +107,7 @@ impl EventLoop {
         let fd = sock.as_raw_fd();
         let borrow = match borrow_socket(self, fd) {
             Ok(b) => b,
-            Err(e) => return (Err(e), buf),
+            Err(e) => return (Err(e.into()), buf),
         };
         ops::recv_from(self, fd, buf, borrow).await
     }
@@ -123,7 +123,7 @@ impl EventLoop {
         let fd = sock.as_raw_fd();
         let borrow = match borrow_socket(self, fd) {
             Ok(b) => b,
-            Err(e) => return (Err(e), buf),
+            Err(e) => return (Err(e.into()), buf),
         };
         ops::send_to(self, fd, buf, addr.into(), borrow).await
     }
