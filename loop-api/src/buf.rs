@@ -18,7 +18,7 @@
 //! use evloop::net::UnixStream;
 //!
 //! async fn exchange(s: &UnixStream) -> evloop::Result<Vec<u8>> {
-//!     let (res, _) = s.write_all_owned(b"ping").await;
+//!     let (res, _) = s.write_all_owned(b"ping".as_slice()).await;
 //!     res?;
 //!     let (res, buf): BufResult<usize, Vec<u8>> = s.read_owned(Vec::with_capacity(16)).await;
 //!     res?; // an evloop::Error, like any other call's
