@@ -152,7 +152,26 @@ impl Drop for Stream {
 /// The reading end of a pipe (or a FIFO, socket, tty or PTY master).
 ///
 /// Both ends implement futures-io's `AsyncRead`/`AsyncWrite`, so the
-/// `futures` crate's extension traits work on them (see [`pipe`]).
+/// `futures` crate's extension traits work on them (see [`pipe`]). With
+/// owned buffers (a descriptor you already have becomes one with
+/// [`EventLoop::connect_read_pipe`], as [`open_pty`]'s example shows):
+///
+/// ```
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     let (mut reader, mut writer) = evloop::pipe::pipe(&lp)?;
+///     let (res, _) = writer.write_all_owned(b"owned".as_slice()).await;
+///     res?;
+///     drop(writer); // the reader sees end of stream after the bytes
+///     let (res, buf) = reader.read_owned(Vec::with_capacity(64)).await;
+///     assert_eq!(res?, 5);
+///     assert_eq!(buf, b"owned");
+///     let (res, _) = reader.read_owned(Vec::with_capacity(64)).await;
+///     assert_eq!(res?, 0);
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct PipeReader {
     stream: Stream,
     tty: bool,
@@ -160,7 +179,7 @@ pub struct PipeReader {
 
 /// The writing end of a pipe (or a FIFO, socket, tty or PTY master).
 ///
-/// See [`pipe`] for an example.
+/// Examples: [`pipe`] (futures-io), [`PipeReader`] (owned buffers).
 pub struct PipeWriter {
     stream: Stream,
 }
@@ -414,6 +433,31 @@ pub fn pipe(lp: &EventLoop) -> Result<(PipeReader, PipeWriter)> {
 /// give the slave to a child process or a blocking writer. The line
 /// discipline applies (echo, `\n` to `\r\n`) unless the slave is put in
 /// raw mode (`cfmakeraw` + `tcsetattr`).
+///
+/// ```
+/// use futures::io::AsyncReadExt;
+/// use std::io::Write;
+///
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     let (master, slave) = evloop::pipe::open_pty()?;
+///     let mut terminal = lp.connect_read_pipe(master)?;
+///     // What a program on the slave side prints (here, a blocking write) ...
+///     let mut slave = std::fs::File::from(slave);
+///     slave.write_all(b"hi\n")?;
+///     // ... arrives on the master through the line discipline.
+///     let mut line = [0u8; 4];
+///     terminal.read_exact(&mut line).await?;
+///     assert_eq!(&line, b"hi\r\n");
+///     // Once the slave side is closed, the master reads end of stream.
+///     drop(slave);
+///     let mut rest = Vec::new();
+///     terminal.read_to_end(&mut rest).await?;
+///     assert!(rest.is_empty());
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     // SAFETY: posix_openpt takes flags only.
     let master =

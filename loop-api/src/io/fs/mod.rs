@@ -726,7 +726,8 @@ fn pwrite_at(fd: RawFd, buf: &[u8], offset: u64) -> io::Result<usize> {
     cvt_len(unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), offset) })
 }
 
-/// A file's metadata, from `statx(2)`.
+/// A file's metadata, from `statx(2)`: [`metadata`] or
+/// [`File::metadata`]. Example: [`read_dir`]'s.
 #[derive(Clone, Copy)]
 pub struct Metadata {
     stx: libc::statx,
@@ -855,6 +856,7 @@ async fn path_op(
 }
 
 /// The metadata of `path` (following symbolic links), on the running loop.
+/// Examples: the [module docs](self), [`read_dir`].
 pub async fn metadata(path: impl AsRef<Path>) -> Result<Metadata> {
     let lp = running_loop()?;
     let shown = path.as_ref();
@@ -864,20 +866,23 @@ pub async fn metadata(path: impl AsRef<Path>) -> Result<Metadata> {
     })
 }
 
-/// Reads the whole file at `path`, on the running loop.
+/// Reads the whole file at `path`, on the running loop. Examples: the
+/// [module docs](self), [`read_dir`].
 pub async fn read(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let mut file = File::open(path).await?;
     file.read_to_end_owned().await
 }
 
-/// Writes `contents` to `path`, creating or truncating it, on the running loop.
+/// Writes `contents` to `path`, creating or truncating it, on the running
+/// loop. Examples: the [module docs](self), [`read_dir`].
 pub async fn write(path: impl AsRef<Path>, contents: impl IoBuf) -> Result<()> {
     let mut file = File::create(path).await?;
     let (result, _) = file.write_all_owned(contents).await;
     Ok(result?)
 }
 
-/// Renames `from` to `to` (replacing `to` if it exists), on the running loop.
+/// Renames `from` to `to` (replacing `to` if it exists), on the running
+/// loop. Example: [`read_dir`]'s.
 pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
     let lp = running_loop()?;
     let (shown_from, shown_to) = (from.as_ref(), to.as_ref());
@@ -918,17 +923,20 @@ async fn unlink(shown: &Path, dir: bool) -> Result<()> {
 }
 
 /// Removes the file (or symbolic link) at `path`, on the running loop.
+/// Examples: the [module docs](self), [`read_dir`].
 pub async fn remove_file(path: impl AsRef<Path>) -> Result<()> {
     unlink(path.as_ref(), false).await
 }
 
-/// Removes the empty directory at `path`, on the running loop.
+/// Removes the empty directory at `path`, on the running loop. Examples:
+/// the [module docs](self), [`read_dir`].
 pub async fn remove_dir(path: impl AsRef<Path>) -> Result<()> {
     unlink(path.as_ref(), true).await
 }
 
 /// Creates the directory `path` (mode `0o777` before the umask; its
-/// parent must exist), on the running loop.
+/// parent must exist), on the running loop. Examples: the
+/// [module docs](self), [`read_dir`].
 pub async fn create_dir(path: impl AsRef<Path>) -> Result<()> {
     let lp = running_loop()?;
     let shown = path.as_ref();
@@ -946,7 +954,7 @@ pub async fn create_dir(path: impl AsRef<Path>) -> Result<()> {
     Error::ctx(made, || format!("create directory {}", shown.display()))
 }
 
-/// One entry of a directory listing ([`read_dir`]).
+/// One entry of a directory listing ([`read_dir`], whose example uses it).
 #[derive(Debug, Clone)]
 pub struct DirEntry {
     path: PathBuf,
@@ -974,6 +982,40 @@ impl DirEntry {
 /// The entries of the directory `path` (without `.` and `..`, in the
 /// order the file system gives), read by one executor job on every
 /// backend: io_uring has no `getdents` opcode.
+///
+/// A small tour of the free functions, [`DirEntry`] and [`Metadata`]:
+///
+/// ```
+/// use evloop::fs;
+///
+/// evloop::run(async {
+///     let dir = std::env::temp_dir().join(format!("evloop-read-dir-{}", std::process::id()));
+///     fs::create_dir(&dir).await?;
+///     fs::create_dir(dir.join("sub")).await?;
+///     fs::write(dir.join("draft.txt"), b"v1".as_slice()).await?;
+///     fs::rename(dir.join("draft.txt"), dir.join("final.txt")).await?;
+///
+///     let mut names = Vec::new();
+///     for entry in fs::read_dir(&dir).await? {
+///         let kind = if entry.file_type().is_dir() { "dir" } else { "file" };
+///         names.push(format!("{} ({kind})", entry.file_name().to_string_lossy()));
+///     }
+///     names.sort();
+///     assert_eq!(names, ["final.txt (file)", "sub (dir)"]);
+///
+///     let meta = fs::metadata(dir.join("final.txt")).await?;
+///     assert!(meta.is_file() && !meta.is_dir());
+///     assert_eq!(meta.len(), 2);
+///     assert!(fs::metadata(dir.join("sub")).await?.is_dir());
+///     assert_eq!(fs::read(dir.join("final.txt")).await?, b"v1");
+///
+///     fs::remove_file(dir.join("final.txt")).await?;
+///     fs::remove_dir(dir.join("sub")).await?;
+///     fs::remove_dir(&dir).await?;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub async fn read_dir(path: impl AsRef<Path>) -> Result<Vec<DirEntry>> {
     let lp = running_loop()?;
     let shown = path.as_ref();
