@@ -878,7 +878,7 @@ pub async fn read(path: impl AsRef<Path>) -> Result<Vec<u8>> {
 pub async fn write(path: impl AsRef<Path>, contents: impl IoBuf) -> Result<()> {
     let mut file = File::create(path).await?;
     let (result, _) = file.write_all_owned(contents).await;
-    Ok(result?)
+    result
 }
 
 /// Renames `from` to `to` (replacing `to` if it exists), on the running

@@ -59,7 +59,7 @@ impl EventLoop {
     /// peer closed its side (and every later call returns empty too).
     pub async fn sock_recv(&self, sock: &impl AsRawFd, n: usize) -> Result<Vec<u8>> {
         let (res, buf) = self.sock_recv_into(sock, Vec::with_capacity(n)).await;
-        Ok(res.map(|_| buf)?)
+        res.map(|_| buf)
     }
 
     /// Receives into `buf` (up to its capacity, replacing its contents):
@@ -95,7 +95,7 @@ impl EventLoop {
         n: usize,
     ) -> Result<(Vec<u8>, SockAddr)> {
         let (res, buf) = self.sock_recvfrom_into(sock, Vec::with_capacity(n)).await;
-        Ok(res.map(|(_, addr)| (buf, addr))?)
+        res.map(|(_, addr)| (buf, addr))
     }
 
     /// Receives one datagram into `buf` (up to its capacity): the count and the sender.
