@@ -95,8 +95,15 @@
 //! ```
 //!
 //! The operation futures the loop's own I/O objects are built on are
-//! [`OpFuture`] (awaiting one raw operation, for backend tests).
+//! [`OpFuture`] (awaiting one raw operation, for backend tests). A backend
+//! crate can make its loops the default, when the application sets no
+//! policy, with [`install_default_policy`].
 
+/// For a crate that wants its backend to be the default when the
+/// application installs no policy (evloop installs its own default
+/// lazily, and the first installed wins).
+#[doc(inline)]
+pub use loop_api::install_default_policy;
 pub use loop_api::OpFuture;
 pub use loop_driver::{sys, Cancel, Completion, Driver, Notify, Op, OpId, OpOutput};
 

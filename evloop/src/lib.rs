@@ -70,10 +70,36 @@ pub mod guide;
 pub mod sync;
 pub use loop_api::{
     default_exception_handler, default_pool_size, gather, get_event_loop, run_with, set_event_loop,
-    set_event_loop_policy, sleep, wait_for, yield_now, Error, EventLoop, EventLoopPolicy,
-    ExceptionContext, ExceptionHandler, Executor, ExecutorFuture, FactoryPolicy, Gather, Handle,
-    Job, PipeReader, PipeWriter, Result, Sleep, Task, ThreadPool, TimerHandle, WaitFor, YieldNow,
+    set_event_loop_policy, sleep, wait_for, yield_now, Error, EventLoopPolicy, ExceptionContext,
+    ExceptionHandler, Executor, ExecutorFuture, FactoryPolicy, Gather, Handle, Job, PipeReader,
+    PipeWriter, Result, Sleep, Task, ThreadPool, TimerHandle, WaitFor, YieldNow,
 };
+
+/// The loop, driven by hand as in asyncio (most programs only need
+/// [`run`]):
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+///
+/// let lp = evloop::new_event_loop()?; // the policy's backend
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// let l = log.clone();
+/// lp.call_soon(move || l.borrow_mut().push("callback"))?;
+/// let l = log.clone();
+/// let task = lp.create_task(async move {
+///     l.borrow_mut().push("task");
+///     6 * 7
+/// })?;
+/// // Runs callbacks and tasks until the task is done; the outer Result
+/// // is the loop's, the inner one the task's.
+/// assert_eq!(lp.run_until_complete(task)??, 42);
+/// assert_eq!(*log.borrow(), ["callback", "task"]); // FIFO, like asyncio
+/// lp.close()?;
+/// # Ok::<_, evloop::Error>(())
+/// ```
+#[doc(inline)]
+pub use loop_api::EventLoop;
 
 /// ```
 /// use std::sync::mpsc;

@@ -31,7 +31,7 @@ use evloop::net::TcpStream;
 use futures::io::{AsyncBufReadExt, BufReader};
 
 /// Sends one line (the `\n` is added).
-async fn send_line(stream: &TcpStream, line: &str) -> io::Result<()> {
+async fn send_line(stream: &TcpStream, line: &str) -> evloop::Result<()> {
     let (res, _) = stream
         .write_all_owned(format!("{line}\n").into_bytes())
         .await;

@@ -157,7 +157,9 @@ async fn stalled_client(lp: &EventLoop) -> Result<(), BoxError> {
     let start = Instant::now();
     let mut stream = lp.create_connection(addr).await?;
     // Half a request head, then nothing (futures-io's traits).
-    stream.write_all(b"GET /add?a=1&b=2 HTTP/1.1\r\nhost: local").await?;
+    stream
+        .write_all(b"GET /add?a=1&b=2 HTTP/1.1\r\nhost: local")
+        .await?;
     let mut buf = [0u8; 1024];
     let n = stream.read(&mut buf).await?;
     println!(

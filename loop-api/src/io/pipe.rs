@@ -152,7 +152,26 @@ impl Drop for Stream {
 /// The reading end of a pipe (or a FIFO, socket, tty or PTY master).
 ///
 /// Both ends implement futures-io's `AsyncRead`/`AsyncWrite`, so the
-/// `futures` crate's extension traits work on them (see [`pipe`]).
+/// `futures` crate's extension traits work on them (see [`pipe`]). With
+/// owned buffers (a descriptor you already have becomes one with
+/// [`EventLoop::connect_read_pipe`], as [`open_pty`]'s example shows):
+///
+/// ```
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     let (mut reader, mut writer) = evloop::pipe::pipe(&lp)?;
+///     let (res, _) = writer.write_all_owned(b"owned".as_slice()).await;
+///     res?;
+///     drop(writer); // the reader sees end of stream after the bytes
+///     let (res, buf) = reader.read_owned(Vec::with_capacity(64)).await;
+///     assert_eq!(res?, 5);
+///     assert_eq!(buf, b"owned");
+///     let (res, _) = reader.read_owned(Vec::with_capacity(64)).await;
+///     assert_eq!(res?, 0);
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct PipeReader {
     stream: Stream,
     tty: bool,
@@ -160,7 +179,7 @@ pub struct PipeReader {
 
 /// The writing end of a pipe (or a FIFO, socket, tty or PTY master).
 ///
-/// See [`pipe`] for an example.
+/// Examples: [`pipe`] (futures-io), [`PipeReader`] (owned buffers).
 pub struct PipeWriter {
     stream: Stream,
 }
@@ -195,10 +214,16 @@ impl PipeReader {
         })
     }
 
-    fn map_eof(&self, result: io::Result<usize>) -> io::Result<usize> {
+    /// End of stream for a PTY master whose slave side is gone (`EIO`),
+    /// for either error type (`io::Error` of the futures-io impl, `Error`
+    /// of the owned-buffer reads).
+    fn map_eof<E: EofErrno>(
+        &self,
+        result: std::result::Result<usize, E>,
+    ) -> std::result::Result<usize, E> {
         match result {
             // A PTY master whose slave side is gone.
-            Err(e) if self.tty && e.raw_os_error() == Some(libc::EIO) => Ok(0),
+            Err(e) if self.tty && e.errno() == Some(libc::EIO) => Ok(0),
             other => other,
         }
     }
@@ -208,11 +233,11 @@ impl PipeReader {
     /// read; whatever it had already taken is returned by the next read.
     pub async fn read_owned<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
         if buf.bytes_total() == 0 {
-            return (self.stream.loop_fd().map(|_| 0), buf);
+            return (self.stream.loop_fd().map(|_| 0).map_err(Error::from), buf);
         }
         let (result, buf) = match self.stream.op(buf, Recv::FILE) {
             Ok(op) => op.await,
-            Err((e, buf)) => return (Err(e), buf),
+            Err((e, buf)) => return (Err(e.into()), buf),
         };
         (self.map_eof(result), buf)
     }
@@ -228,7 +253,7 @@ impl PipeReader {
                 Ok(0) => return Ok(out),
                 Ok(_) => out.extend_from_slice(&chunk),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -256,7 +281,7 @@ impl PipeWriter {
     pub async fn write_owned<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
         match self.stream.op(buf, PipeWrite::once()) {
             Ok(op) => op.await,
-            Err((e, buf)) => (Err(e), buf),
+            Err((e, buf)) => (Err(e.into()), buf),
         }
     }
 
@@ -267,7 +292,7 @@ impl PipeWriter {
                 let (result, buf) = op.await;
                 (result.map(drop), buf)
             }
-            Err((e, buf)) => (Err(e), buf),
+            Err((e, buf)) => (Err(e.into()), buf),
         }
     }
 
@@ -307,6 +332,23 @@ fn write_now(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
         Err(io::Error::last_os_error())
     } else {
         Ok(n as usize)
+    }
+}
+
+/// An error's OS code, whichever of the two error types it is.
+trait EofErrno {
+    fn errno(&self) -> Option<i32>;
+}
+
+impl EofErrno for io::Error {
+    fn errno(&self) -> Option<i32> {
+        self.raw_os_error()
+    }
+}
+
+impl EofErrno for Error {
+    fn errno(&self) -> Option<i32> {
+        self.raw_os_error()
     }
 }
 
@@ -391,6 +433,31 @@ pub fn pipe(lp: &EventLoop) -> Result<(PipeReader, PipeWriter)> {
 /// give the slave to a child process or a blocking writer. The line
 /// discipline applies (echo, `\n` to `\r\n`) unless the slave is put in
 /// raw mode (`cfmakeraw` + `tcsetattr`).
+///
+/// ```
+/// use futures::io::AsyncReadExt;
+/// use std::io::Write;
+///
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     let (master, slave) = evloop::pipe::open_pty()?;
+///     let mut terminal = lp.connect_read_pipe(master)?;
+///     // What a program on the slave side prints (here, a blocking write) ...
+///     let mut slave = std::fs::File::from(slave);
+///     slave.write_all(b"hi\n")?;
+///     // ... arrives on the master through the line discipline.
+///     let mut line = [0u8; 4];
+///     terminal.read_exact(&mut line).await?;
+///     assert_eq!(&line, b"hi\r\n");
+///     // Once the slave side is closed, the master reads end of stream.
+///     drop(slave);
+///     let mut rest = Vec::new();
+///     terminal.read_to_end(&mut rest).await?;
+///     assert!(rest.is_empty());
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     // SAFETY: posix_openpt takes flags only.
     let master =

@@ -819,11 +819,30 @@ pub fn signal(kind: impl Into<SignalKind>) -> Result<Signals> {
 /// future resolves to [`Error::NoRunningLoop`]; if the loop closes first,
 /// to [`Error::Closed`].
 ///
-/// ```no_run
-/// # async fn demo() -> evloop::Result<()> {
-/// evloop::signal::ctrl_c().await?;
-/// println!("Ctrl-C: shutting down");
-/// # Ok(()) }
+/// A server that runs until Ctrl-C (here the process sends itself the
+/// `SIGINT` a terminal would):
+///
+/// ```
+/// use evloop::{sleep, Error};
+/// use futures::future::{select, Either};
+/// use std::time::Duration;
+///
+/// evloop::run(async {
+///     let stop = evloop::signal::ctrl_c(); // listening from here on
+///     let serve = async {
+///         loop {
+///             sleep(Duration::from_millis(5)).await; // serve ...
+///         }
+///     };
+///     // SAFETY: raise only sends a signal to this process, which listens for it.
+///     unsafe { libc::raise(libc::SIGINT) };
+///     match select(std::pin::pin!(serve), stop).await {
+///         Either::Right((res, _)) => res?, // Ctrl-C: shut down
+///         Either::Left(_) => unreachable!("the server never returns"),
+///     }
+///     Ok::<_, Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
 /// ```
 pub fn ctrl_c() -> CtrlC {
     let state = match signal(SIGINT) {
@@ -833,9 +852,28 @@ pub fn ctrl_c() -> CtrlC {
     CtrlC { state }
 }
 
-/// The deliveries of one signal to one loop, from [`signal()`] or
-/// [`EventLoop::signals`]. Dropping it stops listening (and restores the
-/// signal's disposition if nothing else of this loop handles it).
+/// The deliveries of one signal to one loop, from [`signal()`] (whose
+/// example awaits one with `recv`) or [`EventLoop::signals`]. Dropping it
+/// stops listening (and restores the signal's disposition if nothing else
+/// of this loop handles it).
+///
+/// As a `futures::Stream`:
+///
+/// ```
+/// use evloop::signal::SIGUSR2;
+/// use futures::StreamExt;
+///
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     let mut usr2 = lp.signals(SIGUSR2)?;
+///     let mut deliveries = futures::stream::poll_fn(move |cx| usr2.poll_recv(cx));
+///     // SAFETY: raise only sends a signal to this process, which listens for it.
+///     unsafe { libc::raise(libc::SIGUSR2) };
+///     assert_eq!(deliveries.next().await, Some(SIGUSR2));
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 ///
 /// [`recv`](Self::recv) takes one delivery at a time; deliveries not yet
 /// received are counted, so none is merged by evloop (see the module
@@ -925,7 +963,8 @@ impl Drop for Signals {
     }
 }
 
-/// The future returned by [`ctrl_c`]: `Ok(())` on the next `SIGINT`.
+/// The future returned by [`ctrl_c`] (see its example): `Ok(())` on the
+/// next `SIGINT`.
 #[must_use = "futures do nothing unless awaited; dropping it stops listening"]
 pub struct CtrlC {
     state: CtrlCState,

@@ -29,8 +29,12 @@ use std::io;
 /// function): an `io::Error` becomes [`Error::Io`] without context, and an
 /// `Error` becomes an `io::Error` of the same kind (the bare `io::Error`
 /// when there is no context; otherwise one that wraps this `Error`, which
-/// `From<io::Error>` unwraps again, losing nothing). The futures-io trait
-/// implementations, which must return `io::Error`, convert that way.
+/// `From<io::Error>` unwraps again, losing nothing). Owned-buffer methods
+/// return it too: [`BufResult`](crate::buf::BufResult) is
+/// `(Result<T>, B)`. Only the trait implementations for other ecosystems
+/// (futures-io's `AsyncRead`/`AsyncWrite`, tokio's and hyper's I/O traits
+/// in `evloop-compat`) return `io::Error`, as their traits require; they
+/// convert that way.
 ///
 /// ```
 /// use std::io::ErrorKind;

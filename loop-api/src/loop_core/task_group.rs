@@ -275,7 +275,8 @@ impl<E> fmt::Debug for TaskGroup<E> {
     }
 }
 
-/// The future returned by [`TaskGroup::join`].
+/// The future returned by [`TaskGroup::join`]: `Ok(())`, or every
+/// failure in a [`GroupError`] (whose example shows both).
 #[derive(Debug)]
 pub struct Join<E = Error> {
     group: TaskGroup<E>,
@@ -301,6 +302,27 @@ impl<E> Future for Join<E> {
 
 /// The failures of a [`TaskGroup`]'s children, in the order they happened
 /// (asyncio's `ExceptionGroup`). Never empty.
+///
+/// ```
+/// use evloop::{sleep, Error, TaskGroup};
+/// use std::time::Duration;
+///
+/// evloop::run(async {
+///     let group = TaskGroup::<Error>::new()?;
+///     let sleeper = group.spawn(async {
+///         sleep(Duration::from_secs(60)).await;
+///         Ok(())
+///     })?;
+///     group.spawn(async { Err::<(), _>(Error::InvalidArgument("bad input".into())) })?;
+///     // The failure cancels the sleeper; join() returns what failed.
+///     let failed = group.join().await.unwrap_err();
+///     assert_eq!(failed.errors().len(), 1);
+///     assert_eq!(failed.to_string(), "1 task(s) of the group failed; the first: invalid argument: bad input");
+///     assert!(sleeper.await.unwrap_err().is_cancelled());
+///     Ok::<_, Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct GroupError<E = Error> {
     errors: Vec<E>,

@@ -19,7 +19,40 @@ use crate::loop_core::get_running_loop;
 use crate::loop_core::task::Task;
 
 /// When [`wait`] returns (asyncio's `FIRST_COMPLETED`, `FIRST_EXCEPTION`,
-/// `ALL_COMPLETED`).
+/// `ALL_COMPLETED`). [`wait`]'s example uses `FirstCompleted`; here the
+/// other two:
+///
+/// ```
+/// use evloop::{sleep, spawn, wait, Error, ReturnWhen};
+/// use std::time::Duration;
+///
+/// evloop::run(async {
+///     // FirstException: back as soon as a task panics, the rest pending.
+///     let slow = spawn(async { sleep(Duration::from_secs(60)).await })?;
+///     let boom = spawn(async { panic!("boom") })?;
+///     let (done, pending) = wait([slow, boom], ReturnWhen::FirstException, None).await?;
+///     assert_eq!((done.len(), pending.len()), (1, 1));
+///     for task in done {
+///         assert!(task.await.unwrap_err().is_panic());
+///     }
+///     for task in pending {
+///         task.cancel(); // wait itself cancels nothing
+///     }
+///
+///     // AllCompleted (with a timeout that is not reached): every task done.
+///     let tasks = (1..=3).map(|i| spawn(async move { i * 10 })).collect::<Result<Vec<_>, _>>()?;
+///     let (done, pending) =
+///         wait(tasks, ReturnWhen::AllCompleted, Some(Duration::from_secs(10))).await?;
+///     assert!(pending.is_empty());
+///     let mut sum = 0;
+///     for task in done {
+///         sum += task.await?;
+///     }
+///     assert_eq!(sum, 60);
+///     Ok::<_, Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ReturnWhen {
     /// As soon as any task has ended (completed, panicked or cancelled).

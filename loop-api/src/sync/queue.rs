@@ -78,6 +78,21 @@ impl<T: Ord> QueueKind<T> for BinaryHeap<Reverse<T>> {
 }
 
 /// Why `put_nowait` refused; the item comes back.
+///
+/// ```
+/// use evloop::sync::{PutError, Queue};
+///
+/// evloop::run(async {
+///     let queue = Queue::new(1); // room for one item
+///     queue.put_nowait("first").unwrap();
+///     let refused = queue.put_nowait("second").unwrap_err();
+///     assert!(refused.is_full());
+///     assert_eq!(refused.into_inner(), "second"); // nothing is lost
+///     queue.shutdown(false);
+///     assert!(matches!(queue.put_nowait("third"), Err(PutError::ShutDown("third"))));
+/// })?;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(PartialEq, Eq)]
 pub enum PutError<T> {
     /// The queue has `maxsize` items (`asyncio.QueueFull`).

@@ -473,7 +473,7 @@ impl File {
                 unsafe { buf.set_init(n) };
                 (Ok(n), buf)
             }
-            Some(Err(e)) => (Err(e), buf),
+            Some(Err(e)) => (Err(e.into()), buf),
             None => {
                 let fd = self.fd.clone();
                 let job = on_executor(&self.lp, move || {
@@ -493,7 +493,7 @@ impl File {
                         }
                         (Ok(n), buf)
                     }
-                    Err(e) => (Err(e), buf),
+                    Err(e) => (Err(e.into()), buf),
                 }
             }
         }
@@ -514,12 +514,15 @@ impl File {
         let (result, (buf, _fd)) =
             unsafe { on_backend(&self.lp, op, (buf, self.fd.clone())) }.await;
         match result {
-            Some(result) => (result.map(|out| out.bytes.min(len)), buf),
+            Some(result) => (
+                result.map(|out| out.bytes.min(len)).map_err(Error::from),
+                buf,
+            ),
             None => {
                 let fd = self.fd.clone();
                 let data = buf.as_slice().to_vec();
                 let n = on_executor(&self.lp, move || pwrite_at(fd.as_raw_fd(), &data, offset));
-                (n.await, buf)
+                (n.await.map_err(Error::from), buf)
             }
         }
     }
@@ -544,11 +547,11 @@ impl File {
             buf = back;
             match result {
                 Some(Ok(out)) if out.bytes == 0 => {
-                    return (Err(io::ErrorKind::WriteZero.into()), buf)
+                    return (Err(io::Error::from(io::ErrorKind::WriteZero).into()), buf)
                 }
                 Some(Ok(out)) => done += out.bytes.min(len - done),
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Some(Err(e)) => return (Err(e), buf),
+                Some(Err(e)) => return (Err(e.into()), buf),
                 None => {
                     // The rest in one executor job.
                     let fd = self.fd.clone();
@@ -566,7 +569,7 @@ impl File {
                         }
                         Ok(())
                     });
-                    return (job.await, buf);
+                    return (job.await.map_err(Error::from), buf);
                 }
             }
         }
@@ -723,7 +726,8 @@ fn pwrite_at(fd: RawFd, buf: &[u8], offset: u64) -> io::Result<usize> {
     cvt_len(unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), offset) })
 }
 
-/// A file's metadata, from `statx(2)`.
+/// A file's metadata, from `statx(2)`: [`metadata`] or
+/// [`File::metadata`]. Example: [`read_dir`]'s.
 #[derive(Clone, Copy)]
 pub struct Metadata {
     stx: libc::statx,
@@ -852,6 +856,7 @@ async fn path_op(
 }
 
 /// The metadata of `path` (following symbolic links), on the running loop.
+/// Examples: the [module docs](self), [`read_dir`].
 pub async fn metadata(path: impl AsRef<Path>) -> Result<Metadata> {
     let lp = running_loop()?;
     let shown = path.as_ref();
@@ -861,20 +866,23 @@ pub async fn metadata(path: impl AsRef<Path>) -> Result<Metadata> {
     })
 }
 
-/// Reads the whole file at `path`, on the running loop.
+/// Reads the whole file at `path`, on the running loop. Examples: the
+/// [module docs](self), [`read_dir`].
 pub async fn read(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let mut file = File::open(path).await?;
     file.read_to_end_owned().await
 }
 
-/// Writes `contents` to `path`, creating or truncating it, on the running loop.
+/// Writes `contents` to `path`, creating or truncating it, on the running
+/// loop. Examples: the [module docs](self), [`read_dir`].
 pub async fn write(path: impl AsRef<Path>, contents: impl IoBuf) -> Result<()> {
     let mut file = File::create(path).await?;
     let (result, _) = file.write_all_owned(contents).await;
-    Ok(result?)
+    result
 }
 
-/// Renames `from` to `to` (replacing `to` if it exists), on the running loop.
+/// Renames `from` to `to` (replacing `to` if it exists), on the running
+/// loop. Example: [`read_dir`]'s.
 pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
     let lp = running_loop()?;
     let (shown_from, shown_to) = (from.as_ref(), to.as_ref());
@@ -915,17 +923,20 @@ async fn unlink(shown: &Path, dir: bool) -> Result<()> {
 }
 
 /// Removes the file (or symbolic link) at `path`, on the running loop.
+/// Examples: the [module docs](self), [`read_dir`].
 pub async fn remove_file(path: impl AsRef<Path>) -> Result<()> {
     unlink(path.as_ref(), false).await
 }
 
-/// Removes the empty directory at `path`, on the running loop.
+/// Removes the empty directory at `path`, on the running loop. Examples:
+/// the [module docs](self), [`read_dir`].
 pub async fn remove_dir(path: impl AsRef<Path>) -> Result<()> {
     unlink(path.as_ref(), true).await
 }
 
 /// Creates the directory `path` (mode `0o777` before the umask; its
-/// parent must exist), on the running loop.
+/// parent must exist), on the running loop. Examples: the
+/// [module docs](self), [`read_dir`].
 pub async fn create_dir(path: impl AsRef<Path>) -> Result<()> {
     let lp = running_loop()?;
     let shown = path.as_ref();
@@ -943,7 +954,7 @@ pub async fn create_dir(path: impl AsRef<Path>) -> Result<()> {
     Error::ctx(made, || format!("create directory {}", shown.display()))
 }
 
-/// One entry of a directory listing ([`read_dir`]).
+/// One entry of a directory listing ([`read_dir`], whose example uses it).
 #[derive(Debug, Clone)]
 pub struct DirEntry {
     path: PathBuf,
@@ -971,6 +982,40 @@ impl DirEntry {
 /// The entries of the directory `path` (without `.` and `..`, in the
 /// order the file system gives), read by one executor job on every
 /// backend: io_uring has no `getdents` opcode.
+///
+/// A small tour of the free functions, [`DirEntry`] and [`Metadata`]:
+///
+/// ```
+/// use evloop::fs;
+///
+/// evloop::run(async {
+///     let dir = std::env::temp_dir().join(format!("evloop-read-dir-{}", std::process::id()));
+///     fs::create_dir(&dir).await?;
+///     fs::create_dir(dir.join("sub")).await?;
+///     fs::write(dir.join("draft.txt"), b"v1".as_slice()).await?;
+///     fs::rename(dir.join("draft.txt"), dir.join("final.txt")).await?;
+///
+///     let mut names = Vec::new();
+///     for entry in fs::read_dir(&dir).await? {
+///         let kind = if entry.file_type().is_dir() { "dir" } else { "file" };
+///         names.push(format!("{} ({kind})", entry.file_name().to_string_lossy()));
+///     }
+///     names.sort();
+///     assert_eq!(names, ["final.txt (file)", "sub (dir)"]);
+///
+///     let meta = fs::metadata(dir.join("final.txt")).await?;
+///     assert!(meta.is_file() && !meta.is_dir());
+///     assert_eq!(meta.len(), 2);
+///     assert!(fs::metadata(dir.join("sub")).await?.is_dir());
+///     assert_eq!(fs::read(dir.join("final.txt")).await?, b"v1");
+///
+///     fs::remove_file(dir.join("final.txt")).await?;
+///     fs::remove_dir(dir.join("sub")).await?;
+///     fs::remove_dir(&dir).await?;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub async fn read_dir(path: impl AsRef<Path>) -> Result<Vec<DirEntry>> {
     let lp = running_loop()?;
     let shown = path.as_ref();

@@ -182,18 +182,55 @@ fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
 }
 
 /// Standard input on the running loop (a duplicate of descriptor 0).
+///
+/// It reads whatever the process was given, which a doctest cannot
+/// promise, so this one only shows the calls:
+///
+/// ```no_run
+/// evloop::run(async {
+///     let mut input = evloop::fs::stdin()?;
+///     let (res, line) = input.read_owned(Vec::with_capacity(4096)).await;
+///     let n = res?; // 0 at end of input
+///     println!("read {n} bytes: {:?}", String::from_utf8_lossy(&line));
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub fn stdin() -> Result<Stdin> {
     let lp = super::running_loop()?;
     Stdin::from_fd(&lp, dup(io::stdin().as_fd())?)
 }
 
 /// Standard output on the running loop (a duplicate of descriptor 1).
+///
+/// ```
+/// evloop::run(async {
+///     let mut out = evloop::fs::stdout()?;
+///     // `prog > out.log` writes the file at its offset; a pipe or tty
+///     // is a stream: the same calls either way.
+///     let how = if out.is_file() { "file" } else { "stream" };
+///     let (res, _) = out.write_all_owned(format!("stdout is a {how}\n").into_bytes()).await;
+///     res?;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub fn stdout() -> Result<Stdout> {
     let lp = super::running_loop()?;
     Stdout::from_fd(&lp, dup(io::stdout().as_fd())?)
 }
 
 /// Standard error on the running loop (a duplicate of descriptor 2).
+///
+/// ```
+/// evloop::run(async {
+///     let mut err = evloop::fs::stderr()?;
+///     let (res, _) = err.write_all_owned(format!("warning: {}\n", 42).into_bytes()).await;
+///     res?;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub fn stderr() -> Result<Stdout> {
     let lp = super::running_loop()?;
     Stdout::from_fd(&lp, dup(io::stderr().as_fd())?)

@@ -23,10 +23,12 @@
 //! [`Error::Io`](crate::Error::Io) naming the address or path concerned
 //! (`connect to 127.0.0.1:9: Connection refused (os error 111)`) and
 //! keeping its [`io::ErrorKind`](std::io::ErrorKind) ([`Error::kind`](crate::Error::kind)).
-//! The owned-buffer methods return [`BufResult`](crate::buf::BufResult),
-//! whose error is the plain [`std::io::Error`] (no context to add on an
-//! open socket; `?` turns it into an `evloop::Error`); the futures-io
-//! traits return `io::Error` as those traits require. Address arguments are
+//! The owned-buffer methods are no exception: their
+//! [`BufResult`](crate::buf::BufResult) is `(Result<T>, B)`, so an owned
+//! read, `create_connection` and a file open mix in one `?` chain or
+//! `futures::try_join!`. Only the futures-io trait impls return
+//! `io::Error`, as those traits require (of the same kind; converting it
+//! back gives the `evloop::Error` again). Address arguments are
 //! this module's [`ToSocketAddrs`]: host names are resolved on the loop's
 //! executor by the calls that can wait ([`EventLoop::getaddrinfo`](crate::EventLoop::getaddrinfo),
 //! `connect`, `create_connection`); the synchronous ones (`bind`,

@@ -303,6 +303,28 @@ impl fmt::Debug for Server {
 }
 
 /// Options for [`EventLoop::create_server_with`].
+///
+/// Listen first, serve later (asyncio's `start_serving=False`):
+///
+/// ```
+/// use evloop::net::{ServerOptions, TcpStream};
+///
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     let options = ServerOptions { start_serving: false };
+///     let server = lp.create_server_with("127.0.0.1:0", |_conn: TcpStream| async {}, options)?;
+///     assert!(!server.is_serving()); // bound and listening; nothing accepted yet
+///     let addr = server.local_addr().expect("an internet address");
+///     let early = TcpStream::connect(addr).await?; // waits in the backlog
+///     server.start_serving()?;
+///     assert!(server.is_serving());
+///     drop(early);
+///     server.close();
+///     server.wait_closed().await;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerOptions {
     /// Accept connections at once (the default, `true`). With `false` the

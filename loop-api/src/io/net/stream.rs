@@ -234,6 +234,36 @@ fn shutdown_write(sock: &LoopFd) -> io::Result<()> {
 
 /// The reading half of a stream, from `into_split`; the socket closes
 /// when both halves are dropped.
+///
+/// The halves of one connection in two tasks (the same for
+/// [`WriteHalf`]):
+///
+/// ```
+/// use evloop::net::{TcpListener, TcpStream};
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let client = TcpStream::connect(listener.local_addr()?).await?;
+///     let (server, _) = listener.accept().await?;
+///     let (mut rd, mut wr) = client.into_split();
+///     let writer = lp.create_task(async move {
+///         wr.write_all(b"from the writer task").await?;
+///         wr.close().await // shuts down the write direction
+///     })?;
+///     // The server echoes what it reads, then ends its side too.
+///     let (mut srd, mut swr) = server.into_split();
+///     futures::io::copy(&mut srd, &mut swr).await?;
+///     swr.close().await?;
+///     let mut echoed = String::new();
+///     rd.read_to_string(&mut echoed).await?;
+///     assert_eq!(echoed, "from the writer task");
+///     writer.await??;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct ReadHalf {
     sock: Rc<LoopFd>,
     state: ReadyWait<Rc<LoopFd>>,
@@ -270,7 +300,7 @@ impl futures_io::AsyncRead for ReadHalf {
 
 /// The writing half of a stream, from `into_split`. Dropping it does not
 /// shut the connection down; call [`shutdown`](WriteHalf::shutdown) (or
-/// `AsyncWriteExt::close`) to send end-of-stream.
+/// `AsyncWriteExt::close`) to send end-of-stream. Example: [`ReadHalf`]'s.
 pub struct WriteHalf {
     sock: Rc<LoopFd>,
     state: ReadyWait<Rc<LoopFd>>,
@@ -365,7 +395,8 @@ macro_rules! stream_api {
             }
 
             /// Splits the stream into a reading and a writing half that can
-            /// be moved into different tasks.
+            /// be moved into different tasks ([`ReadHalf`](crate::net::ReadHalf)
+            /// shows both in use).
             pub fn into_split(self) -> ($crate::io::net::ReadHalf, $crate::io::net::WriteHalf) {
                 self.core.into_split()
             }

@@ -96,6 +96,29 @@ fn bind_path(socket: &Socket, path: &Path) -> io::Result<Option<BoundPath>> {
 /// A listening Unix stream socket.
 ///
 /// Dropping it closes the socket and removes its socket file.
+///
+/// ```
+/// use evloop::net::{UnixListener, UnixStream};
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// let path = std::env::temp_dir().join(format!("evloop-doc-{}.sock", std::process::id()));
+/// evloop::run({
+///     let path = path.clone();
+///     async move {
+///         let listener = UnixListener::bind(&path)?;
+///         let mut client = UnixStream::connect(&path).await?;
+///         let (mut conn, _peer) = listener.accept().await?; // peer: unnamed
+///         client.write_all(b"over a socket file").await?;
+///         client.close().await?; // end of stream for `conn`
+///         let mut got = String::new();
+///         conn.read_to_string(&mut got).await?;
+///         assert_eq!(got, "over a socket file");
+///         Ok::<_, evloop::Error>(())
+///     }
+/// })??;
+/// assert!(!path.exists()); // the listener removed its socket file
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct UnixListener {
     pub(crate) sock: Rc<LoopFd>,
     bound: RefCell<Option<BoundPath>>,
@@ -191,6 +214,23 @@ sock_fd_traits!(UnixListener);
 ///
 /// Besides the owned-buffer methods it implements futures-io's
 /// `AsyncRead`/`AsyncWrite`. Dropping it closes the connection.
+/// [`UnixListener`]'s example connects one by path; a connected pair
+/// (asyncio's `socket.socketpair()` made async) needs no file:
+///
+/// ```
+/// use evloop::net::UnixStream;
+///
+/// evloop::run(async {
+///     let (a, b) = UnixStream::pair()?;
+///     let (res, _) = a.write_all_owned(b"ping".as_slice()).await;
+///     res?;
+///     let (res, buf) = b.read_owned(Vec::with_capacity(16)).await;
+///     assert_eq!(res?, 4);
+///     assert_eq!(buf, b"ping");
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct UnixStream {
     core: StreamCore,
 }
@@ -267,6 +307,27 @@ impl UnixStream {
 /// A Unix datagram socket.
 ///
 /// One bound to a path removes its socket file when dropped.
+///
+/// ```
+/// use evloop::net::UnixDatagram;
+///
+/// let path = std::env::temp_dir().join(format!("evloop-doc-dgram-{}.sock", std::process::id()));
+/// evloop::run({
+///     let path = path.clone();
+///     async move {
+///         let server = UnixDatagram::bind(&path)?;
+///         let client = UnixDatagram::unbound()?;
+///         let (res, _) = client.send_to(b"one datagram".as_slice(), &path).await;
+///         res?;
+///         let (res, buf) = server.recv_from(Vec::with_capacity(64)).await;
+///         let (n, _from) = res?; // an unbound sender is unnamed
+///         assert_eq!(&buf[..n], b"one datagram");
+///         Ok::<_, evloop::Error>(())
+///     }
+/// })??;
+/// assert!(!path.exists());
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct UnixDatagram {
     sock: Rc<LoopFd>,
     bound: Option<BoundPath>,
@@ -323,7 +384,7 @@ impl UnixDatagram {
     pub async fn send_to<B: IoBuf>(&self, buf: B, path: impl AsRef<Path>) -> BufResult<usize, B> {
         match SockAddr::unix(path) {
             Ok(addr) => self.sock.send_to(buf, addr).await,
-            Err(e) => (Err(e), buf),
+            Err(e) => (Err(e.into()), buf),
         }
     }
 

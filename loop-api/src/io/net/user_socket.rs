@@ -59,7 +59,7 @@ impl EventLoop {
     /// peer closed its side (and every later call returns empty too).
     pub async fn sock_recv(&self, sock: &impl AsRawFd, n: usize) -> Result<Vec<u8>> {
         let (res, buf) = self.sock_recv_into(sock, Vec::with_capacity(n)).await;
-        Ok(res.map(|_| buf)?)
+        res.map(|_| buf)
     }
 
     /// Receives into `buf` (up to its capacity, replacing its contents):
@@ -72,7 +72,7 @@ impl EventLoop {
         let fd = sock.as_raw_fd();
         let borrow = match borrow_socket(self, fd) {
             Ok(b) => b,
-            Err(e) => return (Err(e), buf),
+            Err(e) => return (Err(e.into()), buf),
         };
         ops::recv(self, fd, buf, borrow).await
     }
@@ -83,7 +83,7 @@ impl EventLoop {
         let fd = sock.as_raw_fd();
         let borrow = match borrow_socket(self, fd) {
             Ok(b) => b,
-            Err(e) => return (Err(e), buf),
+            Err(e) => return (Err(e.into()), buf),
         };
         ops::send_all(self, fd, buf, borrow).await
     }
@@ -95,7 +95,7 @@ impl EventLoop {
         n: usize,
     ) -> Result<(Vec<u8>, SockAddr)> {
         let (res, buf) = self.sock_recvfrom_into(sock, Vec::with_capacity(n)).await;
-        Ok(res.map(|(_, addr)| (buf, addr))?)
+        res.map(|(_, addr)| (buf, addr))
     }
 
     /// Receives one datagram into `buf` (up to its capacity): the count and the sender.
@@ -107,7 +107,7 @@ impl EventLoop {
         let fd = sock.as_raw_fd();
         let borrow = match borrow_socket(self, fd) {
             Ok(b) => b,
-            Err(e) => return (Err(e), buf),
+            Err(e) => return (Err(e.into()), buf),
         };
         ops::recv_from(self, fd, buf, borrow).await
     }
@@ -123,7 +123,7 @@ impl EventLoop {
         let fd = sock.as_raw_fd();
         let borrow = match borrow_socket(self, fd) {
             Ok(b) => b,
-            Err(e) => return (Err(e), buf),
+            Err(e) => return (Err(e.into()), buf),
         };
         ops::send_to(self, fd, buf, addr.into(), borrow).await
     }

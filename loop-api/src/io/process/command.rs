@@ -19,6 +19,40 @@ use super::child::Child;
 use super::watcher::{pidfd_open, pidfd_supported, ChildWatcher, ProcShared, ProcessState, Watch};
 
 /// What a child's standard stream is connected to.
+///
+/// ```
+/// use evloop::process::{Command, Stdio};
+///
+/// let log = std::env::temp_dir().join(format!("evloop-stdio-{}.log", std::process::id()));
+/// let (merged, code) = evloop::run({
+///     let log = log.clone();
+///     async move {
+///         let lp = evloop::get_running_loop()?;
+///         // No input; stderr into the same pipe as stdout (asyncio's STDOUT).
+///         let (out, _) = Command::shell("echo out; echo err >&2")
+///             .stdin(Stdio::Null)
+///             .stdout(Stdio::Piped)
+///             .stderr(Stdio::Stdout)
+///             .spawn(&lp)?
+///             .communicate(None)
+///             .await?;
+///         // Stdout straight into a file of ours.
+///         let file = std::fs::File::create(&log)?;
+///         let code = Command::new("echo")
+///             .arg("to the file")
+///             .stdout(Stdio::Fd(file.into()))
+///             .spawn(&lp)?
+///             .wait()
+///             .await?;
+///         Ok::<_, evloop::Error>((out, code))
+///     }
+/// })??;
+/// assert_eq!(merged.as_deref(), Some(&b"out\nerr\n"[..]));
+/// assert_eq!(code, 0);
+/// assert_eq!(std::fs::read_to_string(&log)?, "to the file\n");
+/// std::fs::remove_file(&log)?;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Stdio {
