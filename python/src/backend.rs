@@ -76,10 +76,14 @@ pub fn to_py(e: Error) -> PyErr {
     match e {
         Error::Closed => PyRuntimeError::new_err("Event loop is closed"),
         Error::InvalidArgument(msg) => PyValueError::new_err(msg),
-        Error::Io(e) => match e.raw_os_error() {
-            Some(code) => PyOSError::new_err((code, e.to_string())),
-            None => PyOSError::new_err(e.to_string()),
-        },
+        e @ Error::Io { .. } => {
+            // OSError(errno, "context: strerror"), as asyncio's own errors read.
+            let message = e.to_string();
+            match e.raw_os_error() {
+                Some(code) => PyOSError::new_err((code, message)),
+                None => PyOSError::new_err(message),
+            }
+        }
         Error::BackendUnavailable { backend, reason } => PyRuntimeError::new_err(format!(
             "evloop backend {backend:?} is unavailable: {reason}"
         )),
