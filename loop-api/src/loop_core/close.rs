@@ -36,6 +36,7 @@ impl EventLoop {
         // borrowed while anything is dropped.
         loop {
             let ready = std::mem::take(&mut *inner.ready.borrow_mut());
+            let early = std::mem::take(&mut *inner.early.borrow_mut());
             let timers = inner.timers.borrow_mut().take_all();
             let mut remote = Vec::new();
             while let Some(item) = inner.shared.remote.pop() {
@@ -49,11 +50,13 @@ impl EventLoop {
             let released_wakers = inner.tasks.wake_all_for_close();
             let empty = !released_wakers
                 && ready.is_empty()
+                && early.is_empty()
                 && timers.is_empty()
                 && remote.is_empty()
                 && wakers.is_empty()
                 && callbacks.is_empty();
             drop(ready);
+            drop(early);
             drop(timers);
             drop(remote);
             drop(wakers);

@@ -64,6 +64,12 @@ pub(crate) struct LoopInner {
     /// This loop, for callbacks that must find it again.
     pub(crate) me: Weak<LoopInner>,
     pub(crate) completions: RefCell<Vec<Completion>>,
+    /// Callbacks of operations that completed at submission (a readiness
+    /// backend's first try found the descriptor ready): queued with the
+    /// next poll's completions, as if the backend had reported them then,
+    /// so they run after work scheduled before that poll (asyncio's order:
+    /// `add_reader` then `call_soon(remove_reader)` never runs the reader).
+    pub(crate) early: RefCell<Vec<Rc<dyn Callback>>>,
     pub(crate) tasks: TaskRegistry,
     pub(crate) running: Cell<bool>,
     pub(crate) stopping: Cell<bool>,
@@ -92,6 +98,17 @@ impl LoopInner {
             drop(runnable);
         } else {
             self.ready.borrow_mut().push_back(Ready::Task(runnable));
+        }
+    }
+
+    /// Moves the callbacks of operations that completed at submission
+    /// (`early`) to the ready queue, where a poll's completions go.
+    pub(super) fn queue_early(&self) {
+        if !self.early.borrow().is_empty() {
+            let early = std::mem::take(&mut *self.early.borrow_mut());
+            self.ready
+                .borrow_mut()
+                .extend(early.into_iter().map(Ready::Callback));
         }
     }
 
@@ -161,6 +178,7 @@ impl EventLoop {
             ops: RefCell::new(OpTable::default()),
             me: me.clone(),
             completions: RefCell::new(Vec::new()),
+            early: RefCell::new(Vec::new()),
             tasks: TaskRegistry::default(),
             running: Cell::new(false),
             stopping: Cell::new(false),

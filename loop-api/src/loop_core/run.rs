@@ -123,11 +123,15 @@ impl EventLoop {
         // between, iterations cost no syscall and the clock is read once
         // per POLL_EVERY iterations. An iteration that could block, or that
         // ends a run, always polls.
-        let busy = !inner.ready.borrow().is_empty();
+        // Completions taken at submission count as ready work: they join
+        // the queue where a poll's completions would (a poll that must not
+        // block, or this point of a busy iteration that skips the poll).
+        let busy = !inner.ready.borrow().is_empty() || !inner.early.borrow().is_empty();
         if busy && !inner.stopping.get() && !no_block {
             let skips = inner.polls_skipped.get() + 1;
             if skips < POLL_EVERY {
                 inner.polls_skipped.set(skips);
+                inner.queue_early();
             } else {
                 inner.polls_skipped.set(0);
                 let now = Instant::now();
@@ -138,6 +142,8 @@ impl EventLoop {
                 if due {
                     inner.last_busy_poll.set(Some(now));
                     self.poll_backend(true)?;
+                } else {
+                    inner.queue_early();
                 }
             }
         } else {
@@ -229,6 +235,7 @@ impl EventLoop {
             inner.deliver(completion);
         }
         *inner.completions.borrow_mut() = completions;
+        inner.queue_early();
         waited?;
         Ok(())
     }

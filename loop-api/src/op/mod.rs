@@ -276,8 +276,11 @@ impl EventLoop {
             Poll::Ready(result) => {
                 drop(ops);
                 drop(guard);
-                let handle = self.call_soon(move || callback(result))?;
-                Ok(CallbackOp(CallbackState::Queued(handle)))
+                // Delivered with the next poll's completions (see `LoopInner::early`).
+                self.check_open()?;
+                let cell: Rc<dyn Callback> = Rc::new(CallbackCell::new(move || callback(result)));
+                inner.early.borrow_mut().push(cell.clone());
+                Ok(CallbackOp(CallbackState::Queued(Handle(cell))))
             }
             Poll::Pending => {
                 ops.insert(key, OpState::Callback(callback));
