@@ -129,7 +129,7 @@ def test_wrong_delay_types_are_type_errors(loop):
     coro.close()
 
 
-def test_timers_fire_in_deadline_order_then_fifo(loop):
+def test_timers_fire_in_deadline_order(loop):
     fired = []
     base = loop.time()
     for i in range(100):
@@ -141,7 +141,8 @@ def test_timers_fire_in_deadline_order_then_fifo(loop):
     run_bounded(loop)
     ts = [v for k, v in fired if k == "t"]
     assert ts == sorted(ts) and len(ts) == 100
-    assert [v for k, v in fired if k == "same"] == [0, 1, 2, 3, 4]
+    # Equal deadlines: asyncio's heap promises no order among them; all fire.
+    assert sorted(v for k, v in fired if k == "same") == [0, 1, 2, 3, 4]
 
 
 def test_call_soon_and_threadsafe_share_one_fifo(loop):
