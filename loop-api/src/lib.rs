@@ -55,7 +55,7 @@ pub use loop_core::policy::{
     set_event_loop, set_event_loop_policy, EventLoopPolicy, FactoryPolicy,
 };
 pub use loop_core::task::Task;
-pub use loop_core::{get_running_loop, EventLoop, LoopHandle};
+pub use loop_core::{get_running_loop, EmbeddedRun, EventLoop, LoopHandle, WaitHook};
 /// For backend authors and their tests: awaiting one raw operation.
 pub use op::OpFuture;
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use async_task::Runnable;
 
+use super::embed::WaitHook;
 use super::threads::{CrossThread, LoopHandle, Remote};
 use crate::driver::{Completion, Driver};
 use crate::loop_core::error::{panic_message, Error, Result};
@@ -72,6 +73,12 @@ pub(crate) struct LoopInner {
     /// not since the loop was last idle or stopping).
     pub(crate) last_busy_poll: Cell<Option<Instant>>,
     pub(crate) closed: Cell<bool>,
+    /// Embedders: not in `LOCAL_LOOPS` between runs (see `embed.rs`).
+    pub(crate) detached: Cell<bool>,
+    /// Embedders: set by `abandon_batch`, read after each ready item.
+    pub(crate) abandon: Cell<bool>,
+    /// Embedders: wraps the blocking backend wait (see `embed.rs`).
+    pub(crate) wait_hook: RefCell<Option<WaitHook>>,
     pub(crate) exception_handler: RefCell<Option<ExceptionHandler>>,
     /// Optional subsystems (executor, signals, child watcher). Declared
     /// last so that, when a loop is dropped without `close()`, the backend
@@ -158,6 +165,9 @@ impl EventLoop {
             polls_skipped: Cell::new(0),
             last_busy_poll: Cell::new(None),
             closed: Cell::new(false),
+            detached: Cell::new(false),
+            abandon: Cell::new(false),
+            wait_hook: RefCell::new(None),
             exception_handler: RefCell::new(None),
             extensions: Extensions::default(),
         });

@@ -5,6 +5,7 @@
 
 pub(crate) mod awaitables;
 mod close;
+mod embed;
 pub(crate) mod error;
 mod event_loop;
 pub(crate) mod exception;
@@ -25,6 +26,7 @@ pub(crate) mod timeouts;
 pub(crate) mod timers;
 pub(crate) mod wait;
 
+pub use embed::{EmbeddedRun, WaitHook};
 pub use error::{Error, Result};
 pub use event_loop::EventLoop;
 pub(crate) use event_loop::{LoopInner, Ready};

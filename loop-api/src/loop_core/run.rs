@@ -96,14 +96,22 @@ impl EventLoop {
         Ok(())
     }
     /// Marks the loop running on this thread until the guard drops.
-    fn enter(&self) -> Result<RunningGuard> {
+    pub(super) fn enter(&self) -> Result<RunningGuard> {
         self.check_open()?;
         self.check_can_run()?;
         self.inner.running.set(true);
         RUNNING.with(|r| *r.borrow_mut() = Some(self.clone()));
+        if self.inner.detached.get() {
+            self.register_local();
+        }
         Ok(RunningGuard { lp: self.clone() })
     }
     fn run_once(&self) -> Result<()> {
+        self.run_once_with(false)
+    }
+    /// One iteration; `no_block` polls the backend without waiting, as a
+    /// pending stop does (an embedder's own stop flag).
+    pub(super) fn run_once_with(&self, no_block: bool) -> Result<()> {
         let inner = &*self.inner;
         if inner.drain_remote() {
             inner.stopping.set(true);
@@ -116,7 +124,7 @@ impl EventLoop {
         // per POLL_EVERY iterations. An iteration that could block, or that
         // ends a run, always polls.
         let busy = !inner.ready.borrow().is_empty();
-        if busy && !inner.stopping.get() {
+        if busy && !inner.stopping.get() && !no_block {
             let skips = inner.polls_skipped.get() + 1;
             if skips < POLL_EVERY {
                 inner.polls_skipped.set(skips);
@@ -135,7 +143,7 @@ impl EventLoop {
         } else {
             inner.polls_skipped.set(0);
             inner.last_busy_poll.set(None);
-            self.poll_backend(busy)?;
+            self.poll_backend(busy || no_block)?;
         }
 
         if inner.timers.borrow().len() > 0 {
@@ -146,7 +154,13 @@ impl EventLoop {
         }
 
         let batch = inner.ready.borrow().len();
+        inner.abandon.set(false);
         for _ in 0..batch {
+            // An embedder's callback asked to end the batch here (see
+            // `EventLoop::abandon_batch`); the rest stays queued.
+            if inner.abandon.replace(false) {
+                break;
+            }
             let item = inner.ready.borrow_mut().pop_front();
             match item {
                 Some(Ready::Task(runnable)) => {
@@ -188,8 +202,20 @@ impl EventLoop {
         }
 
         let mut completions = std::mem::take(&mut *inner.completions.borrow_mut());
+        let hook = match timeout {
+            Some(Duration::ZERO) => None,
+            _ => inner.wait_hook.borrow().clone(),
+        };
         let waited = match inner.driver.borrow_mut().as_mut() {
-            Some(driver) => driver.wait(timeout, &mut completions),
+            Some(driver) => match hook {
+                // The embedder's hook wraps only a wait that may block.
+                Some(hook) => {
+                    let mut waited = None;
+                    hook(&mut || waited = Some(driver.wait(timeout, &mut completions)));
+                    waited.unwrap_or(Ok(()))
+                }
+                None => driver.wait(timeout, &mut completions),
+            },
             None => return Err(Error::Closed),
         };
         inner.shared.remote.awake();
@@ -244,7 +270,7 @@ impl EventLoop {
     }
 }
 
-struct RunningGuard {
+pub(super) struct RunningGuard {
     lp: EventLoop,
 }
 impl Drop for RunningGuard {
@@ -252,6 +278,9 @@ impl Drop for RunningGuard {
         self.lp.inner.running.set(false);
         self.lp.inner.stopping.set(false);
         let _ = RUNNING.try_with(|r| r.borrow_mut().take());
+        if self.lp.inner.detached.get() {
+            self.lp.unregister_local();
+        }
     }
 }
 /// The loop running on this thread, or [`Error::NoRunningLoop`].
