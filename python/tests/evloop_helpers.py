@@ -10,11 +10,24 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 import evloop
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMOS = os.path.join(os.path.dirname(HERE), "demos")
 BACKENDS = ("mio", "polling", "uring")
+
+
+def skip_on_asyncio_baseline():
+    """Skips the calling module under ``EVLOOP_BACKEND=asyncio``.
+
+    ``run-tests.sh`` uses that value to run CPython's mixins on asyncio's own
+    loop for comparison; these files test evloop's own promises, which
+    asyncio's loop does not make (fork refusal, backend names...).
+    """
+    if os.environ.get("EVLOOP_BACKEND", "").strip().lower() == "asyncio":
+        pytest.skip("evloop's own tests: not run on the asyncio baseline", allow_module_level=True)
 
 
 def backend():

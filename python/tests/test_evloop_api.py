@@ -14,7 +14,9 @@ import warnings
 import pytest
 
 import evloop
-from evloop_helpers import BACKENDS, backend, run_python, uring_usable
+from evloop_helpers import BACKENDS, backend, run_python, skip_on_asyncio_baseline, uring_usable
+
+skip_on_asyncio_baseline()
 
 
 @pytest.mark.parametrize("name", BACKENDS)

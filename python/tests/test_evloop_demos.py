@@ -18,7 +18,9 @@ import zlib
 
 import pytest
 
-from evloop_helpers import DEMOS, run_demo
+from evloop_helpers import DEMOS, run_demo, skip_on_asyncio_baseline
+
+skip_on_asyncio_baseline()
 
 
 def taken(stdout):

@@ -19,7 +19,9 @@ import time
 
 import pytest
 
-from evloop_helpers import new_loop
+from evloop_helpers import new_loop, skip_on_asyncio_baseline
+
+skip_on_asyncio_baseline()
 
 
 @pytest.fixture

@@ -20,7 +20,9 @@ import time
 
 import pytest
 
-from evloop_helpers import new_loop, run_python
+from evloop_helpers import new_loop, run_python, skip_on_asyncio_baseline
+
+skip_on_asyncio_baseline()
 
 
 def run_in_thread(fn):
