@@ -252,6 +252,10 @@ def paired_ratio(samples, cell_key, contender, metric):
     return statistics.median(ratios) if ratios else None
 
 
+def fmt_ratio(r):
+    return "  n/a" if r is None else f"{r:5.2f}x"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
@@ -368,7 +372,7 @@ def main():
                             {"mode": m, "size": size, "conns": n, "contender": c, "rps": rps,
                              "rps_ratio": ratio, "per_cpu_s": cpu, "per_cpu_s_ratio": cratio}
                         )
-                        line += f"{rps:>10.0f} {ratio:5.2f}x {cpu:>7.0f} {cratio:4.2f}x"
+                        line += f"{rps:>10.0f} {fmt_ratio(ratio)} {cpu:>7.0f} {fmt_ratio(cratio)}"
                     print(line)
     if micro_samples:
         print()
@@ -382,7 +386,7 @@ def main():
                 )
                 ratio = paired_ratio(micro_samples, name, c, "ops_per_s")
                 summary["micro"].append({"bench": name, "contender": c, "ops_per_s": ops, "ratio": ratio})
-                line += f"{ops:>14.0f} {ratio:5.2f}x"
+                line += f"{ops:>14.0f} {fmt_ratio(ratio)}"
             print(line)
     report["summary"] = summary
     report["loadavg_at_end"] = os.getloadavg()
