@@ -149,11 +149,11 @@ fn a_loop_on_a_third_party_selector_runs_pipe_io_and_timers() {
             let _writer = l
                 .create_task(async move {
                     loop_api::sleep(Duration::from_millis(10)).await;
-                    let (res, _) = writer.write_all(&b"hello, poll"[..]).await;
+                    let (res, _) = writer.write_all_owned(&b"hello, poll"[..]).await;
                     res.unwrap();
                 })
                 .unwrap();
-            let (res, buf) = reader.read(Vec::with_capacity(64)).await;
+            let (res, buf) = reader.read_owned(Vec::with_capacity(64)).await;
             res.unwrap();
             buf
         })

@@ -241,7 +241,9 @@ fn multishot_cancelled_stream_reads_under_traffic_lose_and_reorder_nothing() {
                 while Instant::now() < end {
                     round += 1;
                     let timeout = Duration::from_micros((round * 7 + i * 13) % 70);
-                    match loop_api::wait_for(stream.read(Vec::with_capacity(300)), timeout).await {
+                    match loop_api::wait_for(stream.read_owned(Vec::with_capacity(300)), timeout)
+                        .await
+                    {
                         Ok((Ok(n), buf)) => {
                             // The writer sends 0, 1, ..., 250, 0, 1, ...:
                             // a lost or reordered byte breaks the sequence.

@@ -28,6 +28,7 @@ macro_rules! __bad_input_net_tests {
             bad_addresses_are_errors,
             unix_path_too_long_is_invalid_input,
             watcher_on_loop_socket_fd_is_refused,
+            os_errors_name_what_they_concern,
         ]);
     };
 }
@@ -36,12 +37,10 @@ macro_rules! __bad_input_net_tests {
 /// the descriptor limit), so parallel tests cannot race for it.
 const NEVER_OPEN: RawFd = 1 << 24;
 
-fn invalid_argument(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::InvalidInput
-        && matches!(
-            e.get_ref().and_then(|i| i.downcast_ref::<Error>()),
-            Some(Error::InvalidArgument(_))
-        )
+/// `e` (from any call, owned-buffer results included: they carry the
+/// same `evloop::Error`) is an `InvalidArgument`.
+fn invalid_argument(e: &Error) -> bool {
+    matches!(e, Error::InvalidArgument(_)) && e.kind() == io::ErrorKind::InvalidInput
 }
 
 /// BAD-5: a blocking socket passed to sock_* is an InvalidArgument error.
@@ -69,11 +68,11 @@ pub fn blocking_socket_is_invalid_argument(factory: impl Factory) {
 /// BAD-4: sock_* and add_reader on a descriptor that is not open fail with EBADF at once.
 pub fn closed_fd_is_ebadf_not_hang(factory: impl Factory) {
     run_net(factory, |lp| async move {
-        let ebadf = |e: &io::Error| e.raw_os_error() == Some(libc::EBADF);
+        let ebadf = |e: &Error| e.raw_os_error() == Some(libc::EBADF);
         let e = lp.sock_recv(&NEVER_OPEN, 10).await.unwrap_err();
         assert!(ebadf(&e), "{e:?}");
         let (res, _) = lp.sock_sendall(&NEVER_OPEN, b"x".as_slice()).await;
-        assert!(ebadf(&res.unwrap_err()));
+        assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EBADF));
         let e = lp.sock_accept(&NEVER_OPEN).await.unwrap_err();
         assert!(ebadf(&e));
         let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
@@ -81,12 +80,12 @@ pub fn closed_fd_is_ebadf_not_hang(factory: impl Factory) {
             &lp.sock_connect(&NEVER_OPEN, addr).await.unwrap_err()
         ));
         match lp.add_reader(NEVER_OPEN, || {}) {
-            Err(Error::Io(e)) => assert!(ebadf(&e)),
+            Err(e @ Error::Io { .. }) => assert!(ebadf(&e)),
             other => panic!("add_reader on a closed fd: {other:?}"),
         }
         assert!(matches!(
             lp.add_writer(NEVER_OPEN, || {}),
-            Err(Error::Io(_))
+            Err(Error::Io { .. })
         ));
         assert!(!lp.remove_reader(NEVER_OPEN));
     });
@@ -123,10 +122,7 @@ pub fn sock_ops_on_closed_loop_fail(factory: impl Factory) {
         .as_mut()
         .poll(&mut std::task::Context::from_waker(waker))
     {
-        std::task::Poll::Ready(Err(e)) => {
-            let inner = e.get_ref().and_then(|i| i.downcast_ref::<Error>());
-            assert!(matches!(inner, Some(Error::Closed)), "{e:?}");
-        }
+        std::task::Poll::Ready(Err(e)) => assert!(matches!(e, Error::Closed), "{e:?}"),
         other => panic!("expected an immediate error, got {other:?}"),
     }
     assert!(a.as_raw_fd() >= 0);
@@ -134,10 +130,7 @@ pub fn sock_ops_on_closed_loop_fail(factory: impl Factory) {
 
 /// Socket constructors outside a running loop are NoRunningLoop errors, not panics.
 pub fn constructors_need_a_running_loop(_factory: impl Factory) {
-    let no_loop = |e: io::Error| {
-        let inner = e.get_ref().and_then(|i| i.downcast_ref::<Error>());
-        assert!(matches!(inner, Some(Error::NoRunningLoop)), "{e:?}");
-    };
+    let no_loop = |e: Error| assert!(matches!(e, Error::NoRunningLoop), "{e:?}");
     no_loop(TcpListener::bind("127.0.0.1:0").unwrap_err());
     no_loop(UdpSocket::bind("127.0.0.1:0").unwrap_err());
     no_loop(UnixStream::pair().unwrap_err());
@@ -212,9 +205,9 @@ pub fn watcher_on_loop_socket_fd_is_refused(factory: impl Factory) {
             assert!(!lp.remove_writer(fd), "nothing was registered on {fd}");
         }
         // The sockets still work.
-        let (res, _) = stream.write_all(b"ok".as_slice()).await;
+        let (res, _) = stream.write_all_owned(b"ok".as_slice()).await;
         res.unwrap();
-        let (res, buf) = accepted.read(Vec::with_capacity(8)).await;
+        let (res, buf) = accepted.read_owned(Vec::with_capacity(8)).await;
         assert!(res.unwrap() > 0);
         assert_eq!(&buf[..1], b"o");
 
@@ -231,5 +224,88 @@ pub fn watcher_on_loop_socket_fd_is_refused(factory: impl Factory) {
         // A user socket is not refused.
         lp.add_writer(user.as_raw_fd(), || {}).unwrap();
         assert!(lp.remove_writer(user.as_raw_fd()));
+    });
+}
+
+/// An OS error says what it concerns, as asyncio's do, and keeps its kind:
+/// connect names the address (TCP) or path (Unix), bind the address, open
+/// the path, spawn the program; converted to an `io::Error` and back, it
+/// keeps both.
+pub fn os_errors_name_what_they_concern(factory: impl Factory) {
+    run_net(factory, |lp| async move {
+        let expect = |e: &Error, kind: io::ErrorKind, context: &str| {
+            assert_eq!(e.kind(), kind, "{e}");
+            assert_eq!(e.context(), Some(context), "{e:?}");
+            let text = e.to_string();
+            assert!(text.starts_with(&format!("{context}: ")), "{text}");
+            assert!(
+                e.io_error().is_some() && e.raw_os_error().is_some(),
+                "{e:?}"
+            );
+        };
+        // A port nobody listens on: bound, then closed.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let e = TcpStream::connect(closed).await.unwrap_err();
+        expect(
+            &e,
+            io::ErrorKind::ConnectionRefused,
+            &format!("connect to {closed}"),
+        );
+        let e = lp.create_connection(closed).await.unwrap_err();
+        expect(
+            &e,
+            io::ErrorKind::ConnectionRefused,
+            &format!("connect to {closed}"),
+        );
+
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let e = TcpListener::bind(addr).unwrap_err();
+        expect(&e, io::ErrorKind::AddrInUse, &format!("bind {addr}"));
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        let e = UdpSocket::bind(addr).unwrap_err();
+        expect(&e, io::ErrorKind::AddrInUse, &format!("bind {addr}"));
+
+        let path = crate::net_support::temp_socket_path("nobody-listens");
+        let e = UnixStream::connect(&path).await.unwrap_err();
+        expect(
+            &e,
+            io::ErrorKind::NotFound,
+            &format!("connect to {}", path.display()),
+        );
+
+        let e = loop_api::fs::File::open("/no/such/evloop-file")
+            .await
+            .unwrap_err();
+        expect(&e, io::ErrorKind::NotFound, "open /no/such/evloop-file");
+
+        let e = lp
+            .subprocess_exec("evloop-no-such-program", ["x"])
+            .unwrap_err();
+        expect(
+            &e,
+            io::ErrorKind::NotFound,
+            "spawn `evloop-no-such-program`",
+        );
+
+        // Through io::Error (as futures-io and tokio traits need) and back.
+        let as_io = io::Error::from(e);
+        assert_eq!(as_io.kind(), io::ErrorKind::NotFound);
+        assert!(
+            as_io
+                .to_string()
+                .starts_with("spawn `evloop-no-such-program`: "),
+            "{as_io}"
+        );
+        let back = Error::from(as_io);
+        expect(
+            &back,
+            io::ErrorKind::NotFound,
+            "spawn `evloop-no-such-program`",
+        );
     });
 }

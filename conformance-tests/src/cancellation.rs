@@ -308,7 +308,7 @@ async fn cancelled_reads_lose_nothing<W, R, Fut>(lp: EventLoop, plan: Plan<'_>, 
 where
     W: Write + Send + 'static,
     R: Fn(usize) -> Fut,
-    Fut: Future<Output = io::Result<Vec<u8>>> + 'static,
+    Fut: Future<Output = loop_api::Result<Vec<u8>>> + 'static,
 {
     let Plan {
         what,
@@ -358,12 +358,12 @@ async fn tcp_pair() -> (TcpStream, std::net::TcpStream) {
 /// An owned-buffer read of at most `cap` bytes, as a `'static` future.
 fn tcp_read(
     s: &Rc<TcpStream>,
-) -> impl Fn(usize) -> Pin<Box<dyn Future<Output = io::Result<Vec<u8>>>>> {
+) -> impl Fn(usize) -> Pin<Box<dyn Future<Output = loop_api::Result<Vec<u8>>>>> {
     let s = s.clone();
     move |cap| {
         let s = s.clone();
         Box::pin(async move {
-            let (res, mut buf) = s.read(Vec::with_capacity(cap)).await;
+            let (res, mut buf) = s.read_owned(Vec::with_capacity(cap)).await;
             res.map(|n| {
                 buf.truncate(n);
                 buf
@@ -417,7 +417,7 @@ pub fn unix_read_cancelled_loses_no_byte(factory: impl Factory) {
         let read = move |cap: usize| {
             let s = s.clone();
             async move {
-                let (res, mut buf) = s.read(Vec::with_capacity(cap)).await;
+                let (res, mut buf) = s.read_owned(Vec::with_capacity(cap)).await;
                 res.map(|n| {
                     buf.truncate(n);
                     buf
@@ -560,7 +560,7 @@ pub fn udp_recv_from_cancelled_loses_no_datagram(factory: impl Factory) {
         });
         let mut rng = Rng::new(9);
         let mut next = 0u32;
-        let check = |res: io::Result<(Vec<u8>, SocketAddr)>, next: &mut u32| {
+        let check = |res: loop_api::Result<(Vec<u8>, SocketAddr)>, next: &mut u32| {
             let (msg, addr) = res.expect("recv_from");
             assert_eq!(msg.len(), 5, "a whole datagram");
             let seq = u32::from_le_bytes(msg[..4].try_into().unwrap());
@@ -607,7 +607,7 @@ pub fn udp_recv_from_cancelled_loses_no_datagram(factory: impl Factory) {
 async fn read_exact(s: &TcpStream, n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while out.len() < n {
-        let (res, buf) = s.read(Vec::with_capacity(n - out.len())).await;
+        let (res, buf) = s.read_owned(Vec::with_capacity(n - out.len())).await;
         assert!(res.unwrap() > 0, "early end of stream");
         out.extend_from_slice(&buf);
     }
@@ -826,7 +826,7 @@ pub fn removed_reader_never_cancels_a_reused_op_id(factory: impl Factory) {
 /// CAN-3, with an awaited operation in the window: a `sock_recv` started
 /// (polled once) there is not disturbed by removing the reader.
 pub fn removed_reader_never_disturbs_a_later_recv(factory: impl Factory) {
-    type Recv = Pin<Box<dyn Future<Output = io::Result<Vec<u8>>>>>;
+    type Recv = Pin<Box<dyn Future<Output = loop_api::Result<Vec<u8>>>>>;
     let lp = new_loop(factory);
     for attempt in 0..30 {
         let (c, d) = Socket::pair(Domain::UNIX, Type::STREAM.nonblocking(), None).unwrap();
@@ -1002,7 +1002,7 @@ pub fn closed_pipe_read_never_touches_a_reused_fd(factory: impl Factory) {
         let mut reader = lp.connect_read_pipe(r).unwrap();
         let fut = async move {
             {
-                let mut read = pin!(reader.read(Vec::with_capacity(64)));
+                let mut read = pin!(reader.read_owned(Vec::with_capacity(64)));
                 assert!(poll_once(read.as_mut()).await.is_pending());
             }
             drop(reader);
@@ -1023,7 +1023,7 @@ pub fn closed_pipe_write_never_touches_a_reused_fd(factory: impl Factory) {
         let mut writer = lp.connect_write_pipe(w).unwrap();
         let fut = async move {
             {
-                let mut write = pin!(writer.write(vec![0xEE; 100]));
+                let mut write = pin!(writer.write_owned(vec![0xEE; 100]));
                 assert!(poll_once(write.as_mut()).await.is_pending());
             }
             drop(writer);

@@ -98,9 +98,9 @@ pub fn write_then_read_round_trip(factory: impl Factory) {
         fs::write(&p, data).await.unwrap();
         assert_eq!(fs::read(&p).await.unwrap(), expected);
         let mut file = File::open(&p).await.unwrap();
-        assert_eq!(file.read_to_end().await.unwrap(), expected);
+        assert_eq!(file.read_to_end_owned().await.unwrap(), expected);
         assert_eq!(file.position(), expected.len() as u64);
-        assert!(file.read_to_end().await.unwrap().is_empty(), "at end");
+        assert!(file.read_to_end_owned().await.unwrap().is_empty(), "at end");
     });
     assert_eq!(std::fs::read(&path).unwrap().len(), 1_000_000);
     lp.close().unwrap();
@@ -148,7 +148,7 @@ pub fn cursor_reads_in_chunks_then_eof(factory: impl Factory) {
         let mut file = File::open(&p).await.unwrap();
         let mut got = Vec::new();
         loop {
-            let (n, buf) = file.read(Vec::with_capacity(4)).await;
+            let (n, buf) = file.read_owned(Vec::with_capacity(4)).await;
             let n = n.unwrap();
             if n == 0 {
                 break;
@@ -158,7 +158,7 @@ pub fn cursor_reads_in_chunks_then_eof(factory: impl Factory) {
         }
         assert_eq!(got, b"hello world");
         file.seek(6);
-        let (n, buf) = file.read(Vec::with_capacity(16)).await;
+        let (n, buf) = file.read_owned(Vec::with_capacity(16)).await;
         assert_eq!((n.unwrap(), &buf[..]), (5, &b"world"[..]));
     });
     lp.close().unwrap();
@@ -179,7 +179,7 @@ pub fn metadata_reports_size_and_kind(factory: impl Factory) {
         let m = fs::metadata(&d).await.unwrap();
         assert!(m.is_dir() && !m.is_file());
         let mut file = OpenOptions::new().append(true).open(&p).await.unwrap();
-        let (res, _) = file.write_all(b"tail".to_vec()).await;
+        let (res, _) = file.write_all_owned(b"tail".to_vec()).await;
         res.unwrap();
         let m = file.metadata().await.unwrap();
         assert_eq!(m.len(), 12349, "the append went to the end");
@@ -197,7 +197,7 @@ pub fn fsync_and_fdatasync_succeed(factory: impl Factory) {
     let p = path.clone();
     run(&lp, async move {
         let mut file = File::create(&p).await.unwrap();
-        let (res, _) = file.write_all(b"durable".to_vec()).await;
+        let (res, _) = file.write_all_owned(b"durable".to_vec()).await;
         res.unwrap();
         file.sync_data().await.unwrap();
         file.sync_all().await.unwrap();
@@ -279,7 +279,7 @@ pub fn missing_file_is_not_found(factory: impl Factory) {
     let path = dir.join("nope");
     run(&lp, async move {
         match File::open(&path).await {
-            Err(Error::Io(e)) => assert_eq!(e.kind(), ErrorKind::NotFound),
+            Err(Error::Io { source: e, .. }) => assert_eq!(e.kind(), ErrorKind::NotFound),
             other => panic!("expected NotFound, got {other:?}"),
         }
         assert_eq!(
@@ -303,11 +303,11 @@ pub fn directory_opened_for_writing_is_a_typed_error(factory: impl Factory) {
     let d = dir.clone();
     run(&lp, async move {
         match OpenOptions::new().write(true).open(&d).await {
-            Err(Error::Io(e)) => assert_eq!(e.kind(), ErrorKind::IsADirectory),
+            Err(Error::Io { source: e, .. }) => assert_eq!(e.kind(), ErrorKind::IsADirectory),
             other => panic!("expected IsADirectory, got {other:?}"),
         }
         let mut file = File::open(&d).await.unwrap();
-        let (n, _) = file.read(Vec::with_capacity(8)).await;
+        let (n, _) = file.read_owned(Vec::with_capacity(8)).await;
         assert_eq!(n.unwrap_err().kind(), ErrorKind::IsADirectory);
     });
     lp.close().unwrap();
@@ -378,8 +378,11 @@ pub fn stdin_and_stdout_from_fd_accept_regular_files(factory: impl Factory) {
     let mut stdout = Stdout::from_fd(&lp, std_out.try_clone().unwrap().into()).unwrap();
     assert!(stdout.is_file());
     run(&lp, async move {
-        assert_eq!(stdin.read_to_end().await.unwrap(), b"the rest of the input");
-        let (res, _) = stdout.write_all(b"second ".to_vec()).await;
+        assert_eq!(
+            stdin.read_to_end_owned().await.unwrap(),
+            b"the rest of the input"
+        );
+        let (res, _) = stdout.write_all_owned(b"second ".to_vec()).await;
         res.unwrap();
     });
     // The shared offsets moved along: synchronous I/O continues after.
@@ -411,7 +414,7 @@ pub fn stdin_redirected_from_a_file_reads_it(factory: impl Factory) {
     let got = lp.run_until_complete(async move {
         let mut stdin = fs::stdin()?;
         assert!(stdin.is_file());
-        Ok::<_, Error>(stdin.read_to_end().await?)
+        stdin.read_to_end_owned().await
     });
     // SAFETY: put the original standard input back, close the copy.
     unsafe {
@@ -444,14 +447,14 @@ pub fn dropped_read_loses_nothing_and_leaks_no_fd(factory: impl Factory) {
     run(&lp, async move {
         let mut file = File::open(&p).await.unwrap();
         for _ in 0..20 {
-            poll_once_then_drop(file.read(Vec::with_capacity(4096))).await;
+            poll_once_then_drop(file.read_owned(Vec::with_capacity(4096))).await;
         }
         assert_eq!(
             file.position(),
             0,
             "a dropped read does not move the cursor"
         );
-        assert_eq!(file.read_to_end().await.unwrap(), expected);
+        assert_eq!(file.read_to_end_owned().await.unwrap(), expected);
     });
     assert!(
         run_until(&lp, || fd_count() <= before),

@@ -53,20 +53,20 @@ pub fn read_pipe_gets_chunks_then_eof(factory: impl Factory) {
     let lp2 = lp.clone();
     lp.run_until_complete(async move {
         w.write_all(b"1").unwrap();
-        let (n, buf) = reader.read(Vec::with_capacity(100)).await;
+        let (n, buf) = reader.read_owned(Vec::with_capacity(100)).await;
         assert_eq!((n.unwrap(), &buf[..]), (1, &b"1"[..]));
         let writer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             w.write_all(b"2345").unwrap();
             w
         });
-        let (n, buf) = reader.read(buf).await;
+        let (n, buf) = reader.read_owned(buf).await;
         assert_eq!((n.unwrap(), &buf[..]), (4, &b"2345"[..]));
         let w = writer.join().unwrap();
         lp2.call_later(Duration::from_millis(10), move || drop(w))
             .unwrap();
         for _ in 0..2 {
-            let (n, _) = reader.read(Vec::with_capacity(16)).await;
+            let (n, _) = reader.read_owned(Vec::with_capacity(16)).await;
             assert_eq!(n.unwrap(), 0, "end of stream");
         }
     })
@@ -92,7 +92,7 @@ pub fn pty_master_reads_then_eof(factory: impl Factory) {
     let mut slave = File::from(slave);
     lp.run_until_complete(async move {
         // Master to slave: the terminal's input.
-        let (res, _) = writer.write_all(b"typed".to_vec()).await;
+        let (res, _) = writer.write_all_owned(b"typed".to_vec()).await;
         res.unwrap();
         let mut typed = [0u8; 5];
         slave.read_exact(&mut typed).unwrap();
@@ -102,13 +102,13 @@ pub fn pty_master_reads_then_eof(factory: impl Factory) {
         slave.write_all(b"hello pty").unwrap();
         let mut got = Vec::new();
         while got.len() < 9 {
-            let (n, buf) = reader.read(Vec::with_capacity(64)).await;
+            let (n, buf) = reader.read_owned(Vec::with_capacity(64)).await;
             assert!(n.unwrap() > 0);
             got.extend_from_slice(&buf);
         }
         assert_eq!(got, b"hello pty");
         drop(slave);
-        let (n, _) = reader.read(Vec::with_capacity(64)).await;
+        let (n, _) = reader.read_owned(Vec::with_capacity(64)).await;
         assert_eq!(n.unwrap(), 0, "a closed slave is end of stream");
     })
     .unwrap();
@@ -123,14 +123,14 @@ pub fn write_pipe_delivers_then_broken_pipe(factory: impl Factory) {
     let mut writer = lp.connect_write_pipe(w).unwrap();
     let mut r = File::from(r);
     lp.run_until_complete(async move {
-        let (res, _) = writer.write_all(b"abc".to_vec()).await;
+        let (res, _) = writer.write_all_owned(b"abc".to_vec()).await;
         res.unwrap();
         let mut buf = [0u8; 3];
         r.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"abc");
         drop(r);
         for _ in 0..3 {
-            let (res, _) = writer.write(b"more".to_vec()).await;
+            let (res, _) = writer.write_owned(b"more".to_vec()).await;
             assert_eq!(res.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
         }
     })
@@ -151,7 +151,7 @@ pub fn full_pipe_write_fails_when_reader_closes(factory: impl Factory) {
             .call_later(Duration::from_millis(50), move || drop(reader))
             .unwrap();
         let t0 = std::time::Instant::now();
-        let (res, _) = writer.write_all(vec![7u8; 4 << 20]).await;
+        let (res, _) = writer.write_all_owned(vec![7u8; 4 << 20]).await;
         assert_eq!(res.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
         assert!(t0.elapsed() < Duration::from_secs(20));
         drop(closer);
@@ -175,11 +175,11 @@ pub fn owned_buffers_move_a_megabyte(factory: impl Factory) {
         .run_until_complete(async move {
             let w = lp2
                 .create_task(async move {
-                    let (res, _) = writer.write_all(data).await;
+                    let (res, _) = writer.write_all_owned(data).await;
                     res.unwrap();
                 })
                 .unwrap();
-            let got = reader.read_to_end().await.unwrap();
+            let got = reader.read_to_end_owned().await.unwrap();
             w.await.unwrap();
             got
         })
@@ -279,9 +279,9 @@ pub fn dropping_streams_closes_descriptors(factory: impl Factory) {
     for _ in 0..10 {
         let (mut r, mut w) = pipe(&lp).unwrap();
         lp.run_until_complete(async move {
-            let (res, _) = w.write_all(b"x".to_vec()).await;
+            let (res, _) = w.write_all_owned(b"x".to_vec()).await;
             res.unwrap();
-            let (n, _) = r.read(Vec::with_capacity(4)).await;
+            let (n, _) = r.read_owned(Vec::with_capacity(4)).await;
             assert_eq!(n.unwrap(), 1);
         })
         .unwrap();

@@ -356,16 +356,16 @@ async fn fd_workload(
     // A TCP server with live connections, closed and waited for.
     let server = lp
         .create_server("127.0.0.1:0", |s| async move {
-            let (_, buf) = s.read(Vec::with_capacity(16)).await;
-            let _ = s.write_all(buf).await;
+            let (_, buf) = s.read_owned(Vec::with_capacity(16)).await;
+            let _ = s.write_all_owned(buf).await;
         })
         .unwrap();
     let addr = server.local_addr().unwrap();
     for _ in 0..5 {
         let c = TcpStream::connect(addr).await.unwrap();
-        let (r, _) = c.write_all(b"x".as_slice()).await;
+        let (r, _) = c.write_all_owned(b"x".as_slice()).await;
         r.unwrap();
-        let (r, _) = c.read(Vec::with_capacity(4)).await;
+        let (r, _) = c.read_owned(Vec::with_capacity(4)).await;
         r.unwrap();
     }
     close_server(&server).await;
@@ -389,9 +389,9 @@ async fn fd_workload(
     let u = UdpSocket::bind("127.0.0.1:0").unwrap();
     let _ = wait_for(u.recv_from(Vec::with_capacity(8)), Duration::from_millis(5)).await;
     let (a, b) = UnixStream::pair().unwrap();
-    let (r, _) = a.write_all(b"z".as_slice()).await;
+    let (r, _) = a.write_all_owned(b"z".as_slice()).await;
     r.unwrap();
-    let _ = b.read(Vec::with_capacity(8)).await;
+    let _ = b.read_owned(Vec::with_capacity(8)).await;
     let (d1, d2) = UnixDatagram::pair().unwrap();
     let (r, _) = d1.send(b"d".as_slice()).await;
     r.unwrap();
@@ -410,7 +410,7 @@ async fn fd_workload(
     lp.add_reader(user.0.as_raw_fd(), || {}).unwrap();
     let open = lp
         .create_server("127.0.0.1:0", |s| async move {
-            let _ = s.read(Vec::with_capacity(8)).await;
+            let _ = s.read_owned(Vec::with_capacity(8)).await;
         })
         .unwrap();
     let live = TcpStream::connect(open.local_addr().unwrap())

@@ -94,7 +94,7 @@ pub fn cat_echoes_stdin_and_exits_zero(factory: impl Factory) {
     let (out, code) = block(&lp, async move {
         assert_eq!(child.returncode(), None);
         let mut stdin = child.stdin.take().unwrap();
-        let (res, _) = stdin.write_all(b"hello, cat\n".to_vec()).await;
+        let (res, _) = stdin.write_all_owned(b"hello, cat\n".to_vec()).await;
         res.unwrap();
         lp2.sleep(Duration::from_millis(20)).await;
         assert_eq!(
@@ -103,7 +103,13 @@ pub fn cat_echoes_stdin_and_exits_zero(factory: impl Factory) {
             "cat still runs while stdin is open"
         );
         drop(stdin);
-        let out = child.stdout.as_mut().unwrap().read_to_end().await.unwrap();
+        let out = child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_to_end_owned()
+            .await
+            .unwrap();
         (out, child.wait().await.unwrap())
     });
     assert_eq!(out, b"hello, cat\n");
@@ -291,7 +297,7 @@ pub fn broken_stdin_errors_but_communicate_ignores_it(factory: impl Factory) {
     block(&lp, async move {
         child.wait().await.unwrap();
         let mut stdin = child.stdin.take().unwrap();
-        let (res, _) = stdin.write_all(vec![0u8; 1 << 20]).await;
+        let (res, _) = stdin.write_all_owned(vec![0u8; 1 << 20]).await;
         assert_eq!(res.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
     });
     let mut child = Command::shell("exit 4")
@@ -402,7 +408,10 @@ pub fn only_pass_fds_reach_the_child(factory: impl Factory) {
     let (out, _) = block(&lp, async move { child.communicate(None).await.unwrap() });
     assert_eq!(out.unwrap(), b"closed\n");
     let mut reader = lp.connect_read_pipe(pass_r).unwrap();
-    let got = block(&lp, async move { reader.read_to_end().await.unwrap() });
+    let got = block(
+        &lp,
+        async move { reader.read_to_end_owned().await.unwrap() },
+    );
     assert_eq!(got, b"passed\n");
     drop((other_r, other_w));
     lp.close().unwrap();
@@ -583,12 +592,12 @@ pub fn bad_subprocess_arguments(factory: impl Factory) {
             .spawn(&lp)
             .unwrap_err();
         assert!(
-            matches!(&err, Error::Io(e) if e.raw_os_error() == Some(libc::EBADF)),
+            matches!(&err, Error::Io { source: e, .. } if e.raw_os_error() == Some(libc::EBADF)),
             "stdin fd {bad}: {err:?}"
         );
         let err = Command::new("true").pass_fds([bad]).spawn(&lp).unwrap_err();
         assert!(
-            matches!(&err, Error::Io(e) if e.raw_os_error() == Some(libc::EBADF)),
+            matches!(&err, Error::Io { source: e, .. } if e.raw_os_error() == Some(libc::EBADF)),
             "pass_fd {bad}: {err:?}"
         );
     }

@@ -65,7 +65,7 @@ async fn read_all(s: &TcpStream) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = Vec::with_capacity(64 * 1024);
     loop {
-        let (res, b) = s.read(buf).await;
+        let (res, b) = s.read_owned(buf).await;
         buf = b;
         match res? {
             0 => return Ok(out),
@@ -77,7 +77,7 @@ async fn read_all(s: &TcpStream) -> io::Result<Vec<u8>> {
 async fn read_exact(s: &TcpStream, n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while out.len() < n {
-        let (res, buf) = s.read(Vec::with_capacity(n - out.len())).await;
+        let (res, buf) = s.read_owned(Vec::with_capacity(n - out.len())).await;
         assert!(res.unwrap() > 0, "early EOF");
         out.extend_from_slice(&buf);
     }
@@ -98,12 +98,12 @@ fn echo_server(lp: &EventLoop) -> loop_api::net::Server {
     lp.create_server(LOCAL, |s: TcpStream| async move {
         let mut buf = Vec::with_capacity(16 * 1024);
         loop {
-            let (res, b) = s.read(buf).await;
+            let (res, b) = s.read_owned(buf).await;
             match res {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
-            let (res, b) = s.write_all(b).await;
+            let (res, b) = s.write_all_owned(b).await;
             if res.is_err() {
                 return;
             }
@@ -134,7 +134,7 @@ pub fn create_server_serves_a_connection(factory: impl Factory) {
         assert_eq!(server.local_addrs().len(), 1, "one listening socket");
         let addr = server.local_addr().unwrap();
         let c = TcpStream::connect(addr).await.unwrap();
-        let (res, _) = c.write_all(b"xxx".as_slice()).await;
+        let (res, _) = c.write_all_owned(b"xxx".as_slice()).await;
         res.unwrap();
         c.shutdown(Shutdown::Write).unwrap();
         assert_eq!(read_all(&c).await.unwrap(), b"", "server closed its side");
@@ -151,7 +151,7 @@ pub fn create_connection_round_trip(factory: impl Factory) {
         let c = lp.create_connection(addr).await.unwrap();
         assert_eq!(c.peer_addr().unwrap(), addr);
         assert_eq!(c.local_addr().unwrap().ip(), addr.ip());
-        let (res, _) = c.write_all(b"hello".as_slice()).await;
+        let (res, _) = c.write_all_owned(b"hello".as_slice()).await;
         res.unwrap();
         assert_eq!(read_exact(&c, 5).await, b"hello");
         drop(c);
@@ -167,7 +167,7 @@ pub fn accepted_std_socket_can_be_adopted(factory: impl Factory) {
         let (accepted, _) = l.accept().unwrap();
         let s = TcpStream::from_std(accepted).unwrap();
         let c = TcpStream::from_std(client).unwrap();
-        let (res, _) = c.write_all(b"adopted".as_slice()).await;
+        let (res, _) = c.write_all_owned(b"adopted".as_slice()).await;
         res.unwrap();
         assert_eq!(read_exact(&s, 7).await, b"adopted");
     });
@@ -226,7 +226,7 @@ pub fn wait_closed_waits_for_live_connections(factory: impl Factory) {
         let server = echo_server(&lp);
         let addr = server.local_addr().unwrap();
         let c = TcpStream::connect(addr).await.unwrap();
-        let (res, _) = c.write_all(b"hi".as_slice()).await;
+        let (res, _) = c.write_all_owned(b"hi".as_slice()).await;
         res.unwrap();
         assert_eq!(read_exact(&c, 2).await, b"hi");
         assert_eq!(server.connection_count(), 1);
@@ -236,7 +236,7 @@ pub fn wait_closed_waits_for_live_connections(factory: impl Factory) {
         server.close();
         lp.sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished(), "a connection is alive");
-        let (res, _) = c.write_all(b"still".as_slice()).await;
+        let (res, _) = c.write_all_owned(b"still".as_slice()).await;
         res.unwrap();
         assert_eq!(
             read_exact(&c, 5).await,
@@ -258,7 +258,7 @@ pub fn abort_clients_ends_connections(factory: impl Factory) {
         let server = echo_server(&lp);
         let addr = server.local_addr().unwrap();
         let c = TcpStream::connect(addr).await.unwrap();
-        let (res, _) = c.write_all(b"x".as_slice()).await;
+        let (res, _) = c.write_all_owned(b"x".as_slice()).await;
         res.unwrap();
         read_exact(&c, 1).await;
         server.close();
@@ -311,7 +311,7 @@ pub fn dropping_last_handle_closes_server(factory: impl Factory) {
         drop(clone);
         let err = TcpStream::connect(addr).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
-        let (res, _) = c.write_all(b"alive".as_slice()).await;
+        let (res, _) = c.write_all_owned(b"alive".as_slice()).await;
         res.unwrap();
         assert_eq!(
             read_exact(&c, 5).await,
@@ -375,7 +375,7 @@ pub fn transfer_1mb_both_directions_at_once(factory: impl Factory) {
         let server = lp
             .create_server(LOCAL, |s: TcpStream| async move {
                 let down = pattern(SIZE, 0x5a);
-                let (sent, got) = join(s.write_all(down), read_exact(&s, SIZE)).await;
+                let (sent, got) = join(s.write_all_owned(down), read_exact(&s, SIZE)).await;
                 sent.0.unwrap();
                 assert!(got == pattern(SIZE, 0xa5), "server received wrong bytes");
                 s.shutdown(Shutdown::Write).unwrap();
@@ -386,7 +386,7 @@ pub fn transfer_1mb_both_directions_at_once(factory: impl Factory) {
             .await
             .unwrap();
         let up = pattern(SIZE, 0xa5);
-        let (sent, got) = join(c.write_all(up), read_exact(&c, SIZE)).await;
+        let (sent, got) = join(c.write_all_owned(up), read_exact(&c, SIZE)).await;
         sent.0.unwrap();
         assert!(got == pattern(SIZE, 0x5a), "client received wrong bytes");
         c.shutdown(Shutdown::Write).unwrap();
@@ -418,9 +418,9 @@ pub fn peer_closes_with_data_unread(factory: impl Factory) {
         let c = TcpStream::connect(server.local_addr().unwrap())
             .await
             .unwrap();
-        let (res, _) = c.write_all(vec![1u8; 10_000]).await;
+        let (res, _) = c.write_all_owned(vec![1u8; 10_000]).await;
         res.unwrap();
-        let (res, _) = c.read(Vec::with_capacity(16)).await;
+        let (res, _) = c.read_owned(Vec::with_capacity(16)).await;
         assert!(received.get());
         match res {
             Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}"),
@@ -429,7 +429,7 @@ pub fn peer_closes_with_data_unread(factory: impl Factory) {
         // Writes after the reset fail within a few attempts.
         let mut failed = None;
         for _ in 0..100 {
-            let (res, _) = c.write_all(vec![2u8; 1000]).await;
+            let (res, _) = c.write_all_owned(vec![2u8; 1000]).await;
             if let Err(e) = res {
                 failed = Some(e);
                 break;
@@ -453,9 +453,13 @@ pub fn cancelled_read_loses_no_byte(factory: impl Factory) {
     run_net(factory, |lp| async move {
         let (server, c) = echo_pair(&lp).await;
         for round in 0..5u8 {
-            let res = wait_for(c.read(Vec::with_capacity(64)), Duration::from_millis(10)).await;
+            let res = wait_for(
+                c.read_owned(Vec::with_capacity(64)),
+                Duration::from_millis(10),
+            )
+            .await;
             assert!(matches!(res, Err(Error::TimedOut)));
-            let (res, _) = c.write_all(vec![round; 40]).await;
+            let (res, _) = c.write_all_owned(vec![round; 40]).await;
             res.unwrap();
             assert_eq!(read_exact(&c, 40).await, vec![round; 40]);
         }
@@ -490,7 +494,7 @@ pub fn accept_dropped_after_completion_keeps_connection(factory: impl Factory) {
             .unwrap();
         assert_eq!(peer, client.local_addr().unwrap());
         std::io::Write::write_all(&mut client, b"ping").unwrap();
-        let (res, buf) = server_side.read(Vec::with_capacity(8)).await;
+        let (res, buf) = server_side.read_owned(Vec::with_capacity(8)).await;
         assert_eq!(res.unwrap(), 4);
         assert_eq!(&buf[..], b"ping");
         drop(server_side);
@@ -540,7 +544,7 @@ pub fn unpolled_read_decides_nothing(factory: impl Factory) {
         let l = std::net::TcpListener::bind(LOCAL).unwrap();
         let mut c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
         let (mut peer, _) = l.accept().unwrap();
-        drop(c.read(Vec::with_capacity(64)));
+        drop(c.read_owned(Vec::with_capacity(64)));
         std::io::Write::write_all(&mut peer, b"hello").unwrap();
         let mut first = [0u8; 5];
         io_read_exact(&mut c, &mut first).await.unwrap();
@@ -572,7 +576,7 @@ pub fn split_halves_in_two_tasks(factory: impl Factory) {
         let writer = lp
             .create_task(async move {
                 for i in 0..100u8 {
-                    let (res, _) = wr.write_all(vec![i; 100]).await;
+                    let (res, _) = wr.write_all_owned(vec![i; 100]).await;
                     res.unwrap();
                 }
                 wr.shutdown().unwrap();
@@ -582,7 +586,7 @@ pub fn split_halves_in_two_tasks(factory: impl Factory) {
             .create_task(async move {
                 let mut got = Vec::new();
                 loop {
-                    let (res, buf) = rd.read(Vec::with_capacity(4096)).await;
+                    let (res, buf) = rd.read_owned(Vec::with_capacity(4096)).await;
                     if res.unwrap() == 0 {
                         return got;
                     }
@@ -612,7 +616,7 @@ pub fn handler_panic_keeps_server_serving(factory: impl Factory) {
                     if first {
                         panic!("handler failed");
                     }
-                    let (res, _) = s.write_all(b"ok".as_slice()).await;
+                    let (res, _) = s.write_all_owned(b"ok".as_slice()).await;
                     res.unwrap();
                 }
             })
@@ -668,11 +672,11 @@ pub fn thousand_concurrent_connections(factory: impl Factory) {
                 .create_task(async move {
                     let c = TcpStream::connect(addr).await?;
                     let msg = format!("client {i}\n").into_bytes();
-                    let (res, msg) = c.write_all(msg).await;
+                    let (res, msg) = c.write_all_owned(msg).await;
                     res?;
                     let mut got = Vec::new();
                     while got.len() < msg.len() {
-                        let (res, buf) = c.read(Vec::with_capacity(64)).await;
+                        let (res, buf) = c.read_owned(Vec::with_capacity(64)).await;
                         if res? == 0 {
                             return Err(io::ErrorKind::UnexpectedEof.into());
                         }
@@ -709,9 +713,12 @@ pub fn data_and_eof_in_one_wakeup(factory: impl Factory) {
             (b"", "end of stream after data + EOF"),
             (b"", "end of stream repeats"),
         ] {
-            let (res, buf) = wait_for(c.read(Vec::with_capacity(1024)), Duration::from_secs(5))
-                .await
-                .expect(what);
+            let (res, buf) = wait_for(
+                c.read_owned(Vec::with_capacity(1024)),
+                Duration::from_secs(5),
+            )
+            .await
+            .expect(what);
             let n = res.unwrap();
             assert_eq!(&buf[..n], expect);
         }
@@ -726,7 +733,7 @@ async fn served_once() -> (TcpStream, std::net::TcpStream) {
     let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
     let (mut peer, _) = l.accept().unwrap();
     let reader = async {
-        let (res, buf) = c.read(Vec::with_capacity(64)).await;
+        let (res, buf) = c.read_owned(Vec::with_capacity(64)).await;
         (res.unwrap(), buf)
     };
     let writer = async {
@@ -774,7 +781,7 @@ pub fn unread_data_does_not_busy_the_loop(factory: impl Factory) {
         std::io::Write::write_all(&mut peer, b"unread").unwrap();
         sleep_is_idle().await;
         // The data is still there for the next reader.
-        let (res, buf) = wait_for(c.read(Vec::with_capacity(64)), Duration::from_secs(5))
+        let (res, buf) = wait_for(c.read_owned(Vec::with_capacity(64)), Duration::from_secs(5))
             .await
             .expect("the unread data is delivered");
         assert_eq!(&buf[..res.unwrap()], b"unread");
@@ -793,7 +800,7 @@ pub fn reset_nobody_reads_does_not_busy_the_loop(factory: impl Factory) {
             .unwrap();
         drop(peer);
         sleep_is_idle().await;
-        let (res, _) = wait_for(c.read(Vec::with_capacity(64)), Duration::from_secs(5))
+        let (res, _) = wait_for(c.read_owned(Vec::with_capacity(64)), Duration::from_secs(5))
             .await
             .expect("the reset is reported");
         assert!(
@@ -821,7 +828,7 @@ pub fn many_connections_ready_at_once_are_all_served(factory: impl Factory) {
                 lp.create_task(async move {
                     let mut got = Vec::new();
                     while got.len() < EACH {
-                        let (res, buf) = c.read(Vec::with_capacity(64 * 1024)).await;
+                        let (res, buf) = c.read_owned(Vec::with_capacity(64 * 1024)).await;
                         match res.unwrap() {
                             0 => break,
                             _ => got.extend_from_slice(&buf),
@@ -865,7 +872,7 @@ pub fn start_serving_false_defers_accepting(factory: impl Factory) {
                     let s = s.clone();
                     async move {
                         s.set(s.get() + 1);
-                        let (res, _) = c.write_all(b"hi".as_slice()).await;
+                        let (res, _) = c.write_all_owned(b"hi".as_slice()).await;
                         res.unwrap();
                     }
                 },
@@ -894,7 +901,7 @@ pub fn start_serving_false_defers_accepting(factory: impl Factory) {
             .create_server_with(
                 LOCAL,
                 |c: TcpStream| async move {
-                    let (res, _) = c.write_all(b"ok".as_slice()).await;
+                    let (res, _) = c.write_all_owned(b"ok".as_slice()).await;
                     res.unwrap();
                 },
                 options,
@@ -939,7 +946,7 @@ pub fn any_host_server_is_dual_stack(factory: impl Factory) {
                 } else {
                     b"6"
                 };
-                let (res, _) = c.write_all(family).await;
+                let (res, _) = c.write_all_owned(family).await;
                 res.unwrap();
             })
             .unwrap();

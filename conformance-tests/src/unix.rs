@@ -38,7 +38,7 @@ fn is_socket_file(path: &std::path::Path) -> bool {
 async fn read_all(s: &UnixStream) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let (res, buf) = s.read(Vec::with_capacity(4096)).await;
+        let (res, buf) = s.read_owned(Vec::with_capacity(4096)).await;
         if res? == 0 {
             return Ok(out);
         }
@@ -58,7 +58,7 @@ pub fn unix_server_and_connection(factory: impl Factory) {
                 async move {
                     let data = read_all(&s).await.unwrap();
                     l.push(data.len());
-                    let (res, _) = s.write_all(b"bye".as_slice()).await;
+                    let (res, _) = s.write_all_owned(b"bye".as_slice()).await;
                     res.unwrap();
                 }
             })
@@ -66,7 +66,7 @@ pub fn unix_server_and_connection(factory: impl Factory) {
         assert!(is_socket_file(&path));
         assert_eq!(server.local_addrs()[0].as_pathname(), Some(path.as_path()));
         let c = lp.create_unix_connection(&path).await.unwrap();
-        let (res, _) = c.write_all(b"abc".as_slice()).await;
+        let (res, _) = c.write_all_owned(b"abc".as_slice()).await;
         res.unwrap();
         c.shutdown(std::net::Shutdown::Write).unwrap();
         assert_eq!(read_all(&c).await.unwrap(), b"bye");
@@ -182,7 +182,7 @@ pub fn write_after_peer_closed_fails_once(factory: impl Factory) {
         drop(b);
         let mut err = None;
         for _ in 0..100 {
-            let (res, _) = a.write_all(vec![0u8; 1000]).await;
+            let (res, _) = a.write_all_owned(vec![0u8; 1000]).await;
             if let Err(e) = res {
                 err = Some(e);
                 break;
@@ -197,7 +197,7 @@ pub fn write_after_peer_closed_fails_once(factory: impl Factory) {
             ),
             "{e}"
         );
-        let (res, _) = a.read(Vec::with_capacity(8)).await;
+        let (res, _) = a.read_owned(Vec::with_capacity(8)).await;
         assert!(matches!(res, Ok(0)) || res.is_err());
     });
 }
@@ -261,7 +261,7 @@ pub fn owned_reads_then_futures_io_reads_lose_nothing(factory: impl Factory) {
                 io_close(&mut a).await.unwrap();
             },
             async {
-                let (res, mut got) = b.read(Vec::with_capacity(1000)).await;
+                let (res, mut got) = b.read_owned(Vec::with_capacity(1000)).await;
                 assert!(res.unwrap() > 0);
                 let mut small = [0u8; 7];
                 io_read_exact(&mut b, &mut small).await.unwrap();

@@ -12,7 +12,7 @@ use evloop::net::TcpStream;
 async fn echo(stream: TcpStream) {
     let mut buf = Vec::with_capacity(4096);
     loop {
-        let (res, data) = stream.read(buf).await;
+        let (res, data) = stream.read_owned(buf).await;
         match res {
             Ok(0) => return,
             Ok(_) => {}
@@ -21,7 +21,7 @@ async fn echo(stream: TcpStream) {
                 return;
             }
         }
-        let (res, data) = stream.write_all(data).await;
+        let (res, data) = stream.write_all_owned(data).await;
         if let Err(e) = res {
             eprintln!("server: write failed: {e}");
             return;
@@ -30,21 +30,23 @@ async fn echo(stream: TcpStream) {
     }
 }
 
-async fn client(addr: std::net::SocketAddr) -> std::io::Result<()> {
+async fn client(addr: std::net::SocketAddr) -> evloop::Result<()> {
     let stream = TcpStream::connect(addr).await?;
     for line in [
         "hello, evloop",
         "the quick brown fox",
         "jumps over the lazy dog",
     ] {
-        let (res, _) = stream.write_all(format!("{line}\n").into_bytes()).await;
+        let (res, _) = stream
+            .write_all_owned(format!("{line}\n").into_bytes())
+            .await;
         res?;
         // Read until the whole line has come back.
         let mut echoed = Vec::new();
         while !echoed.ends_with(b"\n") {
-            let (res, buf) = stream.read(Vec::with_capacity(256)).await;
+            let (res, buf) = stream.read_owned(Vec::with_capacity(256)).await;
             if res? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
             echoed.extend_from_slice(&buf);
         }

@@ -47,7 +47,7 @@ fn randint(k: u64) -> u64 {
 async fn read_line(stream: &TcpStream) -> io::Result<Option<String>> {
     let mut line = Vec::new();
     loop {
-        let (res, buf) = stream.read(Vec::with_capacity(64)).await;
+        let (res, buf) = stream.read_owned(Vec::with_capacity(64)).await;
         if res? == 0 {
             return Ok(None);
         }
@@ -69,7 +69,7 @@ async fn serve(stream: TcpStream) {
             }
             Err(_) => "error: send an unsigned integer\n".to_owned(),
         };
-        let (res, _) = stream.write_all(answer.into_bytes()).await;
+        let (res, _) = stream.write_all_owned(answer.into_bytes()).await;
         if res.is_err() {
             return;
         }
@@ -79,7 +79,7 @@ async fn serve(stream: TcpStream) {
 /// One request on a connection of its own.
 async fn request(addr: SocketAddr, k: u64) -> io::Result<u64> {
     let stream = TcpStream::connect(addr).await?;
-    let (res, _) = stream.write_all(format!("{k}\n").into_bytes()).await;
+    let (res, _) = stream.write_all_owned(format!("{k}\n").into_bytes()).await;
     res?;
     let line = read_line(&stream)
         .await?

@@ -27,7 +27,7 @@ fn main() -> Result<(), evloop::Error> {
         let feeder = l.create_task(async move {
             for line in LINES {
                 println!("  fed: {line}");
-                let (res, _) = stdin.write_all(format!("{line}\n")).await;
+                let (res, _) = stdin.write_all_owned(format!("{line}\n")).await;
                 res?;
             }
             // Dropping stdin closes the pipe: sort sees end of input.
@@ -35,7 +35,12 @@ fn main() -> Result<(), evloop::Error> {
             Ok::<_, std::io::Error>(())
         })?;
 
-        let output = child.stdout.as_mut().expect("piped").read_to_end().await?;
+        let output = child
+            .stdout
+            .as_mut()
+            .expect("piped")
+            .read_to_end_owned()
+            .await?;
         feeder.await??;
         let code = child.wait().await?;
         for line in String::from_utf8_lossy(&output).lines() {

@@ -31,8 +31,10 @@ use evloop::net::TcpStream;
 use futures::io::{AsyncBufReadExt, BufReader};
 
 /// Sends one line (the `\n` is added).
-async fn send_line(stream: &TcpStream, line: &str) -> io::Result<()> {
-    let (res, _) = stream.write_all(format!("{line}\n").into_bytes()).await;
+async fn send_line(stream: &TcpStream, line: &str) -> evloop::Result<()> {
+    let (res, _) = stream
+        .write_all_owned(format!("{line}\n").into_bytes())
+        .await;
     res
 }
 

@@ -1,7 +1,7 @@
 //! A real HTTP stack on evloop: hyper 1.x's HTTP/1.1 server and client,
-//! plugged in through `examples_hyper::hyper_rt` (an I/O adapter over
-//! evloop's `TcpStream`, an executor over `create_task`, a timer over the
-//! loop's timers). No tokio runtime is involved.
+//! plugged in through `evloop_compat` (an I/O adapter over evloop's
+//! `TcpStream`, an executor over `create_task`, a timer over the loop's
+//! timers). No tokio runtime is involved.
 //!
 //! - The server answers `GET /add?a=1&b=2` with `{"sum":3}` (JSON), 400 for
 //!   bad numbers and 404 elsewhere.
@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use evloop::EventLoop;
-use examples_hyper::hyper_rt::{connect_http1, serve_http1, EvloopTimer, HyperIo};
+use evloop_compat::{EvloopTimer, HyperIo};
+use examples_hyper::{connect_http1, http_builder, serve};
+use futures::{AsyncReadExt, AsyncWriteExt};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -153,14 +155,13 @@ async fn stalled_client(lp: &EventLoop) -> Result<(), BoxError> {
     })?;
     let addr = server.local_addr().ok_or("no internet address")?;
     let start = Instant::now();
-    let stream = lp.create_connection(addr).await?;
-    // Half a request head, then nothing.
-    let (res, _) = stream
-        .write_all(&b"GET /add?a=1&b=2 HTTP/1.1\r\nhost: local"[..])
-        .await;
-    res?;
-    let (n, _) = stream.read(Vec::with_capacity(1024)).await;
-    let n = n?;
+    let mut stream = lp.create_connection(addr).await?;
+    // Half a request head, then nothing (futures-io's traits).
+    stream
+        .write_all(b"GET /add?a=1&b=2 HTTP/1.1\r\nhost: local")
+        .await?;
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).await?;
     println!(
         "stalled client: the server closed the connection ({}) after {:.0?}",
         if n == 0 {
@@ -192,13 +193,10 @@ fn main() -> Result<(), BoxError> {
                 handle(req)
             })
         };
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(EvloopTimer::new(&lp))
-            .header_read_timeout(Duration::from_secs(10));
-        let server = serve_http1(&lp, "127.0.0.1:0", builder, service)?;
+        let http = http_builder(&lp, Duration::from_secs(10));
+        let server = serve(&lp, "127.0.0.1:0", http, service)?;
         let addr = server.local_addr().ok_or("no internet address")?;
-        println!("server: hyper HTTP/1.1 on evloop at http://{addr}/add?a=1&b=2");
+        println!("server: hyper HTTP/1.1 and h2c on evloop at http://{addr}/add?a=1&b=2");
         if serve_only {
             server.serve_forever().await?;
             return Ok(());

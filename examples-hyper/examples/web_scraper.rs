@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use examples_hyper::hyper_rt::{connect_http1, serve_http1, BoxError};
+use examples_hyper::{connect_http1, http_builder, serve, BoxError};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -103,10 +103,10 @@ fn main() -> Result<(), BoxError> {
     evloop::run(async move {
         examples_ecosystem::print_backend();
         let lp = evloop::get_running_loop()?;
-        let site = serve_http1(
+        let site = serve(
             &lp,
             "127.0.0.1:0",
-            hyper::server::conn::http1::Builder::new(),
+            http_builder(&lp, Duration::from_secs(10)),
             service_fn(move |req| page(req, think)),
         )?;
         let addr = site.local_addr().ok_or("no internet address")?;

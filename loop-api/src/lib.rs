@@ -35,7 +35,9 @@ pub mod sync;
 
 // The boundary lives in its own crate; inside loop-api it is `crate::driver`.
 use loop_driver as driver;
-pub use loop_driver::buf;
+// The user's view of owned buffers: the driver's buffer traits, and a
+// `BufResult` carrying `crate::Error` (the driver's carries `io::Error`).
+pub mod buf;
 
 pub use io::{net, pipe, process, signal};
 #[cfg(loom)]

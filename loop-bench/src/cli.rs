@@ -62,13 +62,16 @@ pub struct Args {
     #[arg(long)]
     pub smoke: bool,
 
-    /// Where to write the results as JSON.
-    #[arg(long, default_value = "target/loop-bench/results.json")]
-    pub json: PathBuf,
+    /// Where to write the results as JSON [default: results.json in
+    /// $CARGO_TARGET_DIR/loop-bench/ if set, else target/loop-bench/ at the
+    /// workspace root].
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 
-    /// Where to write the SVG plot.
-    #[arg(long, default_value = "target/loop-bench/results.svg")]
-    pub plot: PathBuf,
+    /// Where to write the SVG plot [default: results.svg beside the
+    /// default JSON].
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 
     /// Extra attempts for a measurement during which other processes kept
     /// the machine busy (see --busy-threshold); 0 keeps every first attempt.
@@ -181,6 +184,31 @@ fn cells(args: &Args, sizes: &[usize], conns: &[u32]) -> Vec<Cell> {
     cells
 }
 
+/// Where results go by default: `$CARGO_TARGET_DIR/loop-bench` when
+/// `target_dir` (the variable's value) is set and not empty, as cargo
+/// would put its own output there (a relative value is relative to the
+/// current directory, as for cargo); else `target/loop-bench` at the
+/// workspace root, the parent of `manifest_dir` (loop-bench's own
+/// directory, fixed at build time), whatever the current directory.
+pub fn default_out_dir(target_dir: Option<std::ffi::OsString>, manifest_dir: &Path) -> PathBuf {
+    match target_dir.filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("loop-bench"),
+        None => manifest_dir
+            .parent()
+            .unwrap_or(manifest_dir)
+            .join("target")
+            .join("loop-bench"),
+    }
+}
+
+/// [`default_out_dir`] for this process.
+fn out_dir() -> PathBuf {
+    default_out_dir(
+        std::env::var_os("CARGO_TARGET_DIR"),
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    )
+}
+
 fn write_file(path: &Path, contents: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -197,8 +225,16 @@ pub fn main() -> ExitCode {
     };
     let explicit = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
 
+    let json_path = args
+        .json
+        .clone()
+        .unwrap_or_else(|| out_dir().join("results.json"));
+    let plot_path = args
+        .plot
+        .clone()
+        .unwrap_or_else(|| out_dir().join("results.svg"));
     if let Some(json) = &args.replot {
-        return replot(json, &args.plot);
+        return replot(json, &plot_path);
     }
 
     if args.list {
@@ -372,10 +408,10 @@ pub fn main() -> ExitCode {
         ExitCode::SUCCESS
     };
     match serde_json::to_string_pretty(&doc) {
-        Ok(json) => match write_file(&args.json, &json) {
-            Ok(()) => text += &format!("\nJSON: {}", args.json.display()),
+        Ok(json) => match write_file(&json_path, &json) {
+            Ok(()) => text += &format!("\nJSON: {}", json_path.display()),
             Err(e) => {
-                eprintln!("cannot write {}: {e}", args.json.display());
+                eprintln!("cannot write {}: {e}", json_path.display());
                 status = ExitCode::FAILURE;
             }
         },
@@ -392,10 +428,10 @@ pub fn main() -> ExitCode {
         reps,
         wall.as_secs_f64()
     );
-    match write_file(&args.plot, &crate::plot::svg(&doc.rows, &names, &subtitle)) {
-        Ok(()) => text += &format!("\nPlot: {}\n", args.plot.display()),
+    match write_file(&plot_path, &crate::plot::svg(&doc.rows, &names, &subtitle)) {
+        Ok(()) => text += &format!("\nPlot: {}\n", plot_path.display()),
         Err(e) => {
-            eprintln!("cannot write {}: {e}", args.plot.display());
+            eprintln!("cannot write {}: {e}", plot_path.display());
             status = ExitCode::FAILURE;
         }
     }
@@ -475,7 +511,37 @@ fn replot(json: &Path, plot: &Path) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{default_out_dir, parse_size};
+    use std::path::Path;
+
+    #[test]
+    fn results_go_under_cargo_target_dir_when_set() {
+        let manifest = Path::new("/ws/loop-bench");
+        assert_eq!(
+            default_out_dir(Some("/tmp/tgt".into()), manifest),
+            Path::new("/tmp/tgt/loop-bench")
+        );
+        // Unset or empty: the workspace's target/, not the current directory's.
+        assert_eq!(
+            default_out_dir(None, manifest),
+            Path::new("/ws/target/loop-bench")
+        );
+        assert_eq!(
+            default_out_dir(Some("".into()), manifest),
+            Path::new("/ws/target/loop-bench")
+        );
+        // This build's own default is at the workspace root.
+        let here = default_out_dir(None, Path::new(env!("CARGO_MANIFEST_DIR")));
+        assert!(
+            here.parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("Cargo.lock")
+                .exists(),
+            "{here:?}"
+        );
+    }
 
     #[test]
     fn sizes() {

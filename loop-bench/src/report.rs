@@ -267,9 +267,12 @@ pub fn tables(rows: &[Row], contenders: &[String], reps: u32) -> String {
         let _ = writeln!(
             out,
             "\nOther processes used {mean:.2} cores on average during the measurements \
-             (at most {max:.2}); {retried} of {} measurements were retried because the \
-             machine was busy. `*`: a repetition in that cell still ran while others \
-             used more than {BUSY_MARK} cores.",
+             (at most {max:.2}; each judged over at least {:.0} s up to its end, {} \
+             in the run's first second not judged); {retried} of {} measurements were \
+             retried because the machine was busy. `*`: a repetition in that cell \
+             still ran while others used more than {BUSY_MARK} cores.",
+            crate::sys::MIN_LOAD_WINDOW.as_secs_f64(),
+            rows.iter().map(|r| r.samples.len()).sum::<usize>() - foreign.len(),
             foreign.len()
         );
     }

@@ -15,7 +15,7 @@ use crate::echo::EchoCell;
 use crate::sample::{Sample, Window};
 use crate::sched::{Outcome, SchedWorkload};
 use crate::stats::Summary;
-use crate::sys::{LoadProbe, Placement};
+use crate::sys::{LoadMeter, Placement};
 
 /// One cell of the race: a scheduling workload or an echo configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,6 +183,7 @@ pub fn run(plan: &Plan, progress: &mut dyn FnMut(u64, &str)) -> Vec<Row> {
         .flat_map(|cell| plan.contenders.iter().map(move |c| Row::new(cell, c)))
         .collect();
     let mut done = 0u64;
+    let mut meter = LoadMeter::new();
     for rep in 0..plan.reps {
         for (ci, cell) in plan.cells.iter().enumerate() {
             for k in 0..n {
@@ -203,7 +204,7 @@ pub fn run(plan: &Plan, progress: &mut dyn FnMut(u64, &str)) -> Vec<Row> {
                 if row.status != Status::Ok {
                     continue;
                 }
-                let outcome = measure(plan, cell, contender);
+                let outcome = measure(plan, &mut meter, cell, contender);
                 match outcome {
                     Outcome::Ok(sample) => row.samples.push(sample),
                     Outcome::Unavailable(reason) => {
@@ -228,18 +229,19 @@ pub fn run(plan: &Plan, progress: &mut dyn FnMut(u64, &str)) -> Vec<Row> {
 /// One measurement, taken again (up to `plan.retries` times, after a
 /// pause) while other processes keep the machine busier than
 /// `plan.busy_threshold`; of the attempts, the one with the least foreign
-/// load is kept.
-fn measure(plan: &Plan, cell: &Cell, contender: &Contender) -> Outcome {
+/// load is kept. The load is judged by `meter`, over at least a second
+/// (see [`LoadMeter`]).
+fn measure(plan: &Plan, meter: &mut LoadMeter, cell: &Cell, contender: &Contender) -> Outcome {
     let mut attempts = 0;
     let mut best: Option<Sample> = None;
     loop {
         attempts += 1;
-        let probe = LoadProbe::now();
+        meter.start();
         let outcome = match cell {
             Cell::Sched(w) => contender.sched(*w, plan.sched, plan.placement),
             Cell::Echo(c) => contender.echo(*c, plan.echo, plan.placement),
         };
-        let foreign = probe.and_then(|p| p.foreign_cores());
+        let foreign = meter.foreign_cores();
         let Outcome::Ok(mut sample) = outcome else {
             return outcome;
         };

@@ -163,8 +163,13 @@ mod tests {
         let probe = LoadProbe::now().unwrap();
         assert!(machine_busy().unwrap() > Duration::ZERO);
         std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(probe.foreign_cores(), None, "20 ms is too short to judge");
+        std::thread::sleep(MIN_LOAD_WINDOW);
         let foreign = probe.foreign_cores().unwrap();
-        assert!(foreign >= 0.0);
+        assert!(
+            (0.0..=online_cores() as f64).contains(&foreign),
+            "{foreign}"
+        );
     }
 
     #[test]
@@ -201,6 +206,26 @@ pub fn machine_busy() -> io::Result<Duration> {
     ))
 }
 
+/// The shortest window over which other processes' load is judged.
+/// `/proc/stat` counts busy time in clock ticks (10 ms) per core, so one
+/// reading can be off by about one tick per core and a difference of two
+/// readings by two: on 2 cores, up to 40 ms of CPU. Over a 10 ms smoke
+/// window that is 4 cores' worth of error, over 1 s at most 0.04 cores,
+/// well under the 0.25-core threshold that marks a measurement busy.
+pub const MIN_LOAD_WINDOW: Duration = Duration::from_secs(1);
+
+/// The number of cores `/proc/stat`'s first line sums over (the online
+/// CPUs, not only those this process may run on).
+pub fn online_cores() -> usize {
+    // SAFETY: sysconf only reads a system constant.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 {
+        n as usize
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
 /// A reading of how busy the machine and this process were, to tell how
 /// much CPU *other* processes took during a measurement.
 #[derive(Debug, Clone, Copy)]
@@ -221,17 +246,151 @@ impl LoadProbe {
     }
 
     /// Cores' worth of CPU that other processes (and the hypervisor, as
-    /// steal time) used since `self`: 0.0 on a quiet machine, up to the
-    /// number of cores. `/proc/stat` counts in ticks (10 ms), so short
-    /// windows read coarsely.
+    /// steal time) used since `self`: 0.0 on a quiet machine, at most the
+    /// machine's cores; `None` for a window shorter than
+    /// [`MIN_LOAD_WINDOW`], where tick rounding would swamp the figure.
     pub fn foreign_cores(&self) -> Option<f64> {
-        let now = LoadProbe::now()?;
-        let wall = (now.at - self.at).as_secs_f64();
-        if wall <= 0.0 {
-            return None;
+        foreign_between(self, &LoadProbe::now()?, online_cores())
+    }
+}
+
+/// Other processes' load between two probes, clamped to `[0, cores]`
+/// (the machine's and our own CPU time are read by different clocks, so
+/// their difference can stray outside); `None` under [`MIN_LOAD_WINDOW`].
+pub fn foreign_between(start: &LoadProbe, end: &LoadProbe, cores: usize) -> Option<f64> {
+    let window = end.at.checked_duration_since(start.at)?;
+    if window < MIN_LOAD_WINDOW {
+        return None;
+    }
+    let machine = end.machine.saturating_sub(start.machine).as_secs_f64();
+    let ours = end.process.saturating_sub(start.process).as_secs_f64();
+    Some(((machine - ours) / window.as_secs_f64()).clamp(0.0, cores.max(1) as f64))
+}
+
+/// Other processes' load around each measurement, over at least
+/// [`MIN_LOAD_WINDOW`]: a measurement shorter than that (every one in
+/// `--smoke`, short scheduling windows) is judged over the last second
+/// up to its end, which takes in the measurements just before it (our
+/// own CPU is subtracted either way). Load from builds and other jobs
+/// lasts seconds, so the window says whether the machine was shared then.
+#[derive(Debug)]
+pub struct LoadMeter {
+    /// Probes at the start of recent measurements, oldest first; only the
+    /// newest one at least [`MIN_LOAD_WINDOW`] old is kept behind the rest.
+    history: std::collections::VecDeque<LoadProbe>,
+}
+
+impl LoadMeter {
+    /// A meter whose first window starts now.
+    pub fn new() -> LoadMeter {
+        LoadMeter {
+            history: LoadProbe::now().into_iter().collect(),
         }
-        let machine = now.machine.saturating_sub(self.machine).as_secs_f64();
-        let ours = now.process.saturating_sub(self.process).as_secs_f64();
-        Some(((machine - ours) / wall).max(0.0))
+    }
+
+    /// Marks the start of a measurement.
+    pub fn start(&mut self) {
+        if let Some(p) = LoadProbe::now() {
+            self.history.push_back(p);
+        }
+    }
+
+    /// Other processes' load over the window ending now: from the
+    /// measurement's start, or earlier if that was under
+    /// [`MIN_LOAD_WINDOW`] ago; `None` in the first second of the run.
+    pub fn foreign_cores(&mut self) -> Option<f64> {
+        let now = LoadProbe::now()?;
+        let start = window_start(&mut self.history, now.at)?;
+        foreign_between(&start, &now, online_cores())
+    }
+}
+
+impl Default for LoadMeter {
+    fn default() -> Self {
+        LoadMeter::new()
+    }
+}
+
+/// The newest probe at least [`MIN_LOAD_WINDOW`] before `now`, dropping
+/// the older ones it makes useless.
+fn window_start(
+    history: &mut std::collections::VecDeque<LoadProbe>,
+    now: std::time::Instant,
+) -> Option<LoadProbe> {
+    let old_enough = |p: &LoadProbe| now.saturating_duration_since(p.at) >= MIN_LOAD_WINDOW;
+    let newest_old = history.iter().rposition(old_enough)?;
+    history.drain(..newest_old);
+    history.front().copied()
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::time::Instant;
+
+    fn probe(at: Instant, machine_ms: u64, process_ms: u64) -> LoadProbe {
+        LoadProbe {
+            at,
+            machine: Duration::from_millis(machine_ms),
+            process: Duration::from_millis(process_ms),
+        }
+    }
+
+    #[test]
+    fn foreign_load_is_clamped_to_the_cores() {
+        let t = Instant::now();
+        // 2 s on 2 cores; /proc/stat says 9 s busy (impossible), we used 1 s.
+        let v = foreign_between(
+            &probe(t, 0, 0),
+            &probe(t + Duration::from_secs(2), 9_000, 1_000),
+            2,
+        );
+        assert_eq!(v, Some(2.0));
+        // Our own clock ran ahead of the machine's ticks: not negative.
+        let v = foreign_between(
+            &probe(t, 0, 0),
+            &probe(t + Duration::from_secs(2), 1_000, 1_500),
+            2,
+        );
+        assert_eq!(v, Some(0.0));
+        // An ordinary reading passes through: 3 s busy, 1 s ours, over 2 s.
+        let v = foreign_between(
+            &probe(t, 0, 0),
+            &probe(t + Duration::from_secs(2), 3_000, 1_000),
+            2,
+        );
+        assert_eq!(v, Some(1.0));
+    }
+
+    #[test]
+    fn short_windows_are_not_judged() {
+        let t = Instant::now();
+        // 10 ms with one 10 ms tick of someone else's: 1 core by arithmetic, noise in fact.
+        let end = probe(t + Duration::from_millis(10), 20, 10);
+        assert_eq!(foreign_between(&probe(t, 0, 0), &end, 2), None);
+        let end = probe(t + MIN_LOAD_WINDOW, 20, 10);
+        assert!(foreign_between(&probe(t, 0, 0), &end, 2).is_some());
+        // An end before the start is no window at all.
+        assert_eq!(foreign_between(&end, &probe(t, 0, 0), 2), None);
+    }
+
+    #[test]
+    fn a_short_measurement_is_judged_over_the_last_second() {
+        let t = Instant::now();
+        let ms = |n| t + Duration::from_millis(n);
+        let mut history: VecDeque<_> = [0, 400, 900, 1_300, 1_350]
+            .map(|n| probe(ms(n), n, 0))
+            .into();
+        // At 1.4 s: 0.4 s is the newest start at least 1 s back; 0 is dropped.
+        assert_eq!(window_start(&mut history, ms(1_400)).unwrap().at, ms(400));
+        assert_eq!(history.len(), 4);
+        // At 2.0 s: 0.9 s.
+        assert_eq!(window_start(&mut history, ms(2_000)).unwrap().at, ms(900));
+        assert_eq!(history.len(), 3);
+        // In the first second of a run, nothing is old enough.
+        let mut young: VecDeque<_> = [probe(t, 0, 0)].into();
+        assert!(window_start(&mut young, ms(300)).is_none());
+        assert_eq!(young.len(), 1);
     }
 }

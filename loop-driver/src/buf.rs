@@ -1,13 +1,18 @@
 //! Owned buffers for I/O.
 //!
 //! Operations take their buffer by value and hand it back with the result
-//! ([`BufResult`]), because a completion backend (io_uring) writes into the
+//! ([`DriverBufResult`]), because a completion backend (io_uring) writes into the
 //! memory after the call returned: the buffer must live until the kernel is
 //! done, even if the future awaiting it is dropped. Borrowed `&mut [u8]`
 //! cannot promise that.
 
-/// The result of an owned-buffer operation: the outcome and the buffer.
-pub type BufResult<T, B> = (std::io::Result<T>, B);
+/// The result of an owned-buffer operation at the backend boundary: the
+/// driver's outcome (a plain [`std::io::Error`] on failure) and the buffer.
+///
+/// Only backends and the loop's internals see this one. The user API's
+/// owned-buffer methods return `loop_api::buf::BufResult`,
+/// `(loop_api::Result<T>, B)`, whose error is the loop's one error type.
+pub type DriverBufResult<T, B> = (std::io::Result<T>, B);
 
 /// A buffer the kernel may read from while an operation runs.
 ///

@@ -203,7 +203,7 @@ pub(crate) fn check_fd(fd: RawFd) -> Result<libc::c_int, Error> {
     // SAFETY: F_GETFL reads the descriptor's status flags and touches no memory.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     if flags < 0 {
-        return Err(Error::Io(io::Error::last_os_error()));
+        return Err(Error::from(io::Error::last_os_error()));
     }
     Ok(flags)
 }

@@ -2,7 +2,7 @@
 //!
 //! [`PipeReader`] and [`PipeWriter`] own a non-blocking descriptor and offer
 //! two interfaces:
-//! - owned-buffer I/O (`read(buf)`, `write(buf)`, `write_all(buf)`): one
+//! - owned-buffer I/O (`read_owned(buf)`, `write_owned(buf)`, `write_all_owned(buf)`): one
 //!   [`Op::Read`]/[`Op::Write`] per call through the backend, a real
 //!   completion operation on io_uring. The buffer is moved in and handed
 //!   back with the result ([`BufResult`]), so cancelling the future is sound;
@@ -45,7 +45,7 @@ use crate::op::buf_op::{BufKind, BufOp, Recv};
 use crate::op::salvage::take_into;
 use crate::sys;
 
-/// Size of each chunk [`PipeReader::read_to_end`] asks for.
+/// Size of each chunk [`PipeReader::read_to_end_owned`] asks for.
 const CHUNK: usize = 64 * 1024;
 
 fn closed_stream() -> io::Error {
@@ -150,12 +150,36 @@ impl Drop for Stream {
 }
 
 /// The reading end of a pipe (or a FIFO, socket, tty or PTY master).
+///
+/// Both ends implement futures-io's `AsyncRead`/`AsyncWrite`, so the
+/// `futures` crate's extension traits work on them (see [`pipe`]). With
+/// owned buffers (a descriptor you already have becomes one with
+/// [`EventLoop::connect_read_pipe`], as [`open_pty`]'s example shows):
+///
+/// ```
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     let (mut reader, mut writer) = evloop::pipe::pipe(&lp)?;
+///     let (res, _) = writer.write_all_owned(b"owned".as_slice()).await;
+///     res?;
+///     drop(writer); // the reader sees end of stream after the bytes
+///     let (res, buf) = reader.read_owned(Vec::with_capacity(64)).await;
+///     assert_eq!(res?, 5);
+///     assert_eq!(buf, b"owned");
+///     let (res, _) = reader.read_owned(Vec::with_capacity(64)).await;
+///     assert_eq!(res?, 0);
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct PipeReader {
     stream: Stream,
     tty: bool,
 }
 
 /// The writing end of a pipe (or a FIFO, socket, tty or PTY master).
+///
+/// Examples: [`pipe`] (futures-io), [`PipeReader`] (owned buffers).
 pub struct PipeWriter {
     stream: Stream,
 }
@@ -190,10 +214,16 @@ impl PipeReader {
         })
     }
 
-    fn map_eof(&self, result: io::Result<usize>) -> io::Result<usize> {
+    /// End of stream for a PTY master whose slave side is gone (`EIO`),
+    /// for either error type (`io::Error` of the futures-io impl, `Error`
+    /// of the owned-buffer reads).
+    fn map_eof<E: EofErrno>(
+        &self,
+        result: std::result::Result<usize, E>,
+    ) -> std::result::Result<usize, E> {
         match result {
             // A PTY master whose slave side is gone.
-            Err(e) if self.tty && e.raw_os_error() == Some(libc::EIO) => Ok(0),
+            Err(e) if self.tty && e.errno() == Some(libc::EIO) => Ok(0),
             other => other,
         }
     }
@@ -201,23 +231,23 @@ impl PipeReader {
     /// Reads up to `buf.bytes_total()` bytes into `buf` (replacing its
     /// contents); 0 means end of stream. Dropping the future cancels the
     /// read; whatever it had already taken is returned by the next read.
-    pub async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
+    pub async fn read_owned<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
         if buf.bytes_total() == 0 {
-            return (self.stream.loop_fd().map(|_| 0), buf);
+            return (self.stream.loop_fd().map(|_| 0).map_err(Error::from), buf);
         }
         let (result, buf) = match self.stream.op(buf, Recv::FILE) {
             Ok(op) => op.await,
-            Err((e, buf)) => return (Err(e), buf),
+            Err((e, buf)) => return (Err(e.into()), buf),
         };
         (self.map_eof(result), buf)
     }
 
     /// Reads until end of stream.
-    pub async fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
+    pub async fn read_to_end_owned(&mut self) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut chunk = Vec::with_capacity(CHUNK);
         loop {
-            let (result, buf) = self.read(chunk).await;
+            let (result, buf) = self.read_owned(chunk).await;
             chunk = buf;
             match result {
                 Ok(0) => return Ok(out),
@@ -248,21 +278,21 @@ impl PipeWriter {
 
     /// Writes some of `buf`'s bytes; returns how many. A closed reader is
     /// [`io::ErrorKind::BrokenPipe`].
-    pub async fn write<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
+    pub async fn write_owned<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
         match self.stream.op(buf, PipeWrite::once()) {
             Ok(op) => op.await,
-            Err((e, buf)) => (Err(e), buf),
+            Err((e, buf)) => (Err(e.into()), buf),
         }
     }
 
     /// Writes all of `buf`'s bytes.
-    pub async fn write_all<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
+    pub async fn write_all_owned<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
         match self.stream.op(buf, PipeWrite::all()) {
             Ok(op) => {
                 let (result, buf) = op.await;
                 (result.map(drop), buf)
             }
-            Err((e, buf)) => (Err(e), buf),
+            Err((e, buf)) => (Err(e.into()), buf),
         }
     }
 
@@ -302,6 +332,23 @@ fn write_now(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
         Err(io::Error::last_os_error())
     } else {
         Ok(n as usize)
+    }
+}
+
+/// An error's OS code, whichever of the two error types it is.
+trait EofErrno {
+    fn errno(&self) -> Option<i32>;
+}
+
+impl EofErrno for io::Error {
+    fn errno(&self) -> Option<i32> {
+        self.raw_os_error()
+    }
+}
+
+impl EofErrno for Error {
+    fn errno(&self) -> Option<i32> {
+        self.raw_os_error()
     }
 }
 
@@ -355,6 +402,26 @@ impl futures_io::AsyncWrite for PipeWriter {
 }
 
 /// A new pipe as a connected `(reader, writer)` pair of streams on `lp`.
+///
+/// ```
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+/// let text = evloop::run(async {
+///     let lp = evloop::get_running_loop().unwrap();
+///     let (mut reader, mut writer) = evloop::pipe::pipe(&lp).unwrap();
+///     let writing = lp
+///         .create_task(async move {
+///             AsyncWriteExt::write_all(&mut writer, b"through the pipe").await.unwrap();
+///             // Dropping the writer closes it: the reader sees end of file.
+///         })
+///         .unwrap();
+///     let mut text = String::new();
+///     AsyncReadExt::read_to_string(&mut reader, &mut text).await.unwrap();
+///     writing.await.unwrap();
+///     text
+/// })
+/// .unwrap();
+/// assert_eq!(text, "through the pipe");
+/// ```
 pub fn pipe(lp: &EventLoop) -> Result<(PipeReader, PipeWriter)> {
     let (r, w) = sys::pipe_cloexec()?;
     Ok((PipeReader::new(lp, r)?, PipeWriter::new(lp, w)?))
@@ -366,7 +433,32 @@ pub fn pipe(lp: &EventLoop) -> Result<(PipeReader, PipeWriter)> {
 /// give the slave to a child process or a blocking writer. The line
 /// discipline applies (echo, `\n` to `\r\n`) unless the slave is put in
 /// raw mode (`cfmakeraw` + `tcsetattr`).
-pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+///
+/// ```
+/// use futures::io::AsyncReadExt;
+/// use std::io::Write;
+///
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     let (master, slave) = evloop::pipe::open_pty()?;
+///     let mut terminal = lp.connect_read_pipe(master)?;
+///     // What a program on the slave side prints (here, a blocking write) ...
+///     let mut slave = std::fs::File::from(slave);
+///     slave.write_all(b"hi\n")?;
+///     // ... arrives on the master through the line discipline.
+///     let mut line = [0u8; 4];
+///     terminal.read_exact(&mut line).await?;
+///     assert_eq!(&line, b"hi\r\n");
+///     // Once the slave side is closed, the master reads end of stream.
+///     drop(slave);
+///     let mut rest = Vec::new();
+///     terminal.read_to_end(&mut rest).await?;
+///     assert!(rest.is_empty());
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
+pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     // SAFETY: posix_openpt takes flags only.
     let master =
         sys::cvt(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
@@ -380,7 +472,7 @@ pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: `name` is valid for `name.len()` bytes; ptsname_r NUL-terminates on success.
     let rc = unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) };
     if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
+        return Err(io::Error::from_raw_os_error(rc).into());
     }
     // SAFETY: `name` holds a NUL-terminated path written by ptsname_r.
     let slave = sys::cvt(unsafe {

@@ -9,7 +9,7 @@
 //! with a memory-free [`Op::PollReadable`]/[`Op::PollWritable`], which every
 //! backend supports. So there is no copy, and a poll that returned
 //! `Pending` has transferred nothing: dropping the read or write future
-//! then loses no byte. The owned-buffer methods (`read(buf)`, `write(buf)`)
+//! then loses no byte. The owned-buffer methods (`read_owned(buf)`, `write_owned(buf)`)
 //! remain the path that uses real completion operations on io_uring.
 
 use std::future::Future;

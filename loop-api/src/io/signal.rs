@@ -104,7 +104,7 @@ pub const NSIG: i32 = 65;
 /// used, never here.
 ///
 /// ```
-/// use loop_api::signal::{SignalKind, SIGINT, SIGTERM};
+/// use evloop::signal::{SignalKind, SIGINT, SIGTERM};
 /// assert_eq!(SIGINT.as_raw(), libc::SIGINT);
 /// assert_eq!(SIGTERM.to_string(), "SIGTERM");
 /// assert_eq!(SignalKind::from(libc::SIGTERM), SIGTERM);
@@ -403,7 +403,7 @@ fn install_error(sig: i32) -> impl FnOnce(io::Error) -> Error {
         Some(libc::EINVAL) => {
             Error::InvalidArgument(format!("signal {sig} cannot be handled: {e}"))
         }
-        _ => Error::Io(e),
+        _ => Error::from(e),
     }
 }
 
@@ -635,7 +635,7 @@ impl EventLoop {
         let state = self
             .inner
             .extensions
-            .get_or_try_insert_with(|| SignalState::new(self).map_err(Error::Io))?;
+            .get_or_try_insert_with(|| SignalState::new(self).map_err(Error::from))?;
         if state.watch.borrow().is_none() {
             state.arm(self)?;
         }
@@ -650,6 +650,18 @@ impl EventLoop {
     /// (which `signal-hook-registry` refuses), and for a signal another loop
     /// handles; [`Error::Closed`] on a closed loop. See the module notes for
     /// the mechanism and its limits.
+    ///
+    /// ```
+    /// use evloop::signal::SIGUSR2;
+    /// let lp = evloop::new_event_loop().unwrap();
+    /// let l = lp.clone();
+    /// lp.add_signal_handler(SIGUSR2, move || l.stop()).unwrap();
+    /// // SAFETY: raise only sends a signal to this process, which handles it.
+    /// lp.call_soon(|| unsafe { libc::raise(libc::SIGUSR2); }).unwrap();
+    /// lp.run_forever().unwrap(); // until the handler stops the loop
+    /// assert!(lp.remove_signal_handler(SIGUSR2).unwrap());
+    /// lp.close().unwrap();
+    /// ```
     pub fn add_signal_handler<F: Fn() + 'static>(
         &self,
         sig: impl Into<SignalKind>,
@@ -781,14 +793,17 @@ impl EventLoop {
 /// Errors: [`Error::NoRunningLoop`] outside a loop; as
 /// [`EventLoop::signals`] otherwise.
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// use loop_api::signal::{self, SIGHUP};
-/// let mut hup = signal::signal(SIGHUP)?;
-/// while let Some(_) = hup.recv().await {
-///     println!("SIGHUP: reloading the configuration");
-/// }
-/// # Ok(()) }
+/// ```
+/// use evloop::signal::{self, SIGUSR1};
+/// evloop::run(async {
+///     let mut usr1 = signal::signal(SIGUSR1).unwrap();
+///     // Another process would send it (`kill -USR1 <pid>`); here we do.
+///     // SAFETY: raise only sends a signal to this process, which listens for it.
+///     unsafe { libc::raise(libc::SIGUSR1) };
+///     // A server would loop: `while usr1.recv().await.is_some() { reload() }`.
+///     assert!(usr1.recv().await.is_some());
+/// })
+/// .unwrap();
 /// ```
 pub fn signal(kind: impl Into<SignalKind>) -> Result<Signals> {
     crate::loop_core::get_running_loop()?.signals(kind)
@@ -804,11 +819,30 @@ pub fn signal(kind: impl Into<SignalKind>) -> Result<Signals> {
 /// future resolves to [`Error::NoRunningLoop`]; if the loop closes first,
 /// to [`Error::Closed`].
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// loop_api::signal::ctrl_c().await?;
-/// println!("Ctrl-C: shutting down");
-/// # Ok(()) }
+/// A server that runs until Ctrl-C (here the process sends itself the
+/// `SIGINT` a terminal would):
+///
+/// ```
+/// use evloop::{sleep, Error};
+/// use futures::future::{select, Either};
+/// use std::time::Duration;
+///
+/// evloop::run(async {
+///     let stop = evloop::signal::ctrl_c(); // listening from here on
+///     let serve = async {
+///         loop {
+///             sleep(Duration::from_millis(5)).await; // serve ...
+///         }
+///     };
+///     // SAFETY: raise only sends a signal to this process, which listens for it.
+///     unsafe { libc::raise(libc::SIGINT) };
+///     match select(std::pin::pin!(serve), stop).await {
+///         Either::Right((res, _)) => res?, // Ctrl-C: shut down
+///         Either::Left(_) => unreachable!("the server never returns"),
+///     }
+///     Ok::<_, Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
 /// ```
 pub fn ctrl_c() -> CtrlC {
     let state = match signal(SIGINT) {
@@ -818,9 +852,28 @@ pub fn ctrl_c() -> CtrlC {
     CtrlC { state }
 }
 
-/// The deliveries of one signal to one loop, from [`signal()`] or
-/// [`EventLoop::signals`]. Dropping it stops listening (and restores the
-/// signal's disposition if nothing else of this loop handles it).
+/// The deliveries of one signal to one loop, from [`signal()`] (whose
+/// example awaits one with `recv`) or [`EventLoop::signals`]. Dropping it
+/// stops listening (and restores the signal's disposition if nothing else
+/// of this loop handles it).
+///
+/// As a `futures::Stream`:
+///
+/// ```
+/// use evloop::signal::SIGUSR2;
+/// use futures::StreamExt;
+///
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     let mut usr2 = lp.signals(SIGUSR2)?;
+///     let mut deliveries = futures::stream::poll_fn(move |cx| usr2.poll_recv(cx));
+///     // SAFETY: raise only sends a signal to this process, which listens for it.
+///     unsafe { libc::raise(libc::SIGUSR2) };
+///     assert_eq!(deliveries.next().await, Some(SIGUSR2));
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 ///
 /// [`recv`](Self::recv) takes one delivery at a time; deliveries not yet
 /// received are counted, so none is merged by evloop (see the module
@@ -910,7 +963,8 @@ impl Drop for Signals {
     }
 }
 
-/// The future returned by [`ctrl_c`]: `Ok(())` on the next `SIGINT`.
+/// The future returned by [`ctrl_c`] (see its example): `Ok(())` on the
+/// next `SIGINT`.
 #[must_use = "futures do nothing unless awaited; dropping it stops listening"]
 pub struct CtrlC {
     state: CtrlCState,

@@ -13,6 +13,13 @@ use crate::loop_core::{get_running_loop, EventLoop};
 /// Completes once `delay` has elapsed on the running loop's clock (measured
 /// from the first poll). Dropping it cancels its timer.
 ///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let start = Instant::now();
+/// evloop::run(evloop::sleep(Duration::from_millis(20))).unwrap();
+/// assert!(start.elapsed() >= Duration::from_millis(20));
+/// ```
+///
 /// # Panics
 /// Polling it outside a running evloop loop panics, as no loop could wake it;
 /// use [`EventLoop::sleep`] to bind it to a loop explicitly.
@@ -99,6 +106,23 @@ impl Drop for Sleep {
 
 /// Gives the other ready tasks and callbacks a turn: completes on the next
 /// iteration of the loop.
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// let order = Rc::new(Cell::new(0));
+/// evloop::run({
+///     let order = order.clone();
+///     async move {
+///         let lp = evloop::get_running_loop().unwrap();
+///         let o = order.clone();
+///         lp.call_soon(move || o.set(1)).unwrap();
+///         assert_eq!(order.get(), 0); // the callback waits for a turn
+///         evloop::yield_now().await;
+///         assert_eq!(order.get(), 1); // ... which the task just gave it
+///     }
+/// })
+/// .unwrap();
+/// ```
 pub fn yield_now() -> YieldNow {
     YieldNow { yielded: false }
 }
@@ -136,6 +160,18 @@ pin_project_lite::pin_project! {
 /// dropped (which cancels what it awaits) and [`Error::TimedOut`] returned.
 /// The future is always polled before the clock is checked, so a result
 /// that is ready when the time runs out wins.
+///
+/// ```
+/// use evloop::{sleep, wait_for, Error};
+/// use std::time::Duration;
+/// evloop::run(async {
+///     let quick = wait_for(async { 7 }, Duration::from_secs(5)).await;
+///     assert_eq!(quick.unwrap(), 7);
+///     let slow = wait_for(sleep(Duration::from_secs(60)), Duration::from_millis(10)).await;
+///     assert!(matches!(slow, Err(Error::TimedOut)));
+/// })
+/// .unwrap();
+/// ```
 pub fn wait_for<F: Future>(fut: F, timeout: Duration) -> WaitFor<F> {
     WaitFor {
         fut: Some(fut),
@@ -168,6 +204,21 @@ impl<F: Future> Future for WaitFor<F> {
 /// Awaits every future concurrently and returns their outputs in order
 /// (asyncio's `gather`). Pass tasks to run them in parallel with others;
 /// each element's result is its own.
+///
+/// ```
+/// use evloop::{gather, sleep};
+/// use std::time::Duration;
+/// let out = evloop::run(async {
+///     // All three sleep at once: about 30 ms in total, not 60.
+///     gather([30u64, 10, 20].map(|ms| async move {
+///         sleep(Duration::from_millis(ms)).await;
+///         ms
+///     }))
+///     .await
+/// })
+/// .unwrap();
+/// assert_eq!(out, [30, 10, 20]); // in the order given
+/// ```
 pub fn gather<I>(futures: I) -> Gather<I::Item>
 where
     I: IntoIterator,

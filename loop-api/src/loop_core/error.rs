@@ -3,12 +3,62 @@
 use std::fmt;
 use std::io;
 
-/// Everything a loop call can fail with.
+/// Everything an evloop call can fail with: the one error type of every
+/// API (the loop, tasks, networking, pipes, files, processes), so
+/// `futures::try_join!` and `?` mix them freely.
 ///
 /// The variants follow asyncio's exceptions where one exists
 /// (`RuntimeError` for lifecycle misuse, `CancelledError`, `TimeoutError`,
-/// `ValueError`/`TypeError` for bad arguments) and carry an [`io::Error`]
-/// for anything the operating system refused.
+/// `ValueError`/`TypeError` for bad arguments). Anything the operating
+/// system refused is [`Error::Io`]: the [`io::Error`] itself (its
+/// [`kind`](io::Error::kind) and OS code) plus, where the call knows it,
+/// what was being done to what, as asyncio's messages say it:
+/// `connect to 127.0.0.1:9: Connection refused (os error 111)`,
+/// `open /no/such: No such file or directory (os error 2)`,
+/// ``spawn `nosuchprog`: No such file or directory (os error 2)``,
+/// `bind [::1]:80: Permission denied (os error 13)`.
+///
+/// To branch on what went wrong, match [`kind`](Error::kind) (an
+/// [`io::ErrorKind`], defined for every variant) or the variant; the
+/// [`io::Error`] is [`io_error`](Error::io_error) (also the
+/// [`source`](std::error::Error::source)), its OS code
+/// [`raw_os_error`](Error::raw_os_error). `Display` is complete on its
+/// own (context and the OS's text), so print it with `{}`.
+///
+/// It converts both ways with [`io::Error`] (`?` works in either kind of
+/// function): an `io::Error` becomes [`Error::Io`] without context, and an
+/// `Error` becomes an `io::Error` of the same kind (the bare `io::Error`
+/// when there is no context; otherwise one that wraps this `Error`, which
+/// `From<io::Error>` unwraps again, losing nothing). Owned-buffer methods
+/// return it too: [`BufResult`](crate::buf::BufResult) is
+/// `(Result<T>, B)`. Only the trait implementations for other ecosystems
+/// (futures-io's `AsyncRead`/`AsyncWrite`, tokio's and hyper's I/O traits
+/// in `evloop-compat`) return `io::Error`, as their traits require; they
+/// convert that way.
+///
+/// ```
+/// use std::io::ErrorKind;
+/// use evloop::net::TcpStream;
+///
+/// evloop::run(async {
+///     // A port nobody listens on (bound, then closed).
+///     let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+///     let err = TcpStream::connect(addr).await.unwrap_err();
+///     assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+///     assert!(err.to_string().starts_with(&format!("connect to {addr}: ")));
+///     match &err {
+///         evloop::Error::Io { context, source } => {
+///             assert_eq!(context.as_deref(), Some(&*format!("connect to {addr}")));
+///             assert_eq!(source.raw_os_error(), Some(111)); // ECONNREFUSED
+///         }
+///         other => panic!("not an OS error: {other}"),
+///     }
+///     // Lifecycle errors have kinds too.
+///     assert_eq!(evloop::Error::TimedOut.kind(), ErrorKind::TimedOut);
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -44,7 +94,15 @@ pub enum Error {
         reason: String,
     },
     /// The operating system refused an operation.
-    Io(io::Error),
+    Io {
+        /// What was being done, naming the address, path or program it
+        /// concerns (`connect to 127.0.0.1:9`, `open /no/such`,
+        /// ``spawn `ls` ``); `None` where the call has nothing to add
+        /// (a read or write on an open stream).
+        context: Option<String>,
+        /// The operating system's error: its kind and OS code.
+        source: io::Error,
+    },
 }
 
 impl Error {
@@ -58,10 +116,57 @@ impl Error {
         matches!(self, Error::Panicked(_))
     }
 
-    /// The [`io::ErrorKind`] this error maps to (for [`Error::Io`], its own kind).
+    /// An [`Error::Io`] saying what was being done (`"connect to 127.0.0.1:9"`).
+    pub fn io(context: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            context: Some(context.into()),
+            source,
+        }
+    }
+
+    /// Says what a failed call was doing: an OS error without context gets
+    /// `context` (built only on failure); anything else is kept as it is.
+    pub(crate) fn ctx<T, E: Into<Error>, C: fmt::Display>(
+        result: std::result::Result<T, E>,
+        context: impl FnOnce() -> C,
+    ) -> Result<T> {
+        result.map_err(|e| match e.into() {
+            Error::Io {
+                context: None,
+                source,
+            } => Error::io(context().to_string(), source),
+            other => other,
+        })
+    }
+
+    /// The [`io::Error`] of an [`Error::Io`].
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// What an [`Error::Io`] was doing (`"open /no/such"`), if known.
+    pub fn context(&self) -> Option<&str> {
+        match self {
+            Error::Io { context, .. } => context.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The OS error code (`errno`) of an [`Error::Io`] that has one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.io_error().and_then(io::Error::raw_os_error)
+    }
+
+    /// The [`io::ErrorKind`] this error maps to (for [`Error::Io`], its
+    /// `io::Error`'s kind; for the others, the nearest kind: `TimedOut`,
+    /// `InvalidInput`, `Unsupported`, `Interrupted` for a cancellation,
+    /// `Other` for the rest).
     pub fn kind(&self) -> io::ErrorKind {
         match self {
-            Error::Io(e) => e.kind(),
+            Error::Io { source, .. } => source.kind(),
             Error::TimedOut => io::ErrorKind::TimedOut,
             Error::InvalidArgument(_) => io::ErrorKind::InvalidInput,
             Error::BackendUnavailable { .. } => io::ErrorKind::Unsupported,
@@ -92,7 +197,14 @@ impl fmt::Display for Error {
             Error::BackendUnavailable { backend, reason } => {
                 write!(f, "backend `{backend}` is unavailable: {reason}")
             }
-            Error::Io(e) => e.fmt(f),
+            Error::Io {
+                context: Some(context),
+                source,
+            } => write!(f, "{context}: {source}"),
+            Error::Io {
+                context: None,
+                source,
+            } => source.fmt(f),
         }
     }
 }
@@ -100,22 +212,37 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io(e) => Some(e),
+            Error::Io { source, .. } => Some(source),
             _ => None,
         }
     }
 }
 
 impl From<io::Error> for Error {
+    /// [`Error::Io`] without context, or, for an `io::Error` that wraps an
+    /// `Error` (made by `From<Error> for io::Error`), that `Error` again.
     fn from(e: io::Error) -> Self {
-        Error::Io(e)
+        if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            let inner = e.into_inner().expect("checked just above");
+            return *inner.downcast::<Error>().expect("checked just above");
+        }
+        Error::Io {
+            context: None,
+            source: e,
+        }
     }
 }
 
 impl From<Error> for io::Error {
+    /// The `io::Error` itself for an [`Error::Io`] without context;
+    /// otherwise an `io::Error` of the same [`kind`](Error::kind) wrapping
+    /// the `Error` (so its message keeps the context).
     fn from(e: Error) -> Self {
         match e {
-            Error::Io(e) => e,
+            Error::Io {
+                context: None,
+                source,
+            } => source,
             other => io::Error::new(other.kind(), other),
         }
     }

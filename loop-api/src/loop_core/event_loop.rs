@@ -143,7 +143,9 @@ impl fmt::Debug for EventLoop {
 
 impl EventLoop {
     /// Builds a loop on top of a backend. Backends call this from their own
-    /// `new_event_loop()`; users normally go through a policy.
+    /// `new_event_loop()`; users normally go through a policy. Hidden from
+    /// the user's docs: backend authors find it as `evloop::backend::from_driver`.
+    #[doc(hidden)]
     pub fn from_driver(driver: Box<dyn Driver>) -> EventLoop {
         let backend = driver.name();
         let shared = Arc::new(CrossThread {

@@ -43,6 +43,29 @@ pub type Job = Box<dyn FnOnce() + Send + 'static>;
 /// accepted eventually runs (or is dropped, which the awaiter sees as the
 /// job being abandoned, never as a hang: dropping a job drops its result
 /// channel, which completes the future with [`Error::Cancelled`]).
+///
+/// ```
+/// use evloop::{Executor, Job};
+/// use std::sync::Arc;
+///
+/// /// One new thread per job (a pool is usually better; this shows the trait).
+/// #[derive(Debug)]
+/// struct ThreadPerJob;
+/// impl Executor for ThreadPerJob {
+///     fn execute(&self, job: Job) -> evloop::Result<()> {
+///         std::thread::spawn(job);
+///         Ok(())
+///     }
+///     fn shutdown(&self, _wait: bool) {}
+/// }
+///
+/// let n = evloop::run(async {
+///     let lp = evloop::get_running_loop().unwrap();
+///     lp.set_default_executor(Arc::new(ThreadPerJob)).unwrap();
+///     lp.run_in_executor(|| 40 + 2).await
+/// });
+/// assert_eq!(n.unwrap().unwrap(), 42);
+/// ```
 pub trait Executor: Send + Sync + 'static {
     /// Queues `job`. Fails with [`Error::ExecutorShutdown`] once the executor
     /// no longer accepts work (or with another error it cannot run it).
@@ -63,6 +86,17 @@ pub fn default_pool_size() -> usize {
 /// A bounded pool of threads, created lazily (one more thread only when a
 /// job arrives and no thread is idle), which end once the pool is shut down
 /// and its queue is empty.
+///
+/// ```
+/// use evloop::ThreadPool;
+/// let pool = ThreadPool::with_name_prefix(2, "db");
+/// let name = evloop::run(async move {
+///     let lp = evloop::get_running_loop().unwrap();
+///     lp.run_in_executor_with(&pool, || std::thread::current().name().map(str::to_owned))
+///         .await
+/// });
+/// assert!(name.unwrap().unwrap().unwrap().starts_with("db"));
+/// ```
 pub struct ThreadPool {
     shared: Arc<PoolShared>,
 }
@@ -185,7 +219,7 @@ impl Executor for ThreadPool {
                     state.handles.push(handle);
                 }
                 // Another thread will pick the job up; with none, fail now.
-                Err(e) if state.threads == 0 => return Err(Error::Io(e)),
+                Err(e) if state.threads == 0 => return Err(Error::from(e)),
                 Err(_) => {}
             }
         }
@@ -430,6 +464,15 @@ impl EventLoop {
     /// `evloop-executor-N`, created on first use) and returns an awaitable
     /// of its result.
     ///
+    /// ```
+    /// let total = evloop::run(async {
+    ///     let lp = evloop::get_running_loop().unwrap();
+    ///     // Blocking work (a C library, std::fs, a checksum) off the loop thread:
+    ///     lp.run_in_executor(|| (1..=100u64).sum::<u64>()).await
+    /// });
+    /// assert_eq!(total.unwrap().unwrap(), 5050);
+    /// ```
+    ///
     /// The job is submitted at once, not when the future is first polled.
     /// Errors (loop closed, executor shut down) are reported by the future.
     pub fn run_in_executor<F, T>(&self, f: F) -> ExecutorFuture<T>
@@ -503,7 +546,7 @@ impl EventLoop {
                 let _ = handle.call_soon_threadsafe(move || tx.send(Ok(())));
             });
         if let Err(e) = spawned {
-            return Err(Error::Io(e));
+            return Err(Error::from(e));
         }
         ExecutorFuture {
             state: FutState::Waiting(slot),

@@ -126,6 +126,17 @@ impl<F: FnOnce()> Callback for TimerCell<F> {
 }
 
 /// A callback scheduled with `call_soon`; cancel it before it runs to prevent it.
+///
+/// ```
+/// let lp = evloop::new_event_loop().unwrap();
+/// let handle = lp.call_soon(|| unreachable!("cancelled before it ran")).unwrap();
+/// handle.cancel();
+/// let done = lp.call_soon(|| ()).unwrap();
+/// lp.run_until_complete(evloop::yield_now()).unwrap();
+/// assert!(handle.cancelled() && !handle.has_run());
+/// assert!(done.has_run());
+/// lp.close().unwrap();
+/// ```
 #[derive(Clone)]
 pub struct Handle(pub(crate) Rc<dyn Callback>);
 
@@ -156,6 +167,20 @@ impl fmt::Debug for Handle {
 }
 
 /// A callback scheduled with `call_later` or `call_at`.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let lp = evloop::new_event_loop().unwrap();
+/// let before = Instant::now();
+/// let late = lp.call_later(Duration::from_secs(3600), || unreachable!()).unwrap();
+/// assert!(late.when() >= before + Duration::from_secs(3600));
+/// late.cancel(); // the loop forgets it: run_forever below does not wait an hour
+/// let l = lp.clone();
+/// lp.call_later(Duration::from_millis(5), move || l.stop()).unwrap();
+/// lp.run_forever().unwrap();
+/// assert!(late.cancelled());
+/// lp.close().unwrap();
+/// ```
 #[derive(Clone)]
 pub struct TimerHandle {
     pub(crate) cb: Rc<dyn Callback>,

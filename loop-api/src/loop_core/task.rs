@@ -326,6 +326,22 @@ impl TaskRef {
 /// Awaiting it gives the future's output, [`Error::Cancelled`] if it was
 /// cancelled, or [`Error::Panicked`] if it panicked. Dropping it detaches
 /// the task (it keeps running), as in asyncio and tokio.
+///
+/// ```
+/// use evloop::{sleep, Error};
+/// use std::time::Duration;
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop().unwrap();
+///     let answer = lp.create_task(async { 6 * 7 }).unwrap();
+///     let stuck = lp.create_task(sleep(Duration::from_secs(60))).unwrap();
+///     assert_eq!(answer.await.unwrap(), 42);
+///     assert!(stuck.cancel()); // drops its sleep at once
+///     assert!(matches!(stuck.await, Err(Error::Cancelled)));
+///     // Fire and forget: a detached task runs on, its output dropped.
+///     lp.create_task(async { println!("in the background") }).unwrap().detach();
+/// })
+/// .unwrap();
+/// ```
 pub struct Task<T> {
     inner: Option<async_task::FallibleTask<Result<T>>>,
     state: Rc<dyn TaskControl>,

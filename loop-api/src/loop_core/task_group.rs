@@ -162,9 +162,9 @@ where
 /// `E` is the children's error type (by default [`Error`]); it must take an
 /// [`Error`] so that a panic can be recorded as one.
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// use loop_api::{sleep, Error, TaskGroup};
+/// ```
+/// # evloop::run(async {
+/// use evloop::{sleep, Error, TaskGroup};
 /// use std::time::Duration;
 ///
 /// let group = TaskGroup::<Error>::new()?;
@@ -175,7 +175,8 @@ where
 /// })?;
 /// group.join().await.expect("no child failed");
 /// assert_eq!(fast.await?, Some(1));
-/// # Ok(()) }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 pub struct TaskGroup<E = Error> {
     state: Rc<GroupState<E>>,
@@ -274,7 +275,8 @@ impl<E> fmt::Debug for TaskGroup<E> {
     }
 }
 
-/// The future returned by [`TaskGroup::join`].
+/// The future returned by [`TaskGroup::join`]: `Ok(())`, or every
+/// failure in a [`GroupError`] (whose example shows both).
 #[derive(Debug)]
 pub struct Join<E = Error> {
     group: TaskGroup<E>,
@@ -300,6 +302,27 @@ impl<E> Future for Join<E> {
 
 /// The failures of a [`TaskGroup`]'s children, in the order they happened
 /// (asyncio's `ExceptionGroup`). Never empty.
+///
+/// ```
+/// use evloop::{sleep, Error, TaskGroup};
+/// use std::time::Duration;
+///
+/// evloop::run(async {
+///     let group = TaskGroup::<Error>::new()?;
+///     let sleeper = group.spawn(async {
+///         sleep(Duration::from_secs(60)).await;
+///         Ok(())
+///     })?;
+///     group.spawn(async { Err::<(), _>(Error::InvalidArgument("bad input".into())) })?;
+///     // The failure cancels the sleeper; join() returns what failed.
+///     let failed = group.join().await.unwrap_err();
+///     assert_eq!(failed.errors().len(), 1);
+///     assert_eq!(failed.to_string(), "1 task(s) of the group failed; the first: invalid argument: bad input");
+///     assert!(sleeper.await.unwrap_err().is_cancelled());
+///     Ok::<_, Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct GroupError<E = Error> {
     errors: Vec<E>,

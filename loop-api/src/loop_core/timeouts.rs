@@ -48,9 +48,9 @@ struct ScopeState {
 /// clone it freely, read it with [`when`](Self::when), move it with
 /// [`reschedule`](Self::reschedule).
 ///
-/// ```no_run
-/// # async fn demo() {
-/// use loop_api::{sleep, Error, TimeoutScope};
+/// ```
+/// # evloop::run(async {
+/// use evloop::{sleep, Error, TimeoutScope};
 /// use std::time::{Duration, Instant};
 ///
 /// let scope = TimeoutScope::after(Duration::from_millis(50));
@@ -65,7 +65,7 @@ struct ScopeState {
 ///     .await;
 /// assert_eq!(result.unwrap(), "done");
 /// assert!(!scope.expired());
-/// # }
+/// # }).unwrap();
 /// ```
 #[derive(Clone)]
 pub struct TimeoutScope(Rc<ScopeState>);
@@ -145,12 +145,51 @@ fn deadline_after(delay: Duration) -> Instant {
 ///
 /// Polled outside a running loop while its deadline is still ahead, it
 /// gives [`Error::NoRunningLoop`] (no loop could wake it).
+///
+/// ```
+/// use evloop::{sleep, timeout, Error};
+/// use std::time::Duration;
+///
+/// evloop::run(async {
+///     // In time: the work's output.
+///     assert_eq!(timeout(Duration::from_secs(10), async { 7 }).await?, 7);
+///     // Too slow: the work is dropped, and the result is TimedOut.
+///     let slow = timeout(Duration::from_millis(10), sleep(Duration::from_secs(60)));
+///     assert!(matches!(slow.await, Err(Error::TimedOut)));
+///     Ok::<_, Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub fn timeout<F: Future>(delay: Duration, fut: F) -> Timeout<F> {
     TimeoutScope::after(delay).wrap(fut)
 }
 
 /// Like [`timeout`] with an absolute deadline on the loop's clock
 /// (asyncio's `timeout_at`); `None` means no deadline (until rescheduled).
+///
+/// One deadline shared by several steps, and one moved from elsewhere through the
+/// [`Timeout`]'s scope:
+///
+/// ```
+/// use evloop::{sleep, timeout_at, Error};
+/// use std::time::{Duration, Instant};
+///
+/// evloop::run(async {
+///     let deadline = Instant::now() + Duration::from_secs(10);
+///     let first = timeout_at(deadline, async { 1 }).await?;
+///     let second = timeout_at(deadline, async { 2 }).await?; // what is left of it
+///     assert_eq!(first + second, 3);
+///
+///     // No deadline at first (`None`); the work sets one that has passed.
+///     let work = timeout_at(None, sleep(Duration::from_secs(60)));
+///     let scope = work.scope();
+///     assert_eq!(work.when(), None);
+///     let (res, ()) = futures::join!(work, async move { scope.reschedule(Instant::now()) });
+///     assert!(matches!(res, Err(Error::TimedOut)));
+///     Ok::<_, Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub fn timeout_at<F: Future>(when: impl Into<Option<Instant>>, fut: F) -> Timeout<F> {
     TimeoutScope::at(when).wrap(fut)
 }
@@ -176,6 +215,8 @@ impl Drop for TimerSlot {
 pin_project_lite::pin_project! {
     /// The future returned by [`timeout`], [`timeout_at`] and
     /// [`TimeoutScope::wrap`]: the work's output, or [`Error::TimedOut`].
+    /// Examples: [`timeout`], [`timeout_at`] (reading and moving the
+    /// deadline through [`scope`](Timeout::scope)), [`TimeoutScope`].
     pub struct Timeout<F> {
         #[pin]
         fut: Option<F>,

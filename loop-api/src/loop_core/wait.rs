@@ -19,7 +19,40 @@ use crate::loop_core::get_running_loop;
 use crate::loop_core::task::Task;
 
 /// When [`wait`] returns (asyncio's `FIRST_COMPLETED`, `FIRST_EXCEPTION`,
-/// `ALL_COMPLETED`).
+/// `ALL_COMPLETED`). [`wait`]'s example uses `FirstCompleted`; here the
+/// other two:
+///
+/// ```
+/// use evloop::{sleep, spawn, wait, Error, ReturnWhen};
+/// use std::time::Duration;
+///
+/// evloop::run(async {
+///     // FirstException: back as soon as a task panics, the rest pending.
+///     let slow = spawn(async { sleep(Duration::from_secs(60)).await })?;
+///     let boom = spawn(async { panic!("boom") })?;
+///     let (done, pending) = wait([slow, boom], ReturnWhen::FirstException, None).await?;
+///     assert_eq!((done.len(), pending.len()), (1, 1));
+///     for task in done {
+///         assert!(task.await.unwrap_err().is_panic());
+///     }
+///     for task in pending {
+///         task.cancel(); // wait itself cancels nothing
+///     }
+///
+///     // AllCompleted (with a timeout that is not reached): every task done.
+///     let tasks = (1..=3).map(|i| spawn(async move { i * 10 })).collect::<Result<Vec<_>, _>>()?;
+///     let (done, pending) =
+///         wait(tasks, ReturnWhen::AllCompleted, Some(Duration::from_secs(10))).await?;
+///     assert!(pending.is_empty());
+///     let mut sum = 0;
+///     for task in done {
+///         sum += task.await?;
+///     }
+///     assert_eq!(sum, 60);
+///     Ok::<_, Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ReturnWhen {
     /// As soon as any task has ended (completed, panicked or cancelled).
@@ -38,9 +71,9 @@ pub enum ReturnWhen {
 /// An empty `tasks` is [`Error::InvalidArgument`] (asyncio's `ValueError`);
 /// a timeout outside a running loop is [`Error::NoRunningLoop`].
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// use loop_api::{sleep, spawn, wait, ReturnWhen};
+/// ```
+/// # evloop::run(async {
+/// use evloop::{sleep, spawn, wait, ReturnWhen};
 /// use std::time::Duration;
 ///
 /// let quick = spawn(async { 1 })?;
@@ -53,7 +86,8 @@ pub enum ReturnWhen {
 /// for task in done {
 ///     assert_eq!(task.await?, 1);
 /// }
-/// # Ok(()) }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 pub fn wait<T, I>(tasks: I, return_when: ReturnWhen, timeout: Option<Duration>) -> Wait<T>
 where
@@ -154,9 +188,9 @@ impl<T> Future for Wait<T> {
 /// iteration) come in the order given. For a deadline over the whole
 /// iteration, wrap the calls in one [`timeout`](crate::timeout) scope.
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// use loop_api::{as_completed, sleep, spawn};
+/// ```
+/// # evloop::run(async {
+/// use evloop::{as_completed, sleep, spawn};
 /// use std::time::Duration;
 ///
 /// let tasks = [30u64, 10, 20].map(|ms| {
@@ -165,11 +199,12 @@ impl<T> Future for Wait<T> {
 ///         ms
 ///     })
 /// });
-/// let mut results = as_completed(tasks.into_iter().collect::<loop_api::Result<Vec<_>>>()?);
+/// let mut results = as_completed(tasks.into_iter().collect::<evloop::Result<Vec<_>>>()?);
 /// while let Some(result) = results.next().await {
 ///     println!("{}", result?); // 10, 20, 30
 /// }
-/// # Ok(()) }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 pub fn as_completed<T, I>(tasks: I) -> AsCompleted<T>
 where
@@ -256,9 +291,9 @@ impl<T> Future for Next<'_, T> {
 ///
 /// [`Error::NoRunningLoop`] outside a running loop.
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// use loop_api::{shield, sleep, timeout, Error};
+/// ```
+/// # evloop::run(async {
+/// use evloop::{shield, sleep, timeout, Error};
 /// use std::time::Duration;
 ///
 /// let mut work = shield(async {
@@ -269,7 +304,8 @@ impl<T> Future for Next<'_, T> {
 /// let early = timeout(Duration::from_millis(1), &mut work).await;
 /// assert!(matches!(early, Err(Error::TimedOut)));
 /// assert_eq!(work.await?, "saved");
-/// # Ok(()) }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 pub fn shield<F>(fut: F) -> Result<Shield<F::Output>>
 where
@@ -310,11 +346,12 @@ impl<T> Future for Shield<T> {
 /// free function; tokio's `spawn`). [`Error::NoRunningLoop`] outside a
 /// running loop, [`Error::Closed`] if it is closed.
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// let task = loop_api::spawn(async { 6 * 7 })?;
+/// ```
+/// # evloop::run(async {
+/// let task = evloop::spawn(async { 6 * 7 })?;
 /// assert_eq!(task.await?, 42);
-/// # Ok(()) }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 pub fn spawn<F>(fut: F) -> Result<Task<F::Output>>
 where

@@ -227,9 +227,12 @@ impl<B: 'static, K: Keep, T: BufKind<B>> BufOp<B, K, T> {
         }
     }
 
+    /// Hands the buffer back with the result, the driver's `io::Error`
+    /// turned into the user API's [`crate::Error`] (an `Error::Io` without
+    /// context, or the `Error` an `io::Error` was made from).
     fn finish<O>(&mut self, res: io::Result<O>) -> Poll<BufResult<O, B>> {
         let (buf, _keep) = self.io.take().expect("BufOp polled after completion");
-        Poll::Ready((res, buf))
+        Poll::Ready((res.map_err(crate::Error::from), buf))
     }
 }
 
@@ -680,13 +683,13 @@ pub(crate) async fn send_to<B: IoBuf, K: Keep>(
                 // this future across the await, keeps `fd` open.
                 let (res, ()) = unsafe { OpFuture::new(lp, poll, ()) }.await;
                 if let Err(e) = res {
-                    return (Err(e), buf);
+                    return (Err(e.into()), buf);
                 }
                 // Let the rest of the loop (the receiver, perhaps) run.
                 crate::yield_now().await;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => return (other, buf),
+            other => return (other.map_err(crate::Error::from), buf),
         }
     }
 }
@@ -698,7 +701,12 @@ pub(crate) async fn accept<K: Keep>(
     fd: RawFd,
     keep: K,
 ) -> io::Result<(OwnedFd, SockAddr)> {
-    BufOp::new(Some(lp.clone()), fd, (), keep, Accept).await.0
+    // Back to the `io::Error` the operation produced (lossless: an
+    // `Error::Io` without context is that `io::Error`).
+    BufOp::new(Some(lp.clone()), fd, (), keep, Accept)
+        .await
+        .0
+        .map_err(io::Error::from)
 }
 
 /// `connect`, completing once the connection is established or has failed.
@@ -781,7 +789,7 @@ impl LoopFd {
     ) -> BufResult<usize, B> {
         match self.event_loop() {
             Ok(lp) => send_to(&lp, self.fd(), buf, addr, self.clone()).await,
-            Err(e) => (Err(e), buf),
+            Err(e) => (Err(e.into()), buf),
         }
     }
 

@@ -196,7 +196,7 @@ impl LoopInner {
 }
 
 impl<K: 'static> Future for OpFuture<K> {
-    type Output = (io::Result<OpOutput>, K);
+    type Output = crate::driver::buf::DriverBufResult<OpOutput, K>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;

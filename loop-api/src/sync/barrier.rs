@@ -29,7 +29,7 @@ struct Inner {
 /// waiters and starts afresh. A handle: clones share the barrier.
 ///
 /// ```
-/// use loop_api::sync::{Barrier, SyncError};
+/// use evloop::sync::{Barrier, SyncError};
 /// assert!(matches!(Barrier::new(0), Err(SyncError::InvalidArgument(_))));
 /// let b = Barrier::new(3).unwrap();
 /// assert_eq!((b.parties(), b.n_waiting(), b.broken()), (3, 0, false));

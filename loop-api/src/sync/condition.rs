@@ -31,7 +31,7 @@ use super::SyncError;
 /// that task took it meanwhile).
 ///
 /// ```
-/// use loop_api::sync::{Condition, SyncError};
+/// use evloop::sync::{Condition, SyncError};
 /// let cond = Condition::new();
 /// assert_eq!(cond.notify(1), Err(SyncError::NotLocked));
 /// assert!(cond.try_acquire());

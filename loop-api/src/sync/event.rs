@@ -21,7 +21,7 @@ struct Inner {
 /// is called before it runs, as in asyncio. A handle: clones share the event.
 ///
 /// ```
-/// use loop_api::sync::Event;
+/// use evloop::sync::Event;
 /// let ev = Event::new();
 /// assert!(!ev.is_set());
 /// ev.set();

@@ -20,7 +20,7 @@ use super::SyncError;
 /// use a `RefCell` beside it. A handle: clones share the lock.
 ///
 /// ```
-/// use loop_api::sync::{Lock, SyncError};
+/// use evloop::sync::{Lock, SyncError};
 /// let lock = Lock::new();
 /// assert_eq!(lock.release(), Err(SyncError::NotLocked));
 /// assert!(lock.try_acquire());

@@ -49,6 +49,24 @@ pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreAcquire, SemaphorePerm
 /// Why a synchronization primitive refused (asyncio's exceptions of
 /// `asyncio.queues` and `asyncio.locks`, and its `ValueError`/`RuntimeError`
 /// for misuse).
+///
+/// Every refusal is a value to match, never a panic (it implements
+/// `std::error::Error`, so `?` into `Box<dyn Error>` works).
+///
+/// ```
+/// use evloop::sync::{Lock, Queue, SyncError};
+///
+/// evloop::run(async {
+///     let queue = Queue::<u32>::new(0);
+///     assert_eq!(queue.get_nowait(), Err(SyncError::QueueEmpty));
+///     assert_eq!(queue.task_done(), Err(SyncError::TaskDoneTooManyTimes));
+///     queue.shutdown(false);
+///     assert_eq!(queue.get().await, Err(SyncError::QueueShutDown));
+///     assert_eq!(Lock::new().release(), Err(SyncError::NotLocked));
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SyncError {

@@ -78,6 +78,21 @@ impl<T: Ord> QueueKind<T> for BinaryHeap<Reverse<T>> {
 }
 
 /// Why `put_nowait` refused; the item comes back.
+///
+/// ```
+/// use evloop::sync::{PutError, Queue};
+///
+/// evloop::run(async {
+///     let queue = Queue::new(1); // room for one item
+///     queue.put_nowait("first").unwrap();
+///     let refused = queue.put_nowait("second").unwrap_err();
+///     assert!(refused.is_full());
+///     assert_eq!(refused.into_inner(), "second"); // nothing is lost
+///     queue.shutdown(false);
+///     assert!(matches!(queue.put_nowait("third"), Err(PutError::ShutDown("third"))));
+/// })?;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(PartialEq, Eq)]
 pub enum PutError<T> {
     /// The queue has `maxsize` items (`asyncio.QueueFull`).
@@ -230,7 +245,7 @@ impl<T, S: QueueKind<T>> Inner<T, S> {
 /// tasks of one loop.
 ///
 /// ```
-/// use loop_api::sync::{PutError, Queue, SyncError};
+/// use evloop::sync::{PutError, Queue, SyncError};
 /// let q = Queue::new(2);
 /// q.put_nowait("a").unwrap();
 /// q.put_nowait("b").unwrap();
@@ -252,7 +267,7 @@ pub struct Queue<T, S: QueueKind<T> = VecDeque<T>> {
 /// `Vec`, with every `Queue` method (through `Deref`).
 ///
 /// ```
-/// use loop_api::sync::LifoQueue;
+/// use evloop::sync::LifoQueue;
 /// let q = LifoQueue::new(0);
 /// q.put_nowait(1).unwrap();
 /// q.put_nowait(2).unwrap();
@@ -267,7 +282,7 @@ pub struct LifoQueue<T>(Queue<T, Vec<T>>);
 /// as asyncio does.
 ///
 /// ```
-/// use loop_api::sync::PriorityQueue;
+/// use evloop::sync::PriorityQueue;
 /// let q = PriorityQueue::new(0);
 /// q.put_nowait((2, "b")).unwrap();
 /// q.put_nowait((1, "a")).unwrap();

@@ -111,7 +111,7 @@ impl Drop for AcquirePermit {
 /// granted a permit passes it on. A handle: clones share the semaphore.
 ///
 /// ```
-/// use loop_api::sync::{Semaphore, SyncError};
+/// use evloop::sync::{Semaphore, SyncError};
 /// let sem = Semaphore::new(1).unwrap();
 /// assert!(!sem.locked());
 /// assert!(sem.try_acquire());
@@ -190,7 +190,7 @@ impl Semaphore {
 /// [`SyncError::ReleasedTooManyTimes`].
 ///
 /// ```
-/// use loop_api::sync::{BoundedSemaphore, SyncError};
+/// use evloop::sync::{BoundedSemaphore, SyncError};
 /// let sem = BoundedSemaphore::new(1).unwrap();
 /// assert_eq!(sem.release(), Err(SyncError::ReleasedTooManyTimes));
 /// assert!(sem.try_acquire());

@@ -190,7 +190,7 @@ impl Contender for EvloopFs {
             while left > 0 {
                 let n = left.min(CHUNK as u64) as usize;
                 buf.truncate(n);
-                let (res, back) = file.write_all(buf).await;
+                let (res, back) = file.write_all_owned(buf).await;
                 res?;
                 buf = back;
                 left -= n as u64;
@@ -207,7 +207,7 @@ impl Contender for EvloopFs {
             let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
             let mut total = 0u64;
             loop {
-                let (res, back) = file.read(buf).await;
+                let (res, back) = file.read_owned(buf).await;
                 buf = back;
                 match res? {
                     0 => break,

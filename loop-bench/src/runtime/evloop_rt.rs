@@ -132,12 +132,12 @@ impl Runtime for Evloop {
                     let task = lp.create_task(async move {
                         let mut buf = Vec::with_capacity(ECHO_BUF);
                         loop {
-                            let (res, data) = stream.read(buf).await;
+                            let (res, data) = stream.read_owned(buf).await;
                             match res {
                                 Ok(0) | Err(_) => break,
                                 Ok(_) => {}
                             }
-                            let (res, data) = stream.write_all(data).await;
+                            let (res, data) = stream.write_all_owned(data).await;
                             if res.is_err() {
                                 break;
                             }

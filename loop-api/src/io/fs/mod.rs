@@ -28,7 +28,7 @@
 //!
 //! # Positions, and what cancelling does
 //!
-//! A [`File`] has a cursor for [`read`](File::read)/[`write`](File::write),
+//! A [`File`] has a cursor for [`read_owned`](File::read_owned)/[`write_owned`](File::write_owned),
 //! and [`read_at`](File::read_at)/[`write_at`](File::write_at) take an
 //! explicit offset; every operation is positional (`pread`/`pwrite`, or the
 //! SQE's offset), and the cursor moves only when a result is returned. So a
@@ -60,9 +60,9 @@
 //! path with a NUL byte, or options that ask for no access, are
 //! [`Error::InvalidArgument`]. Nothing panics on bad input.
 //!
-//! ```no_run
-//! # async fn demo() -> loop_api::Result<()> {
-//! use loop_api::fs;
+//! ```
+//! # evloop::run(async {
+//! use evloop::fs;
 //! let dir = std::env::temp_dir().join(format!("evloop-fs-doc-{}", std::process::id()));
 //! fs::create_dir(&dir).await?;
 //! let path = dir.join("hello.txt");
@@ -73,7 +73,8 @@
 //! assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
 //! fs::remove_file(&path).await?;
 //! fs::remove_dir(&dir).await?;
-//! # Ok(()) }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap().unwrap();
 //! ```
 
 mod stdio;
@@ -95,7 +96,7 @@ use crate::loop_core::error::{Error, Result};
 use crate::loop_core::{get_running_loop, EventLoop};
 use crate::op::OpFuture;
 
-/// Size of each chunk [`File::read_to_end`] asks for.
+/// Size of each chunk [`File::read_to_end_owned`] asks for.
 const CHUNK: usize = 64 * 1024;
 
 /// `true` if the backend refused the operation (the boundary's
@@ -168,18 +169,19 @@ fn running_loop() -> Result<EventLoop> {
 /// How to open a file: the `O_*` flags of `open(2)`, with the builder of
 /// [`std::fs::OpenOptions`].
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// use loop_api::fs::OpenOptions;
+/// ```
+/// # evloop::run(async {
+/// use evloop::fs::OpenOptions;
 /// let path = std::env::temp_dir().join(format!("evloop-oo-doc-{}", std::process::id()));
 /// let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&path).await?;
-/// let (res, _) = file.write_all(b"abc".to_vec()).await;
+/// let (res, _) = file.write_all_owned(b"abc".to_vec()).await;
 /// res?;
 /// // A directory opened for writing is a typed error, not a panic:
 /// let err = OpenOptions::new().write(true).open(std::env::temp_dir()).await.unwrap_err();
 /// assert_eq!(err.kind(), std::io::ErrorKind::IsADirectory);
-/// loop_api::fs::remove_file(&path).await?;
-/// # Ok(()) }
+/// evloop::fs::remove_file(&path).await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -296,8 +298,15 @@ impl OpenOptions {
 
     /// Opens `path` on `lp`.
     pub async fn open_on(&self, lp: &EventLoop, path: impl AsRef<Path>) -> Result<File> {
+        let path = path.as_ref();
+        Error::ctx(self.open_inner(lp, path).await, || {
+            format!("open {}", path.display())
+        })
+    }
+
+    async fn open_inner(&self, lp: &EventLoop, path: &Path) -> Result<File> {
         let flags = self.flags()?;
-        let path = c_path(path.as_ref())?;
+        let path = c_path(path)?;
         let mode = self.mode;
         let op = Op::OpenAt {
             dirfd: libc::AT_FDCWD,
@@ -333,20 +342,21 @@ impl OpenOptions {
 /// Reads and writes take owned buffers and hand them back with the result,
 /// as sockets and pipes do.
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
-/// use loop_api::fs::File;
+/// ```
+/// # evloop::run(async {
+/// use evloop::fs::File;
 /// let path = std::env::temp_dir().join(format!("evloop-file-doc-{}", std::process::id()));
 /// let mut file = File::create(&path).await?;
-/// let (res, _) = file.write_all(b"hello world".to_vec()).await;
+/// let (res, _) = file.write_all_owned(b"hello world".to_vec()).await;
 /// res?;
+/// file.sync_all().await?;
+/// let mut file = File::open(&path).await?; // create() is write-only
 /// let (n, buf) = file.read_at(Vec::with_capacity(5), 6).await;
 /// assert_eq!((n?, &buf[..]), (5, &b"world"[..]));
-/// file.sync_all().await?;
-/// let mut file = File::open(&path).await?;
-/// assert_eq!(file.read_to_end().await?, b"hello world");
-/// loop_api::fs::remove_file(&path).await?;
-/// # Ok(()) }
+/// assert_eq!(file.read_to_end_owned().await?, b"hello world");
+/// evloop::fs::remove_file(&path).await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 pub struct File {
     lp: EventLoop,
@@ -400,7 +410,7 @@ impl File {
 
     /// Wraps a [`std::fs::File`] for `lp`; the cursor starts at its current
     /// position.
-    pub fn from_std(lp: &EventLoop, file: std::fs::File) -> io::Result<File> {
+    pub fn from_std(lp: &EventLoop, file: std::fs::File) -> Result<File> {
         use std::io::Seek;
         let mut file = file;
         let pos = file.stream_position()?;
@@ -413,8 +423,8 @@ impl File {
         self.fd.as_raw_fd()
     }
 
-    /// The cursor: where the next [`read`](Self::read) or
-    /// [`write`](Self::write) starts.
+    /// The cursor: where the next [`read_owned`](Self::read_owned) or
+    /// [`write_owned`](Self::write_owned) starts.
     pub fn position(&self) -> u64 {
         self.pos
     }
@@ -463,7 +473,7 @@ impl File {
                 unsafe { buf.set_init(n) };
                 (Ok(n), buf)
             }
-            Some(Err(e)) => (Err(e), buf),
+            Some(Err(e)) => (Err(e.into()), buf),
             None => {
                 let fd = self.fd.clone();
                 let job = on_executor(&self.lp, move || {
@@ -483,7 +493,7 @@ impl File {
                         }
                         (Ok(n), buf)
                     }
-                    Err(e) => (Err(e), buf),
+                    Err(e) => (Err(e.into()), buf),
                 }
             }
         }
@@ -504,12 +514,15 @@ impl File {
         let (result, (buf, _fd)) =
             unsafe { on_backend(&self.lp, op, (buf, self.fd.clone())) }.await;
         match result {
-            Some(result) => (result.map(|out| out.bytes.min(len)), buf),
+            Some(result) => (
+                result.map(|out| out.bytes.min(len)).map_err(Error::from),
+                buf,
+            ),
             None => {
                 let fd = self.fd.clone();
                 let data = buf.as_slice().to_vec();
                 let n = on_executor(&self.lp, move || pwrite_at(fd.as_raw_fd(), &data, offset));
-                (n.await, buf)
+                (n.await.map_err(Error::from), buf)
             }
         }
     }
@@ -534,11 +547,11 @@ impl File {
             buf = back;
             match result {
                 Some(Ok(out)) if out.bytes == 0 => {
-                    return (Err(io::ErrorKind::WriteZero.into()), buf)
+                    return (Err(io::Error::from(io::ErrorKind::WriteZero).into()), buf)
                 }
                 Some(Ok(out)) => done += out.bytes.min(len - done),
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Some(Err(e)) => return (Err(e), buf),
+                Some(Err(e)) => return (Err(e.into()), buf),
                 None => {
                     // The rest in one executor job.
                     let fd = self.fd.clone();
@@ -556,7 +569,7 @@ impl File {
                         }
                         Ok(())
                     });
-                    return (job.await, buf);
+                    return (job.await.map_err(Error::from), buf);
                 }
             }
         }
@@ -565,7 +578,7 @@ impl File {
 
     /// Reads at the cursor into `buf` and moves the cursor past what was
     /// read; `Ok(0)` at end of file.
-    pub async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
+    pub async fn read_owned<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
         let (result, buf) = self.read_at(buf, self.pos).await;
         if let Ok(n) = result {
             self.advance(n);
@@ -574,7 +587,7 @@ impl File {
     }
 
     /// Writes at the cursor and moves it past what was written.
-    pub async fn write<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
+    pub async fn write_owned<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
         let (result, buf) = self.write_at(buf, self.pos).await;
         if let Ok(n) = result {
             self.advance(n);
@@ -584,7 +597,7 @@ impl File {
 
     /// Writes all of `buf` at the cursor and moves it past the end of it.
     /// On an error the cursor does not move (part may have been written).
-    pub async fn write_all<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
+    pub async fn write_all_owned<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
         let len = buf.bytes_init();
         let (result, buf) = self.write_all_at(buf, self.pos).await;
         if result.is_ok() {
@@ -595,7 +608,7 @@ impl File {
 
     /// Reads from the cursor to the end of the file, in 64 KiB reads, and
     /// moves the cursor there.
-    pub async fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
+    pub async fn read_to_end_owned(&mut self) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut chunk = Vec::with_capacity(CHUNK);
         loop {
@@ -621,7 +634,7 @@ impl File {
                     self.advance(n);
                 }
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Some(Err(e)) => return Err(e),
+                Some(Err(e)) => return Err(e.into()),
                 None => {
                     // The rest in one executor job.
                     let fd = self.fd.clone();
@@ -677,7 +690,7 @@ impl File {
         // SAFETY: no memory; the descriptor is held by the keep-alive.
         let (result, fd) = unsafe { on_backend(&self.lp, op, self.fd.clone()) }.await;
         match result {
-            Some(result) => result.map(drop).map_err(Error::Io),
+            Some(result) => result.map(drop).map_err(Error::from),
             None => on_executor(&self.lp, move || {
                 // SAFETY: fsync/fdatasync on a descriptor the job holds.
                 cvt(unsafe {
@@ -689,7 +702,7 @@ impl File {
                 .map(drop)
             })
             .await
-            .map_err(Error::Io),
+            .map_err(Error::from),
         }
     }
 
@@ -713,7 +726,8 @@ fn pwrite_at(fd: RawFd, buf: &[u8], offset: u64) -> io::Result<usize> {
     cvt_len(unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), offset) })
 }
 
-/// A file's metadata, from `statx(2)`.
+/// A file's metadata, from `statx(2)`: [`metadata`] or
+/// [`File::metadata`]. Example: [`read_dir`]'s.
 #[derive(Clone, Copy)]
 pub struct Metadata {
     stx: libc::statx,
@@ -834,96 +848,113 @@ async fn path_op(
     // buffers that stay put) and AT_FDCWD.
     let (result, keep) = unsafe { on_backend(lp, op, keep) }.await;
     match result {
-        Some(result) => result.map(drop).map_err(Error::Io),
+        Some(result) => result.map(drop).map_err(Error::from),
         None => on_executor(lp, move || blocking(&keep.0, keep.1.as_ref()))
             .await
-            .map_err(Error::Io),
+            .map_err(Error::from),
     }
 }
 
 /// The metadata of `path` (following symbolic links), on the running loop.
+/// Examples: the [module docs](self), [`read_dir`].
 pub async fn metadata(path: impl AsRef<Path>) -> Result<Metadata> {
     let lp = running_loop()?;
-    let path = c_path(path.as_ref())?;
-    statx(&lp, libc::AT_FDCWD, path, 0, None).await
+    let shown = path.as_ref();
+    let path = c_path(shown)?;
+    Error::ctx(statx(&lp, libc::AT_FDCWD, path, 0, None).await, || {
+        format!("metadata of {}", shown.display())
+    })
 }
 
-/// Reads the whole file at `path`, on the running loop.
+/// Reads the whole file at `path`, on the running loop. Examples: the
+/// [module docs](self), [`read_dir`].
 pub async fn read(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let mut file = File::open(path).await?;
-    Ok(file.read_to_end().await?)
+    file.read_to_end_owned().await
 }
 
-/// Writes `contents` to `path`, creating or truncating it, on the running loop.
+/// Writes `contents` to `path`, creating or truncating it, on the running
+/// loop. Examples: the [module docs](self), [`read_dir`].
 pub async fn write(path: impl AsRef<Path>, contents: impl IoBuf) -> Result<()> {
     let mut file = File::create(path).await?;
-    let (result, _) = file.write_all(contents).await;
-    Ok(result?)
+    let (result, _) = file.write_all_owned(contents).await;
+    result
 }
 
-/// Renames `from` to `to` (replacing `to` if it exists), on the running loop.
+/// Renames `from` to `to` (replacing `to` if it exists), on the running
+/// loop. Example: [`read_dir`]'s.
 pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
     let lp = running_loop()?;
-    let from = c_path(from.as_ref())?;
-    let to = c_path(to.as_ref())?;
+    let (shown_from, shown_to) = (from.as_ref(), to.as_ref());
+    let from = c_path(shown_from)?;
+    let to = c_path(shown_to)?;
     let op = Op::RenameAt {
         olddirfd: libc::AT_FDCWD,
         oldpath: from.as_ptr(),
         newdirfd: libc::AT_FDCWD,
         newpath: to.as_ptr(),
     };
-    path_op(&lp, op, (from, Some(to)), |from, to| {
+    let renamed = path_op(&lp, op, (from, Some(to)), |from, to| {
         let to = to.expect("rename has two paths");
         // SAFETY: two valid NUL-terminated paths.
         cvt(unsafe { libc::rename(from.as_ptr(), to.as_ptr()) }).map(drop)
+    });
+    Error::ctx(renamed.await, || {
+        format!("rename {} to {}", shown_from.display(), shown_to.display())
     })
-    .await
 }
 
-async fn unlink(path: &Path, dir: bool) -> Result<()> {
+async fn unlink(shown: &Path, dir: bool) -> Result<()> {
     let lp = running_loop()?;
-    let path = c_path(path)?;
+    let path = c_path(shown)?;
     let op = Op::UnlinkAt {
         dirfd: libc::AT_FDCWD,
         path: path.as_ptr(),
         dir,
     };
-    path_op(&lp, op, (path, None), move |path, _| {
+    let removed = path_op(&lp, op, (path, None), move |path, _| {
         let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
         // SAFETY: a valid NUL-terminated path.
         cvt(unsafe { libc::unlinkat(libc::AT_FDCWD, path.as_ptr(), flags) }).map(drop)
     })
-    .await
+    .await;
+    let what = if dir { "remove directory" } else { "remove" };
+    Error::ctx(removed, || format!("{what} {}", shown.display()))
 }
 
 /// Removes the file (or symbolic link) at `path`, on the running loop.
+/// Examples: the [module docs](self), [`read_dir`].
 pub async fn remove_file(path: impl AsRef<Path>) -> Result<()> {
     unlink(path.as_ref(), false).await
 }
 
-/// Removes the empty directory at `path`, on the running loop.
+/// Removes the empty directory at `path`, on the running loop. Examples:
+/// the [module docs](self), [`read_dir`].
 pub async fn remove_dir(path: impl AsRef<Path>) -> Result<()> {
     unlink(path.as_ref(), true).await
 }
 
 /// Creates the directory `path` (mode `0o777` before the umask; its
-/// parent must exist), on the running loop.
+/// parent must exist), on the running loop. Examples: the
+/// [module docs](self), [`read_dir`].
 pub async fn create_dir(path: impl AsRef<Path>) -> Result<()> {
     let lp = running_loop()?;
-    let path = c_path(path.as_ref())?;
+    let shown = path.as_ref();
+    let path = c_path(shown)?;
     let op = Op::MkdirAt {
         dirfd: libc::AT_FDCWD,
         path: path.as_ptr(),
         mode: 0o777,
     };
-    path_op(&lp, op, (path, None), |path, _| {
+    let made = path_op(&lp, op, (path, None), |path, _| {
         // SAFETY: a valid NUL-terminated path.
         cvt(unsafe { libc::mkdir(path.as_ptr(), 0o777) }).map(drop)
     })
-    .await
+    .await;
+    Error::ctx(made, || format!("create directory {}", shown.display()))
 }
 
-/// One entry of a directory listing ([`read_dir`]).
+/// One entry of a directory listing ([`read_dir`], whose example uses it).
 #[derive(Debug, Clone)]
 pub struct DirEntry {
     path: PathBuf,
@@ -951,10 +982,45 @@ impl DirEntry {
 /// The entries of the directory `path` (without `.` and `..`, in the
 /// order the file system gives), read by one executor job on every
 /// backend: io_uring has no `getdents` opcode.
+///
+/// A small tour of the free functions, [`DirEntry`] and [`Metadata`]:
+///
+/// ```
+/// use evloop::fs;
+///
+/// evloop::run(async {
+///     let dir = std::env::temp_dir().join(format!("evloop-read-dir-{}", std::process::id()));
+///     fs::create_dir(&dir).await?;
+///     fs::create_dir(dir.join("sub")).await?;
+///     fs::write(dir.join("draft.txt"), b"v1".as_slice()).await?;
+///     fs::rename(dir.join("draft.txt"), dir.join("final.txt")).await?;
+///
+///     let mut names = Vec::new();
+///     for entry in fs::read_dir(&dir).await? {
+///         let kind = if entry.file_type().is_dir() { "dir" } else { "file" };
+///         names.push(format!("{} ({kind})", entry.file_name().to_string_lossy()));
+///     }
+///     names.sort();
+///     assert_eq!(names, ["final.txt (file)", "sub (dir)"]);
+///
+///     let meta = fs::metadata(dir.join("final.txt")).await?;
+///     assert!(meta.is_file() && !meta.is_dir());
+///     assert_eq!(meta.len(), 2);
+///     assert!(fs::metadata(dir.join("sub")).await?.is_dir());
+///     assert_eq!(fs::read(dir.join("final.txt")).await?, b"v1");
+///
+///     fs::remove_file(dir.join("final.txt")).await?;
+///     fs::remove_dir(dir.join("sub")).await?;
+///     fs::remove_dir(&dir).await?;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub async fn read_dir(path: impl AsRef<Path>) -> Result<Vec<DirEntry>> {
     let lp = running_loop()?;
-    let path = path.as_ref().to_owned();
-    on_executor(&lp, move || {
+    let shown = path.as_ref();
+    let path = shown.to_owned();
+    let listed = on_executor(&lp, move || {
         std::fs::read_dir(&path)?
             .map(|entry| {
                 let entry = entry?;
@@ -966,6 +1032,6 @@ pub async fn read_dir(path: impl AsRef<Path>) -> Result<Vec<DirEntry>> {
             })
             .collect()
     })
-    .await
-    .map_err(Error::Io)
+    .await;
+    Error::ctx(listed, || format!("read directory {}", shown.display()))
 }

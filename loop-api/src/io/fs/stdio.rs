@@ -62,10 +62,10 @@ enum In {
 /// pipe, tty or socket, or a regular file (see the module docs).
 ///
 /// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
+/// # async fn demo() -> evloop::Result<()> {
 /// // `prog < input.txt` and `cat input.txt | prog` both work:
-/// let mut stdin = loop_api::fs::stdin()?;
-/// let all = stdin.read_to_end().await?;
+/// let mut stdin = evloop::fs::stdin()?;
+/// let all = stdin.read_to_end_owned().await?;
 /// # Ok(()) }
 /// ```
 pub struct Stdin(In);
@@ -98,18 +98,18 @@ impl Stdin {
     }
 
     /// Reads into `buf` (replacing its contents); `Ok(0)` at end of input.
-    pub async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
+    pub async fn read_owned<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
         match &mut self.0 {
-            In::Stream(r) => r.read(buf).await,
-            In::File(file) => file.read(buf).await,
+            In::Stream(r) => r.read_owned(buf).await,
+            In::File(file) => file.read_owned(buf).await,
         }
     }
 
     /// Reads everything up to end of input.
-    pub async fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
+    pub async fn read_to_end_owned(&mut self) -> Result<Vec<u8>> {
         match &mut self.0 {
-            In::Stream(r) => r.read_to_end().await,
-            In::File(file) => file.read_to_end().await,
+            In::Stream(r) => r.read_to_end_owned().await,
+            In::File(file) => file.read_to_end_owned().await,
         }
     }
 }
@@ -123,13 +123,14 @@ enum Out {
 /// descriptor): a pipe, tty or socket, or a regular file (see the module
 /// docs).
 ///
-/// ```no_run
-/// # async fn demo() -> loop_api::Result<()> {
+/// ```
+/// # evloop::run(async {
 /// // `prog > out.log` and `prog | less` both work:
-/// let mut out = loop_api::fs::stdout()?;
-/// let (res, _) = out.write_all(b"hello\n".to_vec()).await;
+/// let mut out = evloop::fs::stdout()?;
+/// let (res, _) = out.write_all_owned(b"hello\n".to_vec()).await;
 /// res?;
-/// # Ok(()) }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap().unwrap();
 /// ```
 pub struct Stdout(Out);
 
@@ -160,18 +161,18 @@ impl Stdout {
     }
 
     /// Writes some of `buf`; returns how much.
-    pub async fn write<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
+    pub async fn write_owned<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
         match &mut self.0 {
-            Out::Stream(w) => w.write(buf).await,
-            Out::File(file) => file.write(buf).await,
+            Out::Stream(w) => w.write_owned(buf).await,
+            Out::File(file) => file.write_owned(buf).await,
         }
     }
 
     /// Writes all of `buf`.
-    pub async fn write_all<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
+    pub async fn write_all_owned<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
         match &mut self.0 {
-            Out::Stream(w) => w.write_all(buf).await,
-            Out::File(file) => file.write_all(buf).await,
+            Out::Stream(w) => w.write_all_owned(buf).await,
+            Out::File(file) => file.write_all_owned(buf).await,
         }
     }
 }
@@ -181,18 +182,55 @@ fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
 }
 
 /// Standard input on the running loop (a duplicate of descriptor 0).
+///
+/// It reads whatever the process was given, which a doctest cannot
+/// promise, so this one only shows the calls:
+///
+/// ```no_run
+/// evloop::run(async {
+///     let mut input = evloop::fs::stdin()?;
+///     let (res, line) = input.read_owned(Vec::with_capacity(4096)).await;
+///     let n = res?; // 0 at end of input
+///     println!("read {n} bytes: {:?}", String::from_utf8_lossy(&line));
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub fn stdin() -> Result<Stdin> {
     let lp = super::running_loop()?;
     Stdin::from_fd(&lp, dup(io::stdin().as_fd())?)
 }
 
 /// Standard output on the running loop (a duplicate of descriptor 1).
+///
+/// ```
+/// evloop::run(async {
+///     let mut out = evloop::fs::stdout()?;
+///     // `prog > out.log` writes the file at its offset; a pipe or tty
+///     // is a stream: the same calls either way.
+///     let how = if out.is_file() { "file" } else { "stream" };
+///     let (res, _) = out.write_all_owned(format!("stdout is a {how}\n").into_bytes()).await;
+///     res?;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub fn stdout() -> Result<Stdout> {
     let lp = super::running_loop()?;
     Stdout::from_fd(&lp, dup(io::stdout().as_fd())?)
 }
 
 /// Standard error on the running loop (a duplicate of descriptor 2).
+///
+/// ```
+/// evloop::run(async {
+///     let mut err = evloop::fs::stderr()?;
+///     let (res, _) = err.write_all_owned(format!("warning: {}\n", 42).into_bytes()).await;
+///     res?;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub fn stderr() -> Result<Stdout> {
     let lp = super::running_loop()?;
     Stdout::from_fd(&lp, dup(io::stderr().as_fd())?)

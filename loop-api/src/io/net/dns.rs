@@ -44,7 +44,7 @@ use crate::loop_core::EventLoop;
 /// is one.
 ///
 /// ```no_run
-/// # fn demo(lp: &loop_api::EventLoop) -> loop_api::Result<()> {
+/// # fn demo(lp: &evloop::EventLoop) -> evloop::Result<()> {
 /// use std::net::SocketAddr;
 /// use std::sync::Arc;
 /// // A fixed table, e.g. for tests.
@@ -87,8 +87,8 @@ impl Resolver for SystemResolver {
 /// the same [`kind`](Self::kind); [`ResolveError::find`] gets it back:
 ///
 /// ```no_run
-/// # async fn demo(lp: &loop_api::EventLoop) {
-/// use loop_api::net::ResolveError;
+/// # async fn demo(lp: &evloop::EventLoop) {
+/// use evloop::net::ResolveError;
 /// let err = lp.create_connection(("no-such-host.invalid", 80)).await.unwrap_err();
 /// assert_eq!(ResolveError::find(&err).unwrap().host(), "no-such-host.invalid");
 /// # }
@@ -124,9 +124,10 @@ impl ResolveError {
         self.source.kind()
     }
 
-    /// The `ResolveError` inside `err`, if it is one.
-    pub fn find(err: &io::Error) -> Option<&ResolveError> {
-        err.get_ref()?.downcast_ref::<ResolveError>()
+    /// The `ResolveError` inside `err` (an [`Error`](crate::Error), or an
+    /// `io::Error` made from one), if it is one.
+    pub fn find<'e>(err: &'e (dyn StdError + 'static)) -> Option<&'e ResolveError> {
+        find_in(err)
     }
 }
 
@@ -152,6 +153,31 @@ impl From<ResolveError> for io::Error {
     }
 }
 
+impl From<ResolveError> for crate::Error {
+    /// An [`Error::Io`](crate::Error::Io) of the resolver's kind; its
+    /// message names the host (no further context).
+    fn from(e: ResolveError) -> crate::Error {
+        io::Error::from(e).into()
+    }
+}
+
+/// `T` inside `err`: `err` itself, or inside the `io::Error` of an
+/// `evloop::Error` or of an `io::Error` (at any depth).
+fn find_in<'e, T: StdError + 'static>(mut err: &'e (dyn StdError + 'static)) -> Option<&'e T> {
+    loop {
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
+        }
+        err = if let Some(e) = err.downcast_ref::<crate::Error>() {
+            e.io_error()?
+        } else if let Some(e) = err.downcast_ref::<io::Error>() {
+            e.get_ref()?
+        } else {
+            return None;
+        };
+    }
+}
+
 /// Every attempt of a connect failed: the host as given and, in the order
 /// tried, each address with its error (asyncio's "Multiple exceptions").
 /// Comes wrapped in an `io::Error` whose kind is the attempts' common kind
@@ -174,9 +200,10 @@ impl ConnectError {
         &self.attempts
     }
 
-    /// The `ConnectError` inside `err`, if it is one.
-    pub fn find(err: &io::Error) -> Option<&ConnectError> {
-        err.get_ref()?.downcast_ref::<ConnectError>()
+    /// The `ConnectError` inside `err` (an [`Error`](crate::Error), or an
+    /// `io::Error` made from one), if it is one.
+    pub fn find<'e>(err: &'e (dyn StdError + 'static)) -> Option<&'e ConnectError> {
+        find_in(err)
     }
 
     fn kind(&self) -> io::ErrorKind {
@@ -385,7 +412,7 @@ impl Extension for DnsState {
 /// `create_connection` keywords of the same names).
 ///
 /// ```
-/// use loop_api::net::ConnectOptions;
+/// use evloop::net::ConnectOptions;
 /// use std::time::Duration;
 /// // RFC 8305's recommended delay, as asyncio documents it.
 /// let options = ConnectOptions {
@@ -535,7 +562,7 @@ pub(crate) async fn connect_target(
     lp: &EventLoop,
     target: Target,
     options: ConnectOptions,
-) -> io::Result<TcpStream> {
+) -> crate::Result<TcpStream> {
     let (host, addrs, literal) = match target {
         Target::Addrs(addrs) => {
             let host = addrs
@@ -551,17 +578,17 @@ pub(crate) async fn connect_target(
         }
     };
     if addrs.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "no address to connect to",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to").into());
     }
     let addrs = interleave(addrs, options.effective_interleave());
     match staggered_connect(lp, &addrs, options.happy_eyeballs_delay).await {
         Ok(stream) => Ok(stream),
         // One literal address: its own error, as the OS gave it.
-        Err(mut attempts) if literal && attempts.len() == 1 => Err(attempts.remove(0).1),
-        Err(attempts) => Err(ConnectError { host, attempts }.into()),
+        Err(mut attempts) if literal && attempts.len() == 1 => {
+            let (addr, e) = attempts.remove(0);
+            Err(crate::Error::io(format!("connect to {addr}"), e))
+        }
+        Err(attempts) => Err(io::Error::from(ConnectError { host, attempts }).into()),
     }
 }
 
@@ -580,7 +607,7 @@ impl EventLoop {
     /// result (`addrs.retain(SocketAddr::is_ipv4)`).
     ///
     /// ```no_run
-    /// # async fn demo(lp: &loop_api::EventLoop) -> Result<(), loop_api::net::ResolveError> {
+    /// # async fn demo(lp: &evloop::EventLoop) -> Result<(), evloop::net::ResolveError> {
     /// let addrs = lp.getaddrinfo("localhost", 8080).await?;
     /// assert!(addrs.iter().all(|a| a.ip().is_loopback()));
     /// let literal = lp.getaddrinfo("::1", 8080).await?; // no executor involved

@@ -35,7 +35,7 @@ use socket2::SockAddr;
 use crate::io::net::{
     resolve, ConnectOptions, TcpListener, TcpStream, ToSocketAddrs, UnixListener, UnixStream,
 };
-use crate::loop_core::error::panic_message;
+use crate::loop_core::error::{panic_message, Result};
 use crate::loop_core::exception::ExceptionContext;
 use crate::loop_core::task::Task;
 use crate::loop_core::{EventLoop, LoopInner};
@@ -49,7 +49,7 @@ pub(crate) trait Listener: 'static {
     /// The connection type handed to the handler.
     type Conn: 'static;
     /// Accepts one connection.
-    fn accept_conn(&self) -> impl Future<Output = io::Result<Self::Conn>>;
+    fn accept_conn(&self) -> impl Future<Output = Result<Self::Conn>>;
     /// Refuses new connections at once.
     fn stop(&self);
     /// The address listened on.
@@ -58,7 +58,7 @@ pub(crate) trait Listener: 'static {
 
 impl Listener for TcpListener {
     type Conn = TcpStream;
-    async fn accept_conn(&self) -> io::Result<TcpStream> {
+    async fn accept_conn(&self) -> Result<TcpStream> {
         self.accept().await.map(|(stream, _)| stream)
     }
     fn stop(&self) {
@@ -71,7 +71,7 @@ impl Listener for TcpListener {
 
 impl Listener for UnixListener {
     type Conn = UnixStream;
-    async fn accept_conn(&self) -> io::Result<UnixStream> {
+    async fn accept_conn(&self) -> Result<UnixStream> {
         self.accept().await.map(|(stream, _)| stream)
     }
     fn stop(&self) {
@@ -261,6 +261,33 @@ where
 /// (keep one for as long as it should serve), or when the loop is closed;
 /// in every case connections already accepted run on until their handlers
 /// return.
+///
+/// ```
+/// use evloop::net::TcpStream;
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     // One task per connection: an echo of one message.
+///     let server = lp.create_server("127.0.0.1:0", |mut stream: TcpStream| async move {
+///         let mut buf = [0u8; 64];
+///         if let Ok(n) = stream.read(&mut buf).await {
+///             let _ = stream.write_all(&buf[..n]).await;
+///         }
+///     })?;
+///     let addr = server.local_addr().expect("an internet address");
+///     let mut client = TcpStream::connect(addr).await?;
+///     client.write_all(b"echo").await?;
+///     let mut back = [0u8; 4];
+///     client.read_exact(&mut back).await?;
+///     assert_eq!(&back, b"echo");
+///     // Graceful shutdown: stop listening, then wait for the handlers.
+///     server.close();
+///     server.wait_closed().await;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Server {
     inner: Rc<ServerInner>,
@@ -276,6 +303,28 @@ impl fmt::Debug for Server {
 }
 
 /// Options for [`EventLoop::create_server_with`].
+///
+/// Listen first, serve later (asyncio's `start_serving=False`):
+///
+/// ```
+/// use evloop::net::{ServerOptions, TcpStream};
+///
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     let options = ServerOptions { start_serving: false };
+///     let server = lp.create_server_with("127.0.0.1:0", |_conn: TcpStream| async {}, options)?;
+///     assert!(!server.is_serving()); // bound and listening; nothing accepted yet
+///     let addr = server.local_addr().expect("an internet address");
+///     let early = TcpStream::connect(addr).await?; // waits in the backlog
+///     server.start_serving()?;
+///     assert!(server.is_serving());
+///     drop(early);
+///     server.close();
+///     server.wait_closed().await;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerOptions {
     /// Accept connections at once (the default, `true`). With `false` the
@@ -356,16 +405,16 @@ impl Server {
     /// [`ServerOptions::start_serving`] `false` (connects made meanwhile
     /// waited in the backlog and are served now). Does nothing if it is
     /// already serving; an error once closed.
-    pub fn start_serving(&self) -> io::Result<()> {
+    pub fn start_serving(&self) -> Result<()> {
         if self.inner.closed.get() {
-            return Err(io::Error::other("the server is closed"));
+            return Err(io::Error::other("the server is closed").into());
         }
         let pending = self.inner.pending.borrow_mut().take();
         if let Some(start) = pending {
             self.inner.started.set(true);
             if let Err(e) = start(&self.inner) {
                 self.inner.close();
-                return Err(e);
+                return Err(e.into());
             }
         }
         Ok(())
@@ -436,7 +485,7 @@ impl Server {
     /// [`close`](Self::close) is called; if this future is dropped first
     /// (its task cancelled), the server is closed. An error if the server
     /// is already closed.
-    pub async fn serve_forever(&self) -> io::Result<()> {
+    pub async fn serve_forever(&self) -> Result<()> {
         self.start_serving()?;
         struct CloseOnDrop<'a>(&'a Server);
         impl Drop for CloseOnDrop<'_> {
@@ -470,7 +519,7 @@ pub fn any_host(port: u16) -> [SocketAddr; 2] {
 /// port 0 share the port picked for the first of them (retried a few times
 /// if another socket holds it in another family); an address family the
 /// host lacks (`EAFNOSUPPORT`) is skipped when there are other addresses.
-fn bind_all(lp: &EventLoop, addrs: &[SocketAddr]) -> io::Result<Vec<TcpListener>> {
+fn bind_all(lp: &EventLoop, addrs: &[SocketAddr]) -> Result<Vec<TcpListener>> {
     const ATTEMPTS: usize = 8;
     let mut attempt = 0;
     'retry: loop {
@@ -507,8 +556,9 @@ fn bind_all(lp: &EventLoop, addrs: &[SocketAddr]) -> io::Result<Vec<TcpListener>
             }
         }
         if listeners.is_empty() {
-            return Err(skipped
-                .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address")));
+            return Err(skipped.unwrap_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "no address").into()
+            }));
         }
         return Ok(listeners);
     }
@@ -567,7 +617,7 @@ impl EventLoop {
     /// naming it ([`ResolveError`](crate::net::ResolveError)). Resolve it
     /// first without blocking the loop:
     /// `lp.create_server(&lp.getaddrinfo(host, port).await?[..], handler)`.
-    pub fn create_server<A, H, F>(&self, addr: A, handler: H) -> io::Result<Server>
+    pub fn create_server<A, H, F>(&self, addr: A, handler: H) -> Result<Server>
     where
         A: ToSocketAddrs,
         H: Fn(TcpStream) -> F + 'static,
@@ -580,8 +630,8 @@ impl EventLoop {
     /// a server that does not accept until [`Server::start_serving`]:
     ///
     /// ```no_run
-    /// # fn demo(lp: &loop_api::EventLoop) -> std::io::Result<()> {
-    /// use loop_api::net::ServerOptions;
+    /// # fn demo(lp: &evloop::EventLoop) -> evloop::Result<()> {
+    /// use evloop::net::ServerOptions;
     /// let options = ServerOptions { start_serving: false, ..Default::default() };
     /// let server = lp.create_server_with("127.0.0.1:0", |_s| async {}, options)?;
     /// assert!(!server.is_serving());
@@ -593,14 +643,14 @@ impl EventLoop {
         addr: A,
         handler: H,
         options: ServerOptions,
-    ) -> io::Result<Server>
+    ) -> Result<Server>
     where
         A: ToSocketAddrs,
         H: Fn(TcpStream) -> F + 'static,
         F: Future + 'static,
     {
         let listeners = bind_all(self, &resolve(addr)?)?;
-        Server::create(self, listeners, handler, options)
+        Ok(Server::create(self, listeners, handler, options)?)
     }
 
     /// Serves `port` on every interface, IPv4 and IPv6 alike (asyncio's
@@ -609,7 +659,7 @@ impl EventLoop {
     /// port 0 both share the port picked. On a host without IPv6 only the
     /// IPv4 socket is made. See [`any_host`] for the addresses, to use with
     /// [`create_server_with`](Self::create_server_with).
-    pub fn create_server_any_host<H, F>(&self, port: u16, handler: H) -> io::Result<Server>
+    pub fn create_server_any_host<H, F>(&self, port: u16, handler: H) -> Result<Server>
     where
         H: Fn(TcpStream) -> F + 'static,
         F: Future + 'static,
@@ -618,36 +668,36 @@ impl EventLoop {
     }
 
     /// Serves connections accepted on `listener` (asyncio's `create_server(sock=...)`).
-    pub fn serve_tcp<H, F>(&self, listener: TcpListener, handler: H) -> io::Result<Server>
+    pub fn serve_tcp<H, F>(&self, listener: TcpListener, handler: H) -> Result<Server>
     where
         H: Fn(TcpStream) -> F + 'static,
         F: Future + 'static,
     {
-        Server::start(self, vec![listener], handler)
+        Ok(Server::start(self, vec![listener], handler)?)
     }
 
     /// Binds a Unix socket at `path` (replacing a stale socket file; any
     /// other file there is `AddrInUse`) and serves it like
     /// [`create_server`](Self::create_server). Closing the server removes
     /// the socket file.
-    pub fn create_unix_server<P, H, F>(&self, path: P, handler: H) -> io::Result<Server>
+    pub fn create_unix_server<P, H, F>(&self, path: P, handler: H) -> Result<Server>
     where
         P: AsRef<Path>,
         H: Fn(UnixStream) -> F + 'static,
         F: Future + 'static,
     {
         let listener = UnixListener::bind_on(self, path.as_ref())?;
-        Server::start(self, vec![listener], handler)
+        Ok(Server::start(self, vec![listener], handler)?)
     }
 
     /// Serves connections accepted on a Unix `listener`; closing the server
     /// removes its socket file.
-    pub fn serve_unix<H, F>(&self, listener: UnixListener, handler: H) -> io::Result<Server>
+    pub fn serve_unix<H, F>(&self, listener: UnixListener, handler: H) -> Result<Server>
     where
         H: Fn(UnixStream) -> F + 'static,
         F: Future + 'static,
     {
-        Server::start(self, vec![listener], handler)
+        Ok(Server::start(self, vec![listener], handler)?)
     }
 
     /// Connects to `addr`, trying each resolved address in turn (asyncio's
@@ -655,7 +705,7 @@ impl EventLoop {
     /// ([`getaddrinfo`](Self::getaddrinfo)). See [`TcpStream::connect`]
     /// for the errors, and [`create_connection_with`](Self::create_connection_with)
     /// for happy eyeballs.
-    pub async fn create_connection(&self, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+    pub async fn create_connection(&self, addr: impl ToSocketAddrs) -> Result<TcpStream> {
         TcpStream::connect_on(self, addr, ConnectOptions::default()).await
     }
 
@@ -667,8 +717,8 @@ impl EventLoop {
     /// names the host and every address tried, in order.
     ///
     /// ```no_run
-    /// # async fn demo(lp: &loop_api::EventLoop) -> std::io::Result<()> {
-    /// use loop_api::net::ConnectOptions;
+    /// # async fn demo(lp: &evloop::EventLoop) -> evloop::Result<()> {
+    /// use evloop::net::ConnectOptions;
     /// use std::time::Duration;
     /// let options = ConnectOptions {
     ///     happy_eyeballs_delay: Some(Duration::from_millis(250)),
@@ -681,12 +731,12 @@ impl EventLoop {
         &self,
         addr: impl ToSocketAddrs,
         options: ConnectOptions,
-    ) -> io::Result<TcpStream> {
+    ) -> Result<TcpStream> {
         TcpStream::connect_on(self, addr, options).await
     }
 
     /// Connects to the Unix socket at `path` (asyncio's `create_unix_connection`).
-    pub async fn create_unix_connection(&self, path: impl AsRef<Path>) -> io::Result<UnixStream> {
+    pub async fn create_unix_connection(&self, path: impl AsRef<Path>) -> Result<UnixStream> {
         UnixStream::connect_on(self, path.as_ref()).await
     }
 }

@@ -1,5 +1,5 @@
 //! What every byte stream (`TcpStream`, `UnixStream`) offers: owned-buffer
-//! `read`/`write`/`write_all`, `shutdown`, splitting into halves that can
+//! `read_owned`/`write_owned`/`write_all_owned`, `shutdown`, splitting into halves that can
 //! live in different tasks, and the futures-io traits (see [`crate::io`]).
 //!
 //! The stream types are thin wrappers around [`StreamCore`]; the
@@ -17,6 +17,7 @@ use std::task::{ready, Context, Poll};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::io::fd::{LoopFd, Reads};
 use crate::io::ready_wait::{recv_now, send_now, ReadyWait};
+use crate::loop_core::error::Result;
 use crate::op::buf_op::{BufOp, Recv, SendAll, SendOnce};
 use crate::op::salvage::{take_into, Salvaged};
 
@@ -233,6 +234,36 @@ fn shutdown_write(sock: &LoopFd) -> io::Result<()> {
 
 /// The reading half of a stream, from `into_split`; the socket closes
 /// when both halves are dropped.
+///
+/// The halves of one connection in two tasks (the same for
+/// [`WriteHalf`]):
+///
+/// ```
+/// use evloop::net::{TcpListener, TcpStream};
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let client = TcpStream::connect(listener.local_addr()?).await?;
+///     let (server, _) = listener.accept().await?;
+///     let (mut rd, mut wr) = client.into_split();
+///     let writer = lp.create_task(async move {
+///         wr.write_all(b"from the writer task").await?;
+///         wr.close().await // shuts down the write direction
+///     })?;
+///     // The server echoes what it reads, then ends its side too.
+///     let (mut srd, mut swr) = server.into_split();
+///     futures::io::copy(&mut srd, &mut swr).await?;
+///     swr.close().await?;
+///     let mut echoed = String::new();
+///     rd.read_to_string(&mut echoed).await?;
+///     assert_eq!(echoed, "from the writer task");
+///     writer.await??;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct ReadHalf {
     sock: Rc<LoopFd>,
     state: ReadyWait<Rc<LoopFd>>,
@@ -242,7 +273,10 @@ pub struct ReadHalf {
 impl ReadHalf {
     /// Receives into `buf` (up to its capacity, replacing its contents) and
     /// returns the count; 0 means the peer closed its side.
-    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+    pub fn read_owned<B: IoBufMut>(
+        &self,
+        buf: B,
+    ) -> impl Future<Output = BufResult<usize, B>> + '_ {
         stream_read(&self.sock, buf)
     }
 }
@@ -266,7 +300,7 @@ impl futures_io::AsyncRead for ReadHalf {
 
 /// The writing half of a stream, from `into_split`. Dropping it does not
 /// shut the connection down; call [`shutdown`](WriteHalf::shutdown) (or
-/// `AsyncWriteExt::close`) to send end-of-stream.
+/// `AsyncWriteExt::close`) to send end-of-stream. Example: [`ReadHalf`]'s.
 pub struct WriteHalf {
     sock: Rc<LoopFd>,
     state: ReadyWait<Rc<LoopFd>>,
@@ -274,18 +308,18 @@ pub struct WriteHalf {
 
 impl WriteHalf {
     /// Sends what the kernel takes of `buf` at once; returns the count.
-    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+    pub fn write_owned<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
         self.sock.send(buf)
     }
 
     /// Sends every byte of `buf`.
-    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+    pub fn write_all_owned<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
         self.sock.send_all(buf)
     }
 
     /// Shuts down the write direction: the peer reads end-of-stream.
-    pub fn shutdown(&self) -> io::Result<()> {
-        self.sock.sock_ref().shutdown(Shutdown::Write)
+    pub fn shutdown(&self) -> Result<()> {
+        Ok(self.sock.sock_ref().shutdown(Shutdown::Write)?)
     }
 }
 
@@ -329,7 +363,7 @@ macro_rules! stream_api {
             /// already completed when it was dropped keeps its bytes in the
             /// dropped buffer: cancellation races with completion, as on any
             /// completion-based backend.)
-            pub fn read<B: $crate::buf::IoBufMut>(
+            pub fn read_owned<B: $crate::buf::IoBufMut>(
                 &self,
                 buf: B,
             ) -> impl std::future::Future<Output = $crate::buf::BufResult<usize, B>> + '_ {
@@ -337,7 +371,7 @@ macro_rules! stream_api {
             }
 
             /// Sends what the kernel takes of `buf` at once; returns the count.
-            pub fn write<B: $crate::buf::IoBuf>(
+            pub fn write_owned<B: $crate::buf::IoBuf>(
                 &self,
                 buf: B,
             ) -> impl std::future::Future<Output = $crate::buf::BufResult<usize, B>> + '_ {
@@ -346,7 +380,7 @@ macro_rules! stream_api {
 
             /// Sends every byte of `buf`. If the future is dropped midway,
             /// a prefix of `buf` may have been sent.
-            pub fn write_all<B: $crate::buf::IoBuf>(
+            pub fn write_all_owned<B: $crate::buf::IoBuf>(
                 &self,
                 buf: B,
             ) -> impl std::future::Future<Output = $crate::buf::BufResult<(), B>> + '_ {
@@ -356,12 +390,13 @@ macro_rules! stream_api {
             /// Shuts down the read direction, the write direction (the peer
             /// reads end-of-stream) or both. The descriptor stays open until
             /// the stream is dropped.
-            pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
-                self.core.shutdown(how)
+            pub fn shutdown(&self, how: std::net::Shutdown) -> $crate::Result<()> {
+                Ok(self.core.shutdown(how)?)
             }
 
             /// Splits the stream into a reading and a writing half that can
-            /// be moved into different tasks.
+            /// be moved into different tasks ([`ReadHalf`](crate::net::ReadHalf)
+            /// shows both in use).
             pub fn into_split(self) -> ($crate::io::net::ReadHalf, $crate::io::net::WriteHalf) {
                 self.core.into_split()
             }

@@ -12,6 +12,7 @@ use crate::io::net::dns::{connect_target, ConnectOptions};
 use crate::io::net::socket::{new_socket, running_loop};
 use crate::io::net::stream::{sock_fd_traits, stream_api, StreamCore};
 use crate::io::net::{combine_errors, inet, resolve, ToSocketAddrs, DEFAULT_BACKLOG};
+use crate::loop_core::error::{Error, Result};
 use crate::loop_core::EventLoop;
 
 /// A TCP socket not yet listening or connected, for setting options first
@@ -20,7 +21,7 @@ use crate::loop_core::EventLoop;
 ///
 /// ```no_run
 /// # async fn demo() -> std::io::Result<()> {
-/// use loop_api::net::TcpSocket;
+/// use evloop::net::TcpSocket;
 /// let socket = TcpSocket::new_v4()?;
 /// socket.set_reuseport(true)?;
 /// socket.bind("127.0.0.1:8080".parse().unwrap())?;
@@ -34,18 +35,18 @@ pub struct TcpSocket {
 
 impl TcpSocket {
     /// A new IPv4 TCP socket.
-    pub fn new_v4() -> io::Result<TcpSocket> {
-        Self::new(Domain::IPV4)
+    pub fn new_v4() -> Result<TcpSocket> {
+        Ok(Self::new(Domain::IPV4)?)
     }
 
     /// A new IPv6 TCP socket.
-    pub fn new_v6() -> io::Result<TcpSocket> {
-        Self::new(Domain::IPV6)
+    pub fn new_v6() -> Result<TcpSocket> {
+        Ok(Self::new(Domain::IPV6)?)
     }
 
     /// A new TCP socket of the family of `addr`.
-    pub fn new_for(addr: &SocketAddr) -> io::Result<TcpSocket> {
-        Self::new(Domain::for_address(*addr))
+    pub fn new_for(addr: &SocketAddr) -> Result<TcpSocket> {
+        Ok(Self::new(Domain::for_address(*addr))?)
     }
 
     fn new(domain: Domain) -> io::Result<TcpSocket> {
@@ -56,50 +57,50 @@ impl TcpSocket {
 
     /// `SO_REUSEADDR`: bind a port whose previous connections linger in
     /// TIME_WAIT. Off by default ([`TcpListener::bind`] turns it on).
-    pub fn set_reuseaddr(&self, on: bool) -> io::Result<()> {
-        self.socket.set_reuse_address(on)
+    pub fn set_reuseaddr(&self, on: bool) -> Result<()> {
+        Ok(self.socket.set_reuse_address(on)?)
     }
 
     /// Whether `SO_REUSEADDR` is on.
-    pub fn reuseaddr(&self) -> io::Result<bool> {
-        self.socket.reuse_address()
+    pub fn reuseaddr(&self) -> Result<bool> {
+        Ok(self.socket.reuse_address()?)
     }
 
     /// `SO_REUSEPORT`: several sockets (each with it on) may listen on one
     /// port, and the kernel spreads connections between them. Off by default.
-    pub fn set_reuseport(&self, on: bool) -> io::Result<()> {
-        self.socket.set_reuse_port(on)
+    pub fn set_reuseport(&self, on: bool) -> Result<()> {
+        Ok(self.socket.set_reuse_port(on)?)
     }
 
     /// Whether `SO_REUSEPORT` is on.
-    pub fn reuseport(&self) -> io::Result<bool> {
-        self.socket.reuse_port()
+    pub fn reuseport(&self) -> Result<bool> {
+        Ok(self.socket.reuse_port()?)
     }
 
     /// `TCP_NODELAY`: send small writes at once instead of coalescing them.
-    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.socket.set_tcp_nodelay(on)
+    pub fn set_nodelay(&self, on: bool) -> Result<()> {
+        Ok(self.socket.set_tcp_nodelay(on)?)
     }
 
     /// `IPV6_V6ONLY` on an IPv6 socket: refuse IPv4-mapped peers.
-    pub fn set_only_v6(&self, on: bool) -> io::Result<()> {
-        self.socket.set_only_v6(on)
+    pub fn set_only_v6(&self, on: bool) -> Result<()> {
+        Ok(self.socket.set_only_v6(on)?)
     }
 
     /// Binds to `addr`; an address taken by another socket is `AddrInUse`.
-    pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
-        self.socket.bind(&addr.into())
+    pub fn bind(&self, addr: SocketAddr) -> Result<()> {
+        Error::ctx(self.socket.bind(&addr.into()), || format!("bind {addr}"))
     }
 
     /// The address bound to.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        inet(self.socket.local_addr()?)
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(inet(self.socket.local_addr()?)?)
     }
 
     /// Starts listening with `backlog` pending connections at most, on the
     /// running loop.
-    pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
-        self.listen_on(&running_loop()?, backlog)
+    pub fn listen(self, backlog: u32) -> Result<TcpListener> {
+        Ok(self.listen_on(&running_loop()?, backlog)?)
     }
 
     pub(crate) fn listen_on(self, lp: &EventLoop, backlog: u32) -> io::Result<TcpListener> {
@@ -112,8 +113,11 @@ impl TcpSocket {
 
     /// Connects to `addr` on the running loop (from the bound local
     /// address, if [`bind`](Self::bind) was called).
-    pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
-        self.connect_on(&running_loop()?, addr).await
+    pub async fn connect(self, addr: SocketAddr) -> Result<TcpStream> {
+        let lp = running_loop()?;
+        Error::ctx(self.connect_on(&lp, addr).await, || {
+            format!("connect to {addr}")
+        })
     }
 
     pub(crate) async fn connect_on(
@@ -130,6 +134,28 @@ impl TcpSocket {
 /// A listening TCP socket.
 ///
 /// Dropping it closes the socket: connects then get `ConnectionRefused`.
+///
+/// ```
+/// use evloop::net::{TcpListener, TcpStream};
+///
+/// evloop::run(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?; // port 0: any free port
+///     let addr = listener.local_addr()?;
+///     let client = TcpStream::connect(addr).await?;
+///     let (conn, peer) = listener.accept().await?;
+///     assert_eq!(peer, client.local_addr()?);
+///     let (res, _) = client.write_all_owned(b"hi".to_vec()).await;
+///     res?;
+///     let (n, buf) = conn.read_owned(Vec::with_capacity(8)).await;
+///     assert_eq!(&buf[..n?], b"hi");
+///     // The address is taken now: the error names it.
+///     let err = TcpListener::bind(addr).unwrap_err();
+///     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+///     assert!(err.to_string().starts_with(&format!("bind {addr}: ")));
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct TcpListener {
     pub(crate) sock: Rc<LoopFd>,
 }
@@ -149,11 +175,11 @@ impl TcpListener {
     /// other host name is an `InvalidInput` error naming it
     /// ([`ResolveError`](crate::net::ResolveError)); resolve it first with
     /// [`EventLoop::getaddrinfo`].
-    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+    pub fn bind(addr: impl ToSocketAddrs) -> Result<TcpListener> {
         Self::bind_on(&running_loop()?, addr)
     }
 
-    pub(crate) fn bind_on(lp: &EventLoop, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+    pub(crate) fn bind_on(lp: &EventLoop, addr: impl ToSocketAddrs) -> Result<TcpListener> {
         let mut errors = Vec::new();
         for addr in resolve(addr)? {
             match Self::bind_one(lp, addr) {
@@ -164,19 +190,24 @@ impl TcpListener {
         Err(combine_errors(errors))
     }
 
-    pub(crate) fn bind_one(lp: &EventLoop, addr: SocketAddr) -> io::Result<TcpListener> {
+    /// Binds and listens on `addr`; a failure names the address.
+    pub(crate) fn bind_one(lp: &EventLoop, addr: SocketAddr) -> Result<TcpListener> {
+        Error::ctx(Self::bind_one_io(lp, addr), || format!("bind {addr}"))
+    }
+
+    fn bind_one_io(lp: &EventLoop, addr: SocketAddr) -> io::Result<TcpListener> {
         let socket = TcpSocket::new_for(&addr)?;
-        socket.set_reuseaddr(true)?;
+        socket.socket.set_reuse_address(true)?;
         if addr.is_ipv6() {
             // One family per socket, as asyncio does: `::` does not also take IPv4.
-            socket.set_only_v6(true)?;
+            socket.socket.set_only_v6(true)?;
         }
-        socket.bind(addr)?;
+        socket.socket.bind(&addr.into())?;
         socket.listen_on(lp, DEFAULT_BACKLOG)
     }
 
     /// Takes over a listening std socket (made non-blocking) on the running loop.
-    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+    pub fn from_std(listener: std::net::TcpListener) -> Result<TcpListener> {
         Ok(TcpListener {
             sock: LoopFd::adopt(&running_loop()?, OwnedFd::from(listener))?,
         })
@@ -185,14 +216,14 @@ impl TcpListener {
     /// Waits for a connection: the stream (non-blocking, close-on-exec) and
     /// the peer's address. Dropping the future cancels the accept; a
     /// connection accepted just before that is closed, never leaked.
-    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+    pub async fn accept(&self) -> Result<(TcpStream, SocketAddr)> {
         let (sock, addr) = self.sock.accept().await?;
         Ok((TcpStream::from_sock(sock), inet(addr)?))
     }
 
     /// The address listened on.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        inet(self.sock.sock_ref().local_addr()?)
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(inet(self.sock.sock_ref().local_addr()?)?)
     }
 
     /// Refuses new connections at once (`shutdown` on a listening socket
@@ -214,10 +245,49 @@ impl std::fmt::Debug for TcpListener {
 
 sock_fd_traits!(TcpListener);
 
-/// A TCP connection.
+/// A TCP connection. Dropping it closes the connection.
 ///
-/// Besides the owned-buffer methods it implements futures-io's
-/// `AsyncRead`/`AsyncWrite`. Dropping it closes the connection.
+/// Two ways to read and write, on the same stream, in any order:
+/// - **owned buffers** ([`read_owned`](Self::read_owned),
+///   [`write_owned`](Self::write_owned),
+///   [`write_all_owned`](Self::write_all_owned)): the buffer is moved in
+///   and handed back with the result, so there is no copy, io_uring does
+///   the transfer as a real completion, and a read cancelled midway loses
+///   nothing (the next read gets what the kernel had delivered). Use these
+///   in your own protocol code.
+/// - **futures-io** (`AsyncRead`/`AsyncWrite`, so `AsyncReadExt::read(&mut
+///   buf)`, `read_exact`, `write_all(bytes)`, `BufReader`, codecs): for
+///   crates written against those traits. The slice is only lent for one
+///   poll, so these try the syscall on it directly and wait for readiness.
+///
+/// Their names differ, so importing `futures::io::AsyncReadExt` or
+/// `AsyncWriteExt` needs no disambiguation:
+///
+/// ```
+/// use evloop::net::{TcpListener, TcpStream};
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// evloop::run(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     let server = evloop::spawn(async move {
+///         let (mut conn, _peer) = listener.accept().await?;
+///         let mut buf = [0u8; 5];
+///         conn.read_exact(&mut buf).await?; // futures-io
+///         let (res, _) = conn.write_all_owned(buf.to_vec()).await; // owned
+///         res?;
+///         Ok::<_, evloop::Error>(())
+///     })?;
+///     let mut client = TcpStream::connect(addr).await?;
+///     client.write_all(b"hello").await?; // futures-io
+///     let mut buf = [0u8; 16];
+///     let n = client.read(&mut buf).await?; // futures-io
+///     assert_eq!(&buf[..n], b"hello");
+///     server.await??;
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct TcpStream {
     core: StreamCore,
 }
@@ -239,7 +309,7 @@ impl TcpStream {
     /// host and every address tried (of their common kind), and a name
     /// that does not resolve a [`ResolveError`](crate::net::ResolveError).
     /// For happy eyeballs, see [`EventLoop::create_connection_with`].
-    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<TcpStream> {
         Self::connect_on(&running_loop()?, addr, ConnectOptions::default()).await
     }
 
@@ -247,33 +317,33 @@ impl TcpStream {
         lp: &EventLoop,
         addr: impl ToSocketAddrs,
         options: ConnectOptions,
-    ) -> io::Result<TcpStream> {
+    ) -> Result<TcpStream> {
         connect_target(lp, addr.to_target()?, options).await
     }
 
     /// Takes over a connected std stream (made non-blocking) on the running loop.
-    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+    pub fn from_std(stream: std::net::TcpStream) -> Result<TcpStream> {
         let sock = LoopFd::adopt(&running_loop()?, OwnedFd::from(stream))?;
         Ok(TcpStream::from_sock(sock))
     }
 
     /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        inet(self.core.sock.sock_ref().peer_addr()?)
+    pub fn peer_addr(&self) -> Result<SocketAddr> {
+        Ok(inet(self.core.sock.sock_ref().peer_addr()?)?)
     }
 
     /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        inet(self.core.sock.sock_ref().local_addr()?)
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(inet(self.core.sock.sock_ref().local_addr()?)?)
     }
 
     /// `TCP_NODELAY`: send small writes at once instead of coalescing them.
-    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.core.sock.sock_ref().set_tcp_nodelay(on)
+    pub fn set_nodelay(&self, on: bool) -> Result<()> {
+        Ok(self.core.sock.sock_ref().set_tcp_nodelay(on)?)
     }
 
     /// Whether `TCP_NODELAY` is on.
-    pub fn nodelay(&self) -> io::Result<bool> {
-        self.core.sock.sock_ref().tcp_nodelay()
+    pub fn nodelay(&self) -> Result<bool> {
+        Ok(self.core.sock.sock_ref().tcp_nodelay()?)
     }
 }

@@ -1,7 +1,6 @@
 //! UDP: [`UdpSocket`].
 
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
@@ -13,6 +12,7 @@ use crate::io::fd::LoopFd;
 use crate::io::net::socket::{new_socket, running_loop};
 use crate::io::net::stream::sock_fd_traits;
 use crate::io::net::{combine_errors, inet, resolve, ToSocketAddrs};
+use crate::loop_core::error::{Error, Result};
 
 /// A UDP socket.
 ///
@@ -24,6 +24,24 @@ use crate::io::net::{combine_errors, inet, resolve, ToSocketAddrs};
 /// *connected* socket as one `ConnectionRefused` error from the next
 /// receive (or send); the socket stays usable and later datagrams arrive.
 /// An unconnected socket never sees these errors on Linux.
+///
+/// Datagrams travel in owned buffers, handed back with the result:
+///
+/// ```
+/// use evloop::net::UdpSocket;
+///
+/// evloop::run(async {
+///     let a = UdpSocket::bind("127.0.0.1:0")?;
+///     let b = UdpSocket::bind("127.0.0.1:0")?;
+///     let (sent, _) = a.send_to(b"ping".to_vec(), b.local_addr()?).await;
+///     assert_eq!(sent?, 4);
+///     let (got, buf) = b.recv_from(Vec::with_capacity(64)).await;
+///     let (n, from) = got?;
+///     assert_eq!((&buf[..n], from), (&b"ping"[..], a.local_addr()?));
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct UdpSocket {
     sock: Rc<LoopFd>,
 }
@@ -31,12 +49,13 @@ pub struct UdpSocket {
 impl UdpSocket {
     /// Binds to the first address of `addr` that works, on the running loop.
     /// Synchronous: addresses and `localhost` only (see [`crate::net::dns`]).
-    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+    pub fn bind(addr: impl ToSocketAddrs) -> Result<UdpSocket> {
         let lp = running_loop()?;
         let mut errors = Vec::new();
         for addr in resolve(addr)? {
             let attempt = new_socket(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
-                .and_then(|s| s.bind(&addr.into()).map(|()| s));
+                .and_then(|s| s.bind(&addr.into()).map(|()| s))
+                .map_err(|e| Error::io(format!("bind {addr}"), e));
             match attempt {
                 Ok(socket) => {
                     return Ok(UdpSocket {
@@ -51,7 +70,7 @@ impl UdpSocket {
 
     /// Takes over a std socket (made non-blocking) on the running loop.
     /// Any socket with `AsFd` converts: `std::net::UdpSocket::from(socket2_socket)`.
-    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+    pub fn from_std(socket: std::net::UdpSocket) -> Result<UdpSocket> {
         Ok(UdpSocket {
             sock: LoopFd::adopt(&running_loop()?, OwnedFd::from(socket))?,
         })
@@ -61,12 +80,12 @@ impl UdpSocket {
     /// and accepts datagrams from it only. Does not block: UDP has no
     /// handshake. Synchronous: addresses and `localhost` only (see
     /// [`crate::net::dns`]; resolve names with `EventLoop::getaddrinfo`).
-    pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
+    pub fn connect(&self, addr: impl ToSocketAddrs) -> Result<()> {
         let mut errors = Vec::new();
         for addr in resolve(addr)? {
             match self.sock.sock_ref().connect(&addr.into()) {
                 Ok(()) => return Ok(()),
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(Error::io(format!("connect to {addr}"), e)),
             }
         }
         Err(combine_errors(errors))
@@ -99,23 +118,23 @@ impl UdpSocket {
     }
 
     /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        inet(self.sock.sock_ref().local_addr()?)
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(inet(self.sock.sock_ref().local_addr()?)?)
     }
 
     /// The connected address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        inet(self.sock.sock_ref().peer_addr()?)
+    pub fn peer_addr(&self) -> Result<SocketAddr> {
+        Ok(inet(self.sock.sock_ref().peer_addr()?)?)
     }
 
     /// `SO_BROADCAST`: allow sending to broadcast addresses.
-    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
-        self.sock.sock_ref().set_broadcast(on)
+    pub fn set_broadcast(&self, on: bool) -> Result<()> {
+        Ok(self.sock.sock_ref().set_broadcast(on)?)
     }
 
     /// Whether `SO_BROADCAST` is on.
-    pub fn broadcast(&self) -> io::Result<bool> {
-        self.sock.sock_ref().broadcast()
+    pub fn broadcast(&self) -> Result<bool> {
+        Ok(self.sock.sock_ref().broadcast()?)
     }
 }
 

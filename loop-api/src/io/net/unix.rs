@@ -27,6 +27,7 @@ use crate::io::fd::LoopFd;
 use crate::io::net::socket::{new_pair, new_socket, running_loop};
 use crate::io::net::stream::{sock_fd_traits, stream_api, StreamCore};
 use crate::io::net::DEFAULT_BACKLOG;
+use crate::loop_core::error::{Error, Result};
 use crate::loop_core::EventLoop;
 
 /// The first pause before retrying a connect refused for a full backlog.
@@ -95,6 +96,29 @@ fn bind_path(socket: &Socket, path: &Path) -> io::Result<Option<BoundPath>> {
 /// A listening Unix stream socket.
 ///
 /// Dropping it closes the socket and removes its socket file.
+///
+/// ```
+/// use evloop::net::{UnixListener, UnixStream};
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// let path = std::env::temp_dir().join(format!("evloop-doc-{}.sock", std::process::id()));
+/// evloop::run({
+///     let path = path.clone();
+///     async move {
+///         let listener = UnixListener::bind(&path)?;
+///         let mut client = UnixStream::connect(&path).await?;
+///         let (mut conn, _peer) = listener.accept().await?; // peer: unnamed
+///         client.write_all(b"over a socket file").await?;
+///         client.close().await?; // end of stream for `conn`
+///         let mut got = String::new();
+///         conn.read_to_string(&mut got).await?;
+///         assert_eq!(got, "over a socket file");
+///         Ok::<_, evloop::Error>(())
+///     }
+/// })??;
+/// assert!(!path.exists()); // the listener removed its socket file
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct UnixListener {
     pub(crate) sock: Rc<LoopFd>,
     bound: RefCell<Option<BoundPath>>,
@@ -103,13 +127,15 @@ pub struct UnixListener {
 impl UnixListener {
     /// Binds to `path` (see the module docs for an existing file there)
     /// and listens, on the running loop.
-    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+    pub fn bind(path: impl AsRef<Path>) -> Result<UnixListener> {
         Self::bind_on(&running_loop()?, path.as_ref())
     }
 
-    pub(crate) fn bind_on(lp: &EventLoop, path: &Path) -> io::Result<UnixListener> {
+    pub(crate) fn bind_on(lp: &EventLoop, path: &Path) -> Result<UnixListener> {
         let socket = new_socket(Domain::UNIX, Type::STREAM, None)?;
-        let bound = bind_path(&socket, path)?;
+        let bound = Error::ctx(bind_path(&socket, path), || {
+            format!("bind {}", path.display())
+        })?;
         let listener = UnixListener {
             sock: LoopFd::new(lp, socket),
             bound: RefCell::new(bound),
@@ -120,7 +146,7 @@ impl UnixListener {
 
     /// Takes over a listening std socket (made non-blocking) on the running
     /// loop; its socket file, if it has one, is removed on close.
-    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> Result<UnixListener> {
         let sock = LoopFd::adopt(&running_loop()?, OwnedFd::from(listener))?;
         let bound = sock
             .sock_ref()
@@ -142,14 +168,14 @@ impl UnixListener {
     }
 
     /// Waits for a connection: the stream and the peer's (usually unnamed) address.
-    pub async fn accept(&self) -> io::Result<(UnixStream, SockAddr)> {
+    pub async fn accept(&self) -> Result<(UnixStream, SockAddr)> {
         let (sock, addr) = self.sock.accept().await?;
         Ok((UnixStream::from_sock(sock), addr))
     }
 
     /// The address listened on.
-    pub fn local_addr(&self) -> io::Result<SockAddr> {
-        self.sock.sock_ref().local_addr()
+    pub fn local_addr(&self) -> Result<SockAddr> {
+        Ok(self.sock.sock_ref().local_addr()?)
     }
 
     /// Refuses new connections at once and removes the socket file.
@@ -188,6 +214,23 @@ sock_fd_traits!(UnixListener);
 ///
 /// Besides the owned-buffer methods it implements futures-io's
 /// `AsyncRead`/`AsyncWrite`. Dropping it closes the connection.
+/// [`UnixListener`]'s example connects one by path; a connected pair
+/// (asyncio's `socket.socketpair()` made async) needs no file:
+///
+/// ```
+/// use evloop::net::UnixStream;
+///
+/// evloop::run(async {
+///     let (a, b) = UnixStream::pair()?;
+///     let (res, _) = a.write_all_owned(b"ping".as_slice()).await;
+///     res?;
+///     let (res, buf) = b.read_owned(Vec::with_capacity(16)).await;
+///     assert_eq!(res?, 4);
+///     assert_eq!(buf, b"ping");
+///     Ok::<_, evloop::Error>(())
+/// })??;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct UnixStream {
     core: StreamCore,
 }
@@ -205,11 +248,17 @@ impl UnixStream {
     /// is `NotFound`; a path nobody listens on is `ConnectionRefused`. While
     /// the listener's backlog is full, the connect is retried (the kernel
     /// gives no readiness signal for that), pausing 1 ms, doubling up to 50 ms.
-    pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+    pub async fn connect(path: impl AsRef<Path>) -> Result<UnixStream> {
         Self::connect_on(&running_loop()?, path.as_ref()).await
     }
 
-    pub(crate) async fn connect_on(lp: &EventLoop, path: &Path) -> io::Result<UnixStream> {
+    pub(crate) async fn connect_on(lp: &EventLoop, path: &Path) -> Result<UnixStream> {
+        Error::ctx(Self::connect_io(lp, path).await, || {
+            format!("connect to {}", path.display())
+        })
+    }
+
+    async fn connect_io(lp: &EventLoop, path: &Path) -> io::Result<UnixStream> {
         let addr = SockAddr::unix(path)?;
         let sock = LoopFd::new(lp, new_socket(Domain::UNIX, Type::STREAM, None)?);
         // A listener with a full backlog answers EAGAIN, and nothing
@@ -229,7 +278,7 @@ impl UnixStream {
     }
 
     /// A connected pair of streams on the running loop.
-    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+    pub fn pair() -> Result<(UnixStream, UnixStream)> {
         let lp = running_loop()?;
         let (a, b) = new_pair(Type::STREAM)?;
         Ok((
@@ -239,25 +288,46 @@ impl UnixStream {
     }
 
     /// Takes over a connected std stream (made non-blocking) on the running loop.
-    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> Result<UnixStream> {
         let sock = LoopFd::adopt(&running_loop()?, OwnedFd::from(stream))?;
         Ok(UnixStream::from_sock(sock))
     }
 
     /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SockAddr> {
-        self.core.sock.sock_ref().peer_addr()
+    pub fn peer_addr(&self) -> Result<SockAddr> {
+        Ok(self.core.sock.sock_ref().peer_addr()?)
     }
 
     /// The local address.
-    pub fn local_addr(&self) -> io::Result<SockAddr> {
-        self.core.sock.sock_ref().local_addr()
+    pub fn local_addr(&self) -> Result<SockAddr> {
+        Ok(self.core.sock.sock_ref().local_addr()?)
     }
 }
 
 /// A Unix datagram socket.
 ///
 /// One bound to a path removes its socket file when dropped.
+///
+/// ```
+/// use evloop::net::UnixDatagram;
+///
+/// let path = std::env::temp_dir().join(format!("evloop-doc-dgram-{}.sock", std::process::id()));
+/// evloop::run({
+///     let path = path.clone();
+///     async move {
+///         let server = UnixDatagram::bind(&path)?;
+///         let client = UnixDatagram::unbound()?;
+///         let (res, _) = client.send_to(b"one datagram".as_slice(), &path).await;
+///         res?;
+///         let (res, buf) = server.recv_from(Vec::with_capacity(64)).await;
+///         let (n, _from) = res?; // an unbound sender is unnamed
+///         assert_eq!(&buf[..n], b"one datagram");
+///         Ok::<_, evloop::Error>(())
+///     }
+/// })??;
+/// assert!(!path.exists());
+/// # Ok::<_, evloop::Error>(())
+/// ```
 pub struct UnixDatagram {
     sock: Rc<LoopFd>,
     bound: Option<BoundPath>,
@@ -270,22 +340,25 @@ impl UnixDatagram {
 
     /// A socket bound to `path` (see the module docs for an existing file
     /// there), on the running loop.
-    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
+    pub fn bind(path: impl AsRef<Path>) -> Result<UnixDatagram> {
         let lp = running_loop()?;
         let socket = new_socket(Domain::UNIX, Type::DGRAM, None)?;
-        let bound = bind_path(&socket, path.as_ref())?;
+        let path = path.as_ref();
+        let bound = Error::ctx(bind_path(&socket, path), || {
+            format!("bind {}", path.display())
+        })?;
         Ok(UnixDatagram::new(LoopFd::new(&lp, socket), bound))
     }
 
     /// A socket bound to no address, on the running loop.
-    pub fn unbound() -> io::Result<UnixDatagram> {
+    pub fn unbound() -> Result<UnixDatagram> {
         let lp = running_loop()?;
         let socket = new_socket(Domain::UNIX, Type::DGRAM, None)?;
         Ok(UnixDatagram::new(LoopFd::new(&lp, socket), None))
     }
 
     /// A connected pair of unnamed datagram sockets on the running loop.
-    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+    pub fn pair() -> Result<(UnixDatagram, UnixDatagram)> {
         let lp = running_loop()?;
         let (a, b) = new_pair(Type::DGRAM)?;
         Ok((
@@ -295,21 +368,23 @@ impl UnixDatagram {
     }
 
     /// Takes over a std socket (made non-blocking) on the running loop.
-    pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
+    pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> Result<UnixDatagram> {
         let sock = LoopFd::adopt(&running_loop()?, OwnedFd::from(socket))?;
         Ok(UnixDatagram::new(sock, None))
     }
 
     /// Sets the default destination to the socket at `path`.
-    pub fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
-        self.sock.sock_ref().connect(&SockAddr::unix(path)?)
+    pub fn connect(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let connected = SockAddr::unix(path).and_then(|a| self.sock.sock_ref().connect(&a));
+        Error::ctx(connected, || format!("connect to {}", path.display()))
     }
 
     /// Sends `buf` as one datagram to the socket at `path`.
     pub async fn send_to<B: IoBuf>(&self, buf: B, path: impl AsRef<Path>) -> BufResult<usize, B> {
         match SockAddr::unix(path) {
             Ok(addr) => self.sock.send_to(buf, addr).await,
-            Err(e) => (Err(e), buf),
+            Err(e) => (Err(e.into()), buf),
         }
     }
 
@@ -333,13 +408,13 @@ impl UnixDatagram {
     }
 
     /// The local address.
-    pub fn local_addr(&self) -> io::Result<SockAddr> {
-        self.sock.sock_ref().local_addr()
+    pub fn local_addr(&self) -> Result<SockAddr> {
+        Ok(self.sock.sock_ref().local_addr()?)
     }
 
     /// The connected address.
-    pub fn peer_addr(&self) -> io::Result<SockAddr> {
-        self.sock.sock_ref().peer_addr()
+    pub fn peer_addr(&self) -> Result<SockAddr> {
+        Ok(self.sock.sock_ref().peer_addr()?)
     }
 }
 

@@ -20,9 +20,9 @@ use socket2::{SockAddr, Socket};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::io::borrowed::{check_fd, FdUse};
+use crate::loop_core::error::{Error, Result};
 use crate::loop_core::EventLoop;
 use crate::op::buf_op as ops;
-use crate::Error;
 
 /// Checks a user's socket and counts the loop's use of it.
 fn borrow_socket(lp: &EventLoop, fd: RawFd) -> io::Result<FdUse> {
@@ -39,7 +39,7 @@ fn borrow_socket(lp: &EventLoop, fd: RawFd) -> io::Result<FdUse> {
 impl EventLoop {
     /// Accepts a connection on the listening socket `sock`: the new
     /// connection (non-blocking, close-on-exec) and the peer's address.
-    pub async fn sock_accept(&self, sock: &impl AsRawFd) -> io::Result<(Socket, SockAddr)> {
+    pub async fn sock_accept(&self, sock: &impl AsRawFd) -> Result<(Socket, SockAddr)> {
         let fd = sock.as_raw_fd();
         let borrow = borrow_socket(self, fd)?;
         let (conn, addr) = ops::accept(self, fd, borrow).await?;
@@ -49,19 +49,15 @@ impl EventLoop {
     /// Connects `sock` to `addr` (`SocketAddr`, or `SockAddr::unix(path)`),
     /// completing once the connection is established. A port nobody
     /// listens on is `ConnectionRefused`.
-    pub async fn sock_connect(
-        &self,
-        sock: &impl AsRawFd,
-        addr: impl Into<SockAddr>,
-    ) -> io::Result<()> {
+    pub async fn sock_connect(&self, sock: &impl AsRawFd, addr: impl Into<SockAddr>) -> Result<()> {
         let fd = sock.as_raw_fd();
         let borrow = borrow_socket(self, fd)?;
-        ops::connect(self, fd, addr.into(), borrow).await
+        Ok(ops::connect(self, fd, addr.into(), borrow).await?)
     }
 
     /// Receives at most `n` bytes into a new buffer; an empty one means the
     /// peer closed its side (and every later call returns empty too).
-    pub async fn sock_recv(&self, sock: &impl AsRawFd, n: usize) -> io::Result<Vec<u8>> {
+    pub async fn sock_recv(&self, sock: &impl AsRawFd, n: usize) -> Result<Vec<u8>> {
         let (res, buf) = self.sock_recv_into(sock, Vec::with_capacity(n)).await;
         res.map(|_| buf)
     }
@@ -76,7 +72,7 @@ impl EventLoop {
         let fd = sock.as_raw_fd();
         let borrow = match borrow_socket(self, fd) {
             Ok(b) => b,
-            Err(e) => return (Err(e), buf),
+            Err(e) => return (Err(e.into()), buf),
         };
         ops::recv(self, fd, buf, borrow).await
     }
@@ -87,7 +83,7 @@ impl EventLoop {
         let fd = sock.as_raw_fd();
         let borrow = match borrow_socket(self, fd) {
             Ok(b) => b,
-            Err(e) => return (Err(e), buf),
+            Err(e) => return (Err(e.into()), buf),
         };
         ops::send_all(self, fd, buf, borrow).await
     }
@@ -97,7 +93,7 @@ impl EventLoop {
         &self,
         sock: &impl AsRawFd,
         n: usize,
-    ) -> io::Result<(Vec<u8>, SockAddr)> {
+    ) -> Result<(Vec<u8>, SockAddr)> {
         let (res, buf) = self.sock_recvfrom_into(sock, Vec::with_capacity(n)).await;
         res.map(|(_, addr)| (buf, addr))
     }
@@ -111,7 +107,7 @@ impl EventLoop {
         let fd = sock.as_raw_fd();
         let borrow = match borrow_socket(self, fd) {
             Ok(b) => b,
-            Err(e) => return (Err(e), buf),
+            Err(e) => return (Err(e.into()), buf),
         };
         ops::recv_from(self, fd, buf, borrow).await
     }
@@ -127,7 +123,7 @@ impl EventLoop {
         let fd = sock.as_raw_fd();
         let borrow = match borrow_socket(self, fd) {
             Ok(b) => b,
-            Err(e) => return (Err(e), buf),
+            Err(e) => return (Err(e.into()), buf),
         };
         ops::send_to(self, fd, buf, addr.into(), borrow).await
     }

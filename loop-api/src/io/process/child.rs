@@ -36,6 +36,25 @@ pub type ChildStderr = PipeReader;
 /// loop keeps watching it and reaps it when it exits. Children still
 /// running when the loop closes are reaped by a background thread. No
 /// zombie is left behind either way.
+///
+/// ```
+/// use evloop::process::{Command, Stdio};
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop().unwrap();
+///     // asyncio's create_subprocess_exec, then wait:
+///     let done = lp.subprocess_exec("true", [] as [&str; 0]).unwrap();
+///     assert_eq!(done.wait().await.unwrap(), 0);
+///     // Stop a child that would run for a minute; the code is -signal.
+///     let sleeper = Command::new("sleep").arg("60").stdout(Stdio::Null).spawn(&lp).unwrap();
+///     sleeper.terminate().unwrap();
+///     assert_eq!(sleeper.wait().await.unwrap(), -libc::SIGTERM);
+///     assert_eq!(sleeper.returncode(), Some(-libc::SIGTERM));
+///     // A missing program is a typed error, not a panic:
+///     let err = lp.subprocess_exec("/no/such/program", ["x"]).unwrap_err();
+///     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+/// })
+/// .unwrap();
+/// ```
 pub struct Child {
     /// The parent's end of the child's stdin, if it was [`Stdio::Piped`](super::Stdio::Piped).
     pub stdin: Option<ChildStdin>,
@@ -146,7 +165,7 @@ impl Child {
         let stderr = self.stderr.take();
         let feed = async move {
             if let (Some(mut w), Some(data)) = (stdin, input) {
-                let (res, _) = w.write_all(data).await;
+                let (res, _) = w.write_all_owned(data).await;
                 match res {
                     Err(e)
                         if matches!(
@@ -168,9 +187,9 @@ impl Child {
     }
 }
 
-async fn read_all(reader: Option<PipeReader>) -> io::Result<Option<Vec<u8>>> {
+async fn read_all(reader: Option<PipeReader>) -> Result<Option<Vec<u8>>> {
     match reader {
-        Some(mut r) => r.read_to_end().await.map(Some),
+        Some(mut r) => r.read_to_end_owned().await.map(Some),
         None => Ok(None),
     }
 }

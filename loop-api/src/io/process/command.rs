@@ -19,6 +19,40 @@ use super::child::Child;
 use super::watcher::{pidfd_open, pidfd_supported, ChildWatcher, ProcShared, ProcessState, Watch};
 
 /// What a child's standard stream is connected to.
+///
+/// ```
+/// use evloop::process::{Command, Stdio};
+///
+/// let log = std::env::temp_dir().join(format!("evloop-stdio-{}.log", std::process::id()));
+/// let (merged, code) = evloop::run({
+///     let log = log.clone();
+///     async move {
+///         let lp = evloop::get_running_loop()?;
+///         // No input; stderr into the same pipe as stdout (asyncio's STDOUT).
+///         let (out, _) = Command::shell("echo out; echo err >&2")
+///             .stdin(Stdio::Null)
+///             .stdout(Stdio::Piped)
+///             .stderr(Stdio::Stdout)
+///             .spawn(&lp)?
+///             .communicate(None)
+///             .await?;
+///         // Stdout straight into a file of ours.
+///         let file = std::fs::File::create(&log)?;
+///         let code = Command::new("echo")
+///             .arg("to the file")
+///             .stdout(Stdio::Fd(file.into()))
+///             .spawn(&lp)?
+///             .wait()
+///             .await?;
+///         Ok::<_, evloop::Error>((out, code))
+///     }
+/// })??;
+/// assert_eq!(merged.as_deref(), Some(&b"out\nerr\n"[..]));
+/// assert_eq!(code, 0);
+/// assert_eq!(std::fs::read_to_string(&log)?, "to the file\n");
+/// std::fs::remove_file(&log)?;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Stdio {
@@ -44,6 +78,25 @@ pub enum Stdio {
 /// [`pass_fds`](Command::pass_fds) closed in the child (asyncio's
 /// `close_fds=True`); same session; the child keeps running if its `Child`
 /// is dropped (see [`kill_on_drop`](Command::kill_on_drop)).
+///
+/// ```
+/// use evloop::process::{Command, Stdio};
+/// let (out, err) = evloop::run(async {
+///     let lp = evloop::get_running_loop()?;
+///     Command::shell("echo \"$GREETING from $(pwd)\"; echo oops >&2")
+///         .env("GREETING", "hello")
+///         .current_dir("/")
+///         .stdout(Stdio::Piped)
+///         .stderr(Stdio::Piped)
+///         .spawn(&lp)?
+///         .communicate(None)
+///         .await
+/// })
+/// .unwrap()
+/// .unwrap();
+/// assert_eq!(out.unwrap(), b"hello from /\n");
+/// assert_eq!(err.unwrap(), b"oops\n");
+/// ```
 pub struct Command {
     program: OsString,
     args: Vec<OsString>,
@@ -251,7 +304,9 @@ impl Command {
         // Drop order matters: the child's ends of the pipes live in `cmd`;
         // closing them here is what lets our readers see end of stream.
         drop(cmd);
-        let child = spawned.map_err(Error::Io)?;
+        let child = Error::ctx(spawned, || {
+            format!("spawn `{}`", self.program.to_string_lossy())
+        })?;
         let pid = child.id() as libc::pid_t;
         // std's handle holds no descriptors here (every stream was given
         // explicitly) and does not wait on drop: we reap the pid ourselves.
@@ -267,7 +322,7 @@ impl Command {
                     let mut status = 0;
                     // SAFETY: waits for our own child, which was just killed.
                     unsafe { libc::waitpid(pid, &mut status, 0) };
-                    return Err(Error::Io(e));
+                    return Err(Error::from(e));
                 }
             }
         } else {

@@ -1,18 +1,18 @@
 //! Child processes: spawn, pipe to and from them, signal, wait.
 //!
-//! ```no_run
-//! # use loop_api::process::{Command, Stdio};
-//! # fn demo(lp: &loop_api::EventLoop) -> loop_api::Result<()> {
-//! let lp2 = lp.clone();
-//! let (out, _) = lp.run_until_complete(async move {
+//! ```
+//! use evloop::process::{Command, Stdio};
+//! let (out, _err) = evloop::run(async {
+//!     let lp = evloop::get_running_loop()?;
 //!     let mut child = Command::new("sort")
 //!         .stdin(Stdio::Piped)
 //!         .stdout(Stdio::Piped)
-//!         .spawn(&lp2)?;
+//!         .spawn(&lp)?;
 //!     child.communicate(Some(b"b\na\n".to_vec())).await
-//! })??;
+//! })
+//! .unwrap()
+//! .unwrap();
 //! assert_eq!(out.unwrap(), b"a\nb\n");
-//! # Ok(()) }
 //! ```
 //!
 //! - Spawning uses `std::process::Command` (fork/exec with close-on-exec

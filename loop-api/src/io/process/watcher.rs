@@ -36,7 +36,23 @@ use crate::loop_core::{EventLoop, LoopInner};
 use crate::op::CallbackOp;
 use crate::sys;
 
-/// How a loop learns that its children exited.
+/// How a loop learns that its children exited, chosen per loop with
+/// `EventLoop::set_child_watcher` before spawning.
+///
+/// ```
+/// use evloop::process::{ChildWatcher, Command};
+///
+/// let lp = evloop::new_event_loop()?;
+/// // The SIGCHLD self-pipe even where pidfds exist (e.g. to test that path).
+/// lp.set_child_watcher(ChildWatcher::Sigchld)?;
+/// let code = lp.run_until_complete(async {
+///     let lp = evloop::get_running_loop()?;
+///     Command::shell("exit 3").spawn(&lp)?.wait().await
+/// })??;
+/// assert_eq!(code, 3);
+/// lp.close()?;
+/// # Ok::<_, evloop::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChildWatcher {
     /// A pidfd when the kernel offers `pidfd_open` (Linux 5.3+), else SIGCHLD.
@@ -68,7 +84,7 @@ pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
 }
 
 fn already_exited() -> Error {
-    Error::Io(io::Error::new(
+    Error::from(io::Error::new(
         io::ErrorKind::NotFound,
         "the process has already exited (ProcessLookupError)",
     ))
@@ -198,7 +214,7 @@ impl ProcShared {
             return Err(match e.raw_os_error() {
                 Some(libc::ESRCH) => already_exited(),
                 Some(libc::EINVAL) => Error::InvalidArgument(format!("invalid signal {sig}")),
-                _ => Error::Io(e),
+                _ => Error::from(e),
             });
         }
         Ok(())
