@@ -475,3 +475,11 @@ fn a_loop_thread_that_panics_is_a_typed_shutdown_error() {
     // Into evloop::Error for `?`: the first failure.
     assert!(matches!(Error::from(err), Error::Panicked(m) if m.starts_with("loop 0: ")));
 }
+
+#[test]
+fn the_group_and_its_results_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<LoopGroup>();
+    send_sync::<evloop::RemoteTask<Vec<u8>>>();
+    send_sync::<evloop::LoopGroupError>();
+}
