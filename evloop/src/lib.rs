@@ -24,6 +24,7 @@
 //! - Running: [`run`], [`EventLoop`] (`call_soon`, `call_later`,
 //!   `create_task`, `run_until_complete`, `run_forever`, `stop`, `close`),
 //!   [`Task`], [`LoopHandle`] for other threads.
+//! - A loop per core: [`LoopGroup`], [`run_per_core`].
 //! - Awaiting: [`sleep`], [`wait_for`], [`gather`], [`timeout`],
 //!   [`TaskGroup`], [`wait`], [`as_completed`], [`shield`].
 //! - I/O: [`net`], [`fs`], [`pipe`], [`process`], [`signal`]; blocking
@@ -145,6 +146,11 @@ pub use loop_api::fs;
 pub use loop_api::fs::{stderr, stdin, stdout};
 
 mod default_policy;
+mod group;
+
+pub use group::{
+    run_per_core, LoopGroup, LoopGroupBuilder, LoopGroupError, RemoteTask, SHUTDOWN_TIMEOUT,
+};
 
 pub use default_policy::{
     available_backends, new_event_loop_for, DefaultPolicy, DEFAULT_BACKEND, FALLBACK_BACKEND,

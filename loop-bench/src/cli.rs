@@ -95,6 +95,35 @@ pub struct Args {
     #[arg(long)]
     pub list: bool,
 
+    /// Also race a loop per core: the echo cell of --scaling-size and
+    /// --scaling-conns served by 1, 2, ... N threads (N = the CPUs this
+    /// process may use), an evloop LoopGroup per backend against tokio's
+    /// multi-thread runtime with as many workers. Off by default (it adds
+    /// about N x contenders x reps x the echo window).
+    #[arg(long)]
+    pub scaling: bool,
+
+    /// The scaling race's message size.
+    #[arg(long, value_parser = parse_size, default_value = "1KiB")]
+    pub scaling_size: usize,
+
+    /// The scaling race's connections.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub scaling_conns: u32,
+
+    /// Also measure each server's RSS per idle connection (the server in a
+    /// process of its own, --rss-conns connections held open). Off by default.
+    #[arg(long)]
+    pub rss: bool,
+
+    /// Connections for --rss.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rss_conns: u32,
+
+    /// (internal) Serve echo as contender NAME for --rss, until stdin closes.
+    #[arg(long, hide = true, value_name = "NAME")]
+    pub rss_server: Option<String>,
+
     /// Measure nothing: print the tables of a JSON file an earlier run
     /// wrote and draw its plot again (to --plot).
     #[arg(long, value_name = "JSON")]
@@ -123,6 +152,8 @@ pub enum WorkloadArg {
     Executor,
     /// TCP echo matrix.
     Echo,
+    /// None of the above (to run only --scaling or --rss).
+    None,
 }
 
 /// Parses `64`, `1024`, `1K`, `1KiB`, `100kib`, `1M`, `1MiB` into bytes
@@ -235,6 +266,9 @@ pub fn main() -> ExitCode {
         .unwrap_or_else(|| out_dir().join("results.svg"));
     if let Some(json) = &args.replot {
         return replot(json, &plot_path);
+    }
+    if let Some(name) = &args.rss_server {
+        return crate::scale::rss_server(name);
     }
 
     if args.list {
@@ -369,12 +403,51 @@ pub fn main() -> ExitCode {
         bar.set_position(done);
         bar.set_message(what.to_owned());
     });
+    // --smoke checks both side races too, small: 64 B x 10, 200 connections.
+    let scaling = if args.scaling || args.smoke {
+        let cell = if args.smoke && !args.scaling {
+            EchoCell {
+                size: 64,
+                conns: 10,
+            }
+        } else {
+            EchoCell {
+                size: args.scaling_size,
+                conns: args.scaling_conns as usize,
+            }
+        };
+        let max = crate::sys::allowed_cpus().len().max(1);
+        crate::scale::scaling(
+            &crate::scale::scale_contenders(&contenders),
+            max,
+            cell,
+            echo,
+            reps,
+            &mut |what| bar.set_message(what.to_owned()),
+        )
+    } else {
+        Vec::new()
+    };
+    let rss = if args.rss || args.smoke {
+        let conns = if args.smoke && !args.rss {
+            200
+        } else {
+            args.rss_conns as usize
+        };
+        crate::scale::rss(&contenders, conns, &mut |what| {
+            bar.set_message(what.to_owned())
+        })
+    } else {
+        Vec::new()
+    };
     bar.finish_and_clear();
     let wall = clock.elapsed();
 
     let targets = report::targets(&rows);
-    let mut text = results_text(&rows, &names, reps, args.smoke, &targets);
-    let failed = rows.iter().any(|r| r.status == Status::Failed);
+    let mut text = results_text(&rows, &names, reps, args.smoke, &targets, &scaling, &rss);
+    let failed = rows.iter().any(|r| r.status == Status::Failed)
+        || scaling.iter().any(|r| r.status == Status::Failed)
+        || rss.iter().any(|r| r.status == Status::Failed);
     let command = std::env::args().collect::<Vec<_>>().join(" ");
 
     let doc = Document {
@@ -401,6 +474,8 @@ pub fn main() -> ExitCode {
         skipped,
         rows,
         targets,
+        scaling,
+        rss,
     };
     let mut status = if failed {
         ExitCode::FAILURE
@@ -448,6 +523,8 @@ fn results_text(
     reps: u32,
     smoke: bool,
     targets: &[report::Target],
+    scaling: &[crate::scale::ScaleRow],
+    rss: &[crate::scale::RssRow],
 ) -> String {
     let mut text = report::tables(rows, names, reps);
     if smoke {
@@ -455,6 +532,9 @@ fn results_text(
     } else {
         text += &report::targets_text(targets);
     }
+    // Beside the targets: how each scales, and memory per connection.
+    text += &crate::scale::scaling_text(scaling);
+    text += &crate::scale::rss_text(rss);
     text
 }
 
@@ -466,6 +546,11 @@ struct Saved {
     settings: Settings,
     contenders: Vec<String>,
     rows: Vec<Row>,
+    // Absent from files written before these races existed.
+    #[serde(default)]
+    scaling: Vec<crate::scale::ScaleRow>,
+    #[serde(default)]
+    rss: Vec<crate::scale::RssRow>,
 }
 
 /// `--replot`: the tables and targets of the run saved in `json`, and its
@@ -489,6 +574,8 @@ fn replot(json: &Path, plot: &Path) -> ExitCode {
         reps,
         saved.settings.smoke,
         &targets,
+        &saved.scaling,
+        &saved.rss,
     );
     let subtitle = format!(
         "{} | kernel {} | {} cores | median of {} reps, whiskers: min-max | {:.0} s run",

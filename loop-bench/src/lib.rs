@@ -8,7 +8,10 @@
 //!   cross-thread wake latency, `run_in_executor` round trips;
 //! - TCP echo ([`echo`]): message sizes × connection counts, closed loop, the
 //!   server pinned to one core and our own load generator to the other,
-//!   with requests/s, p50/p99 latency and server CPU per request.
+//!   with requests/s, p50/p99 latency and server CPU per request;
+//! - beside them ([`scale`]): a loop per core (`evloop::LoopGroup`) against
+//!   tokio's multi-thread runtime at 1..N threads (`--scaling`), and each
+//!   server's memory per idle connection at 10,000 connections (`--rss`).
 //!
 //! Every workload is written once over the [`runtime::Runtime`] trait, so
 //! each contender runs the same code. Contenders are interleaved and every
@@ -25,6 +28,7 @@ pub mod report;
 pub mod run;
 pub mod runtime;
 pub mod sample;
+pub mod scale;
 pub mod sched;
 pub mod stats;
 pub mod sync_prims;

@@ -394,3 +394,23 @@ mod load_tests {
         assert_eq!(young.len(), 1);
     }
 }
+
+/// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (for the
+/// memory race's 10,000 connections); returns the new soft limit.
+pub fn raise_nofile() -> io::Result<u64> {
+    let mut lim = MaybeUninit::<libc::rlimit>::zeroed();
+    // SAFETY: `lim` points to writable memory of the right size and type.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, lim.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: getrlimit returned 0, so it filled the struct.
+    let mut lim = unsafe { lim.assume_init() };
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: `lim` is a valid rlimit; setrlimit only reads it.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(lim.rlim_cur)
+}

@@ -108,6 +108,41 @@ fn smoke_runs_every_workload_on_every_contender() {
         }
     }
 
+    // The side races ran small: a LoopGroup per backend and tokio's
+    // multi-thread runtime at 1..N threads, and memory per connection.
+    let scaling = doc["scaling"].as_array().unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for contender in contenders
+        .iter()
+        .filter(|c| !["tokio", "smol"].contains(&c.as_str()))
+        .map(String::as_str)
+        .chain(["tokio-mt"])
+    {
+        for threads in 1..=cores {
+            let row = scaling
+                .iter()
+                .find(|r| r["contender"] == contender && r["threads"] == threads)
+                .unwrap_or_else(|| panic!("no scaling row for {contender} x {threads}"));
+            assert_eq!(row["status"], "ok", "{row}");
+            assert!(row["samples"][0]["ops"].as_u64().unwrap() > 0, "{row}");
+        }
+    }
+    assert!(stdout.contains("Scaling: echo 64B x 10"), "{stdout}");
+    let rss = doc["rss"].as_array().unwrap();
+    for contender in contenders.iter().filter(|c| c.as_str() != "smol") {
+        let row = rss
+            .iter()
+            .find(|r| r["contender"] == contender.as_str())
+            .unwrap_or_else(|| panic!("no rss row for {contender}"));
+        assert_eq!(row["status"], "ok", "{row}");
+        assert_eq!(row["conns"], 200, "{row}");
+        assert!(row["after_kib"].as_u64().unwrap() > 0, "{row}");
+    }
+    assert!(
+        stdout.contains("Memory: server RSS per idle connection at 200"),
+        "{stdout}"
+    );
+
     let plot = std::fs::read_to_string(&svg).unwrap();
     assert!(plot.starts_with("<svg") && plot.trim_end().ends_with("</svg>"));
     assert!(plot.contains("relative to tokio"), "no paired panels");
@@ -141,6 +176,31 @@ fn smoke_runs_every_workload_on_every_contender() {
         plot,
         "--replot drew another plot"
     );
+    assert!(
+        replot_stdout.contains("Scaling: echo 64B x 10"),
+        "{replot_stdout}"
+    );
+
+    // A file written before the scaling and memory races still replots.
+    let mut old = doc.clone();
+    old.as_object_mut().unwrap().remove("scaling");
+    old.as_object_mut().unwrap().remove("rss");
+    let old_json = dir.join("old.json");
+    std::fs::write(&old_json, serde_json::to_string(&old).unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_loop-bench"))
+        .arg("--replot")
+        .arg(&old_json)
+        .arg("--plot")
+        .arg(dir.join("old.svg"))
+        .output()
+        .expect("run loop-bench --replot");
+    let old_stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "--replot of an old file failed: {old_stdout}"
+    );
+    assert!(!old_stdout.contains("Scaling:"), "{old_stdout}");
+    assert!(table(&old_stdout).starts_with("Scheduling"), "{old_stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
