@@ -134,6 +134,11 @@ struct FdState {
     closed: bool,
     /// `Some(true)` for a `SOCK_STREAM` socket; asked on first need.
     stream: Option<bool>,
+    /// The batched check completed a read poll here since the last event:
+    /// its watcher comes back at once, so an event that finds no reader
+    /// meanwhile (a level-triggered selector reports the same readiness
+    /// the check saw) counts as serving one, and the read interest stays.
+    poll_served: bool,
 }
 
 impl FdState {
@@ -397,6 +402,9 @@ impl<S: Selector> ReadinessDriver<S> {
                 }
                 Ok(()) => None,
             };
+            if pfd.events == libc::POLLIN && matches!(result, Some(Ok(_))) {
+                self.fd_state(pfd.fd).poll_served = true;
+            }
             let result = match result {
                 Some(result) => result,
                 None => match self.enqueue(id, pfd.fd, pfd.events == libc::POLLIN) {
@@ -499,7 +507,8 @@ impl<S: Selector> ReadinessDriver<S> {
             if ev.writable {
                 state.write_full = false;
             }
-            let served_read = ev.readable && self.retry(fd, true, done, &mut bytes);
+            let poll_served = std::mem::take(&mut state.poll_served);
+            let served_read = ev.readable && self.retry(fd, true, done, &mut bytes) || poll_served;
             if ev.writable {
                 self.retry(fd, false, done, &mut bytes);
             }

@@ -882,3 +882,40 @@ fn a_poll_on_a_closed_descriptor_fails_with_ebadf() {
         _ => panic!("a negative descriptor was accepted"),
     }
 }
+
+#[test]
+fn an_event_finding_a_just_checked_read_poll_keeps_the_read_interest() {
+    // A level-triggered selector reports the readiness the check just
+    // saw; the watcher whose poll completed is about to come back, so the
+    // event counts as serving a reader (no interest dropped and re-added).
+    let (mut d, ctl) = driver();
+    let (ours, peer) = stream_pair();
+    let fd = ours.as_raw_fd();
+    assert!(poll_op(&mut d, 1, fd, true).is_pending());
+    assert!(wait0(&mut d).is_empty());
+    assert_eq!(ctl.take_calls(), [arm(fd, true, false, false), select0(0)]);
+    put(&peer, b"data");
+    ctl.readable(fd);
+    assert_eq!(ids(&wait0(&mut d)), [1]);
+    // Something else parked, so the wait selects.
+    let (other, _other_peer) = stream_pair();
+    let mut buf = [0u8; 1];
+    assert!(recv(&mut d, 2, &other, &mut buf).is_pending());
+    ctl.take_calls();
+    // Resubmitted with the data still there: the check completes it and
+    // the select's event for the same readiness (as a level-triggered
+    // selector that kept the read interest reports it) finds no parked
+    // reader.
+    assert!(poll_op(&mut d, 1, fd, true).is_pending());
+    ctl.event(Event {
+        fd,
+        readable: true,
+        writable: false,
+        closed: false,
+    });
+    assert_eq!(ids(&wait0(&mut d)), [1]);
+    assert_eq!(
+        ctl.take_calls(),
+        [select0(1), set_interest(fd, false, false, true)]
+    );
+}
