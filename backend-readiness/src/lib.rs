@@ -134,6 +134,11 @@ struct FdState {
     closed: bool,
     /// `Some(true)` for a `SOCK_STREAM` socket; asked on first need.
     stream: Option<bool>,
+    /// The batched check completed a read poll here since the last event:
+    /// its watcher comes back at once, so an event that finds no reader
+    /// meanwhile (a level-triggered selector reports the same readiness
+    /// the check saw) counts as serving one, and the read interest stays.
+    poll_served: bool,
 }
 
 impl FdState {
@@ -153,6 +158,10 @@ struct Parked {
     /// A connect that got `EINPROGRESS`: on writability, read its outcome
     /// instead of calling connect again.
     connecting: bool,
+    /// A readiness poll waiting for the batched check of the next
+    /// [`Driver::wait`] (see [`ReadinessDriver::check_polls`]); it is in
+    /// `ReadinessDriver::unchecked`, not in its descriptor's queue.
+    unchecked: bool,
 }
 
 /// Parked operations in a table indexed by id.
@@ -194,6 +203,13 @@ pub struct ReadinessDriver<S: Selector> {
     /// The last `select`'s events; those from `next_event` on are not handled yet.
     events: Vec<Event>,
     next_event: usize,
+    /// Readiness polls (`PollReadable`/`PollWritable`) whose readiness is
+    /// not checked yet: submitted since the last wait, or reported by the
+    /// selector. Ids may be stale (cancelled, or reused by an operation that
+    /// is not `unchecked`): the parked table decides.
+    unchecked: Vec<OpId>,
+    /// The `pollfd` array of the batched check (kept to reuse its memory).
+    pollfds: Vec<libc::pollfd>,
 }
 
 impl<S: Selector> std::fmt::Debug for ReadinessDriver<S> {
@@ -214,6 +230,8 @@ impl<S: Selector> ReadinessDriver<S> {
             parked: ParkedOps::default(),
             events: Vec::with_capacity(1024),
             next_event: 0,
+            unchecked: Vec::new(),
+            pollfds: Vec::new(),
         }
     }
 
@@ -264,7 +282,21 @@ impl<S: Selector> ReadinessDriver<S> {
         if fd < 0 {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
-        let wants_read = op.wants_read();
+        self.enqueue(id, fd, op.wants_read())?;
+        self.parked.insert(
+            id,
+            Parked {
+                op,
+                connecting,
+                unchecked: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Puts `id` in `fd`'s queue of readers or writers and arms the
+    /// selector for it; on refusal, leaves nothing queued.
+    fn enqueue(&mut self, id: OpId, fd: RawFd, wants_read: bool) -> io::Result<()> {
         let state = self.fd_state(fd);
         if wants_read {
             state.readers.push_back(id);
@@ -283,8 +315,109 @@ impl<S: Selector> ReadinessDriver<S> {
             return Err(e);
         }
         self.fd_state(fd).registered = true;
-        self.parked.insert(id, Parked { op, connecting });
         Ok(())
+    }
+
+    /// Leaves a readiness poll for the batched check of the next `wait`.
+    fn defer_poll(&mut self, id: OpId, op: Op) {
+        self.parked.insert(
+            id,
+            Parked {
+                op,
+                connecting: false,
+                unchecked: true,
+            },
+        );
+        self.unchecked.push(id);
+    }
+
+    /// The batched readiness check: ONE `poll(2)` with a zero timeout over
+    /// every unchecked readiness poll. A ready descriptor (or one with an
+    /// error or hang-up) completes its poll; a closed one fails it with
+    /// `EBADF`; the others are parked on their descriptor like any
+    /// operation that would block.
+    ///
+    /// Why no readiness is lost between this check and the park: the
+    /// selector registration that `enqueue` arms is in place from the first
+    /// park of the descriptor until `release_fd`. If the descriptor was not
+    /// registered yet, arming registers it, and a new registration reports
+    /// the descriptor's current state, so readiness that came after the
+    /// check is reported by the next select. If it was registered (an
+    /// edge-triggered selector keeps both directions armed; a
+    /// level-triggered one gets the direction added by `arm`), readiness
+    /// that comes after the check is a new edge that the kernel queues on
+    /// the registration, or a level the next select reports. Either way the
+    /// event reaches `handle_events` after the poll is parked (the driver
+    /// is single-threaded: the park happens before the next select), which
+    /// puts it back here. Readiness from before the check is seen by the
+    /// check itself. A stale event (an edge already consumed by the
+    /// callback) costs one more check, never a spurious completion.
+    fn check_polls(&mut self, done: &mut Vec<Completion>) {
+        if self.unchecked.is_empty() {
+            return;
+        }
+        let mut ids = std::mem::take(&mut self.unchecked);
+        let mut pollfds = std::mem::take(&mut self.pollfds);
+        pollfds.clear();
+        ids.retain(|&id| match self.parked.get(id) {
+            Some(p) if p.unchecked => {
+                let events = if p.op.wants_read() {
+                    libc::POLLIN
+                } else {
+                    libc::POLLOUT
+                };
+                pollfds.push(libc::pollfd {
+                    fd: p.op.fd(),
+                    events,
+                    revents: 0,
+                });
+                // A duplicate id (reused after a cancel) is checked once.
+                if let Some(p) = self.parked.slots[id].as_mut() {
+                    p.unchecked = false;
+                }
+                true
+            }
+            _ => false,
+        });
+        let polled = loop {
+            // SAFETY: `pollfds` holds `pollfds.len()` initialised entries
+            // and lives across the call; the timeout is zero.
+            let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 0) };
+            if n >= 0 {
+                break Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                break Err(e);
+            }
+        };
+        for (&id, pfd) in ids.iter().zip(&pollfds) {
+            let result = match &polled {
+                Err(e) => Some(Err(io::Error::new(e.kind(), e.to_string()))),
+                Ok(()) if pfd.revents & libc::POLLNVAL != 0 => {
+                    Some(Err(io::Error::from_raw_os_error(libc::EBADF)))
+                }
+                Ok(()) if pfd.revents & (pfd.events | libc::POLLERR | libc::POLLHUP) != 0 => {
+                    Some(Ok(OpOutput::new(0)))
+                }
+                Ok(()) => None,
+            };
+            if pfd.events == libc::POLLIN && matches!(result, Some(Ok(_))) {
+                self.fd_state(pfd.fd).poll_served = true;
+            }
+            let result = match result {
+                Some(result) => result,
+                None => match self.enqueue(id, pfd.fd, pfd.events == libc::POLLIN) {
+                    Ok(()) => continue,
+                    Err(e) => Err(e),
+                },
+            };
+            self.parked.remove(id);
+            done.push(Completion { id, result });
+        }
+        ids.clear();
+        self.unchecked = ids;
+        self.pollfds = pollfds;
     }
 
     /// Retries the parked operations of one direction, in order, until one
@@ -312,6 +445,18 @@ impl<S: Selector> ReadinessDriver<S> {
                 queue.pop_front();
                 continue;
             };
+            if is_readiness_poll(&parked.op) {
+                // Checked with the others of this wait, in one syscall. It
+                // counts as served: the watcher comes back at once, so a
+                // level-triggered selector keeps the read interest.
+                served = true;
+                queue.pop_front();
+                if let Some(p) = self.parked.slots[id].as_mut() {
+                    p.unchecked = true;
+                }
+                self.unchecked.push(id);
+                continue;
+            }
             let result = if parked.connecting {
                 syscalls::connect_result(fd)
             } else {
@@ -362,7 +507,8 @@ impl<S: Selector> ReadinessDriver<S> {
             if ev.writable {
                 state.write_full = false;
             }
-            let served_read = ev.readable && self.retry(fd, true, done, &mut bytes);
+            let poll_served = std::mem::take(&mut state.poll_served);
+            let served_read = ev.readable && self.retry(fd, true, done, &mut bytes) || poll_served;
             if ev.writable {
                 self.retry(fd, false, done, &mut bytes);
             }
@@ -388,6 +534,12 @@ impl<S: Selector> ReadinessDriver<S> {
     }
 }
 
+/// `PollReadable`/`PollWritable`: checked in batches (see
+/// [`ReadinessDriver::check_polls`]) rather than one `poll(2)` each.
+fn is_readiness_poll(op: &Op) -> bool {
+    matches!(op, Op::PollReadable { .. } | Op::PollWritable { .. })
+}
+
 impl<S: Selector> Driver for ReadinessDriver<S> {
     fn name(&self) -> &'static str {
         self.selector.name()
@@ -400,6 +552,13 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
             // it and nobody else uses the number until it is closed here.
             unsafe { libc::close(fd) };
             return Poll::Ready(Ok(OpOutput::new(0)));
+        }
+        if is_readiness_poll(&op) {
+            if op.fd() < 0 {
+                return Poll::Ready(Err(io::Error::from_raw_os_error(libc::EBADF)));
+            }
+            self.defer_poll(id, op);
+            return Poll::Pending;
         }
         let connecting = matches!(op, Op::Connect { .. });
         let fd = op.fd();
@@ -448,6 +607,16 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
         if fd < 0 {
             return;
         }
+        // Readiness polls not checked yet are not in the descriptor's queues.
+        for &id in &self.unchecked {
+            if self
+                .parked
+                .get(id)
+                .is_some_and(|p| p.unchecked && p.op.fd() == fd)
+            {
+                self.parked.remove(id);
+            }
+        }
         if let Some(state) = self.fds.get_mut(fd as usize) {
             let state = std::mem::take(state);
             if state.registered {
@@ -456,6 +625,7 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
             for id in state.readers.into_iter().chain(state.writers) {
                 self.parked.remove(id);
             }
+
             // Events of the current batch not handled yet are about this
             // descriptor, not about one that may reuse its number.
             for ev in &mut self.events[self.next_event..] {
@@ -467,14 +637,24 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
     }
 
     fn wait(&mut self, timeout: Option<Duration>, done: &mut Vec<Completion>) -> io::Result<()> {
+        let before = done.len();
         if self.next_event < self.events.len() {
             // The rest of the last batch first, without a syscall.
-            let before = done.len();
             self.handle_events(done);
             if done.len() > before {
+                self.check_polls(done);
                 return Ok(());
             }
         }
+        // The readiness polls submitted since the last wait, checked
+        // before the select may block (an edge-triggered selector would
+        // not report readiness whose edge came before they parked).
+        self.check_polls(done);
+        let timeout = if done.len() > before {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
         if timeout == Some(Duration::ZERO) && self.parked.len == 0 {
             // A poll that may not block, with no operation parked, could
             // complete nothing: it could only report descriptors nobody
@@ -492,6 +672,8 @@ impl<S: Selector> Driver for ReadinessDriver<S> {
         self.events = events;
         self.next_event = 0;
         self.handle_events(done);
+        // The readiness polls whose descriptors the select reported.
+        self.check_polls(done);
         match result {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
             other => other,

@@ -95,16 +95,14 @@ class EventLoop(_core.LoopCore, unix_events._UnixSelectorEventLoop):
 
     # --- scheduling -----------------------------------------------------
 
-    def call_at(self, when, callback, *args, context=None):
-        if when is None:
-            raise TypeError("when cannot be None")
-        self._check_closed()
-        if self._debug:
-            self._check_thread()
-            self._check_callback(callback, "call_at")
+    # call_at and call_later are the core's (Rust); debug mode comes here.
+
+    def _evloop_call_at_debug(self, when, callback, args, context):
+        self._check_thread()
+        self._check_callback(callback, "call_at")
         timer = events.TimerHandle(when, callback, args, self, context)
         if timer._source_traceback:
-            del timer._source_traceback[-1]
+            del timer._source_traceback[-1]  # this frame
         self._core_add_timer(timer)
         return timer
 

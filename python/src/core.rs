@@ -3,10 +3,13 @@
 //!
 //! Python handles become Rust closures: `_call_soon` makes asyncio's
 //! `Handle` and queues a closure that runs it unless it was cancelled;
-//! `_core_add_timer` puts a `TimerHandle` on a loop-api timer (and keeps the
-//! Rust timer, by the Python handle's identity, until it fires or is
-//! cancelled); readers and writers are loop-api watchers whose closures run
-//! the current reader or writer `Handle`.
+//! `call_at` and `call_later` (in Rust, with no Python frame of their own
+//! outside debug mode) make asyncio's `TimerHandle` and put it on a
+//! loop-api timer, keeping the Rust timer by the Python handle's address
+//! (an unhashed map) until it fires or `_timer_handle_cancelled` cancels
+//! it, so a cancelled timer leaves the Rust heap as loop-api purges
+//! cancelled ones; readers and writers are loop-api watchers whose closures
+//! run the current reader or writer `Handle`.
 //!
 //! A callback that raises `BaseException` (what `Handle._run` lets through:
 //! `KeyboardInterrupt`, `SystemExit`) ends the batch after itself
@@ -16,16 +19,18 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use loop_api::{EmbeddedRun, EventLoop, LoopHandle, TimerHandle, WaitHook};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyTuple};
 
 use crate::backend::{new_loop, to_py};
 use crate::clock::Clock;
@@ -38,7 +43,7 @@ struct Inner {
     /// The run in progress (set while asyncio's `_thread_id` is set).
     run: RefCell<Option<EmbeddedRun>>,
     /// The Rust timer of each scheduled Python `TimerHandle`, by its identity.
-    timers: RefCell<HashMap<usize, TimerHandle>>,
+    timers: RefCell<HashMap<usize, TimerHandle, ByAddress>>,
     /// A `BaseException` a callback raised, re-raised by `_run_once`.
     pending: RefCell<Option<PyErr>>,
     /// The Python loop, while `_run_once` runs (for debug-mode callbacks and
@@ -54,6 +59,37 @@ thread_local! {
 }
 
 static HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static TIMER_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Hashes a Python object's address as is: the keys of `Inner::timers` are
+/// live objects' addresses, distinct and spread by the allocator, so
+/// SipHash would buy nothing and costs a good part of a timer's schedule
+/// and cancel.
+#[derive(Debug, Default, Clone, Copy)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `usize` keys are hashed (`write_usize`); this is the
+        // fallback the trait requires.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_usize(&mut self, addr: usize) {
+        // Objects are 16-byte aligned: drop the bits that never vary, and
+        // fold the high half in (hashbrown takes its tag from the top bits).
+        let a = (addr >> 4) as u64;
+        self.0 = a ^ a.rotate_left(32).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type ByAddress = BuildHasherDefault<AddressHasher>;
 
 const WRONG_THREAD: &str =
     "Non-thread-safe operation invoked on an event loop other than the current one";
@@ -72,6 +108,8 @@ pub struct LoopCore {
     /// asyncio's `_thread_id` (0: `None`).
     thread_ident: AtomicU64,
     stopping: AtomicBool,
+    /// asyncio's `_closed` (set by `close()` before the Rust loop closes).
+    py_closed: AtomicBool,
     forked: AtomicBool,
     closed: AtomicBool,
 }
@@ -108,13 +146,20 @@ fn handle_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     HANDLE.import(py, "asyncio.events", "Handle")
 }
 
+fn timer_handle_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    TIMER_HANDLE.import(py, "asyncio.events", "TimerHandle")
+}
+
 /// Runs an asyncio handle as the loop's step: skipped if cancelled; in debug
 /// mode through the Python loop's timing wrapper; a `BaseException` is kept
 /// for `_run_once` and ends the batch.
 fn run_handle(handle: &Py<PyAny>) {
     Python::attach(|py| {
         let h = handle.bind(py);
-        match h.getattr("_cancelled").and_then(|c| c.is_truthy()) {
+        match h
+            .getattr(intern!(py, "_cancelled"))
+            .and_then(|c| c.is_truthy())
+        {
             Ok(false) => {}
             Ok(true) => return,
             Err(e) => return report(e),
@@ -129,8 +174,10 @@ fn run_handle(handle: &Py<PyAny>) {
             })
         });
         let result = match debug_loop {
-            Some(lp) => lp.bind(py).call_method1("_evloop_run_debug", (h,)),
-            None => h.call_method0("_run"),
+            Some(lp) => lp
+                .bind(py)
+                .call_method1(intern!(py, "_evloop_run_debug"), (h,)),
+            None => h.call_method0(intern!(py, "_run")),
         };
         if let Err(e) = result {
             report(e);
@@ -221,7 +268,7 @@ impl LoopCore {
             Python::attach(|py| {
                 let cancelled = handle
                     .bind(py)
-                    .getattr("_cancelled")
+                    .getattr(intern!(py, "_cancelled"))
                     .and_then(|c| c.is_truthy())
                     .unwrap_or(false);
                 if cancelled {
@@ -254,6 +301,70 @@ impl LoopCore {
         r.map_err(to_py)
     }
 
+    /// `call_at` once `when` is checked (`at` is its value as a float).
+    fn schedule(
+        slf: &Bound<'_, Self>,
+        when: &Bound<'_, PyAny>,
+        at: f64,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        this.check_fork()?;
+        if this.py_closed.load(Ordering::Acquire) {
+            return Err(PyRuntimeError::new_err("Event loop is closed"));
+        }
+        if this.on_loop_thread() && this.inner.debug.get() {
+            return Ok(slf
+                .call_method1(
+                    intern!(py, "_evloop_call_at_debug"),
+                    (when, callback, args, context),
+                )?
+                .unbind());
+        }
+        let timer = timer_handle_class(py)?.call1((when, callback, args, slf, context))?;
+        this.add_timer(&timer, at)?;
+        Ok(timer.unbind())
+    }
+
+    /// Puts `timer` (a `TimerHandle` due at `when`) on a Rust timer.
+    fn add_timer(&self, timer: &Bound<'_, PyAny>, when: f64) -> PyResult<()> {
+        self.check_thread()?;
+        self.check_open()?;
+        let py = timer.py();
+        let at = self
+            .clock
+            .instant(when)
+            .map_err(|_| PyValueError::new_err("timer deadline is NaN"))?;
+        let key = timer.as_ptr() as usize;
+        let handle = timer.clone().unbind();
+        let fire = move || {
+            CURRENT.with(|c| {
+                if let Some(inner) = c.borrow().as_ref() {
+                    inner.timers.borrow_mut().remove(&key);
+                }
+            });
+            Python::attach(|py| {
+                if let Err(e) = handle.bind(py).setattr(intern!(py, "_scheduled"), false) {
+                    report(e);
+                }
+            });
+            run_handle(&handle);
+        };
+        let rust = match at {
+            Some(at) => self.inner.lp.call_at(at, fire),
+            None => self.inner.lp.call_later(Duration::MAX, fire),
+        }
+        .map_err(to_py)?;
+        timer.setattr(intern!(py, "_scheduled"), true)?;
+        if let Some(old) = self.inner.timers.borrow_mut().insert(key, rust) {
+            old.cancel();
+        }
+        Ok(())
+    }
+
     fn close_rust(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
@@ -283,7 +394,7 @@ impl LoopCore {
             inner: GilBound::new(Rc::new(Inner {
                 lp,
                 run: RefCell::new(None),
-                timers: RefCell::new(HashMap::new()),
+                timers: RefCell::new(HashMap::default()),
                 pending: RefCell::new(None),
                 py_loop: RefCell::new(None),
                 debug: Cell::new(false),
@@ -294,6 +405,7 @@ impl LoopCore {
             running_thread: AtomicU64::new(0),
             thread_ident: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
+            py_closed: AtomicBool::new(false),
             forked: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         })
@@ -318,6 +430,17 @@ impl LoopCore {
     #[setter(_stopping)]
     fn set_stopping_attr(&self, value: bool) {
         self.stopping.store(value, Ordering::Release);
+    }
+
+    /// asyncio's closed flag, kept here so `call_at` checks it in Rust.
+    #[getter(_closed)]
+    fn get_closed_attr(&self) -> bool {
+        self.py_closed.load(Ordering::Acquire)
+    }
+
+    #[setter(_closed)]
+    fn set_closed_attr(&self, value: bool) {
+        self.py_closed.store(value, Ordering::Release);
     }
 
     /// asyncio's debug flag, mirrored for the callbacks.
@@ -410,48 +533,58 @@ impl LoopCore {
 
     /// asyncio's `_add_callback`: queue a handle unless it is cancelled.
     fn _add_callback(&self, handle: &Bound<'_, PyAny>) -> PyResult<()> {
-        if handle.getattr("_cancelled")?.is_truthy()? {
+        if handle
+            .getattr(intern!(handle.py(), "_cancelled"))?
+            .is_truthy()?
+        {
             return Ok(());
         }
         self.push_handle(handle.clone().unbind())
     }
 
-    /// Schedules a `TimerHandle` at its `when()` (the rest of `call_at` is
-    /// Python). NaN is a `ValueError`; an infinite or huge deadline never
-    /// fires.
+    /// Schedules a `TimerHandle` at its `when()` (for the debug-mode
+    /// `call_at`, which stays in Python). NaN is a `ValueError`; an
+    /// infinite or huge deadline never fires.
     fn _core_add_timer(&self, timer: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.check_thread()?;
-        self.check_open()?;
-        let when: f64 = timer.call_method0("when")?.extract()?;
-        let at = self
-            .clock
-            .instant(when)
-            .map_err(|_| PyValueError::new_err("timer deadline is NaN"))?;
-        let key = timer.as_ptr() as usize;
-        let handle = timer.clone().unbind();
-        let fire = move || {
-            CURRENT.with(|c| {
-                if let Some(inner) = c.borrow().as_ref() {
-                    inner.timers.borrow_mut().remove(&key);
-                }
-            });
-            Python::attach(|py| {
-                if let Err(e) = handle.bind(py).setattr("_scheduled", false) {
-                    report(e);
-                }
-            });
-            run_handle(&handle);
-        };
-        let rust = match at {
-            Some(at) => self.inner.lp.call_at(at, fire),
-            None => self.inner.lp.call_later(Duration::MAX, fire),
+        let when: f64 = timer.call_method0(intern!(timer.py(), "when"))?.extract()?;
+        self.add_timer(timer, when)
+    }
+
+    /// asyncio's `call_at`, in Rust: a `TimerHandle` for `callback(*args)`
+    /// at `when` on the loop's clock. In debug mode it runs the Python
+    /// version (`_evloop_call_at_debug`: thread and callback checks, the
+    /// handle's source traceback).
+    #[pyo3(signature = (when, callback, *args, context = None))]
+    fn call_at(
+        slf: &Bound<'_, Self>,
+        when: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        if when.is_none() {
+            return Err(PyTypeError::new_err("when cannot be None"));
         }
-        .map_err(to_py)?;
-        timer.setattr("_scheduled", true)?;
-        if let Some(old) = self.inner.timers.borrow_mut().insert(key, rust) {
-            old.cancel();
+        let at: f64 = when.extract()?;
+        Self::schedule(slf, when, at, callback, args, context)
+    }
+
+    /// asyncio's `call_later`, in Rust: `call_at(time() + delay, ...)`.
+    #[pyo3(signature = (delay, callback, *args, context = None))]
+    fn call_later(
+        slf: &Bound<'_, Self>,
+        delay: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        if delay.is_none() {
+            return Err(PyTypeError::new_err("delay must not be None"));
         }
-        Ok(())
+        let delay: f64 = delay.extract()?;
+        let at = slf.get().clock.now() + delay;
+        let when = PyFloat::new(slf.py(), at);
+        Self::schedule(slf, when.as_any(), at, callback, args, context)
     }
 
     /// asyncio's `_timer_handle_cancelled`: drops the Rust timer at once.
@@ -465,7 +598,7 @@ impl LoopCore {
         let rust = self.inner.timers.borrow_mut().remove(&key);
         if let Some(rust) = rust {
             rust.cancel();
-            timer.setattr("_scheduled", false)?;
+            timer.setattr(intern!(timer.py(), "_scheduled"), false)?;
         }
         Ok(())
     }

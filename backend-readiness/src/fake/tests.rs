@@ -140,11 +140,6 @@ fn an_operation_that_can_complete_at_once_never_touches_the_selector() {
     assert_eq!(ready_res(recv(&mut d, 1, &ours, &mut buf)), 5);
     assert_eq!(&buf, b"hello");
     assert_eq!(ready_res(send(&mut d, 2, &ours, b"back")), 4);
-    let op = Op::PollWritable {
-        fd: ours.as_raw_fd(),
-    };
-    // SAFETY: no memory; the descriptor outlives the call.
-    assert_eq!(ready_res(unsafe { d.submit(3, op) }), 0);
     assert_eq!(ctl.calls(), []);
     // Nothing parked: a poll that may not block asks the selector nothing.
     assert!(wait0(&mut d).is_empty());
@@ -747,4 +742,180 @@ fn the_fake_reports_only_armed_directions_and_keeps_the_rest() {
     sel.select(Some(Duration::ZERO), &mut events).unwrap();
     assert!(events.is_empty());
     assert_eq!(sel.name(), NAME);
+}
+
+fn poll_op(d: &mut Fake, id: OpId, fd: RawFd, read: bool) -> Poll<io::Result<OpOutput>> {
+    let op = if read {
+        Op::PollReadable { fd }
+    } else {
+        Op::PollWritable { fd }
+    };
+    // SAFETY: a readiness poll holds no memory; every test keeps `fd` open
+    // until the poll completes or is cancelled.
+    unsafe { d.submit(id, op) }
+}
+
+#[test]
+fn readiness_polls_are_checked_together_by_the_next_wait() {
+    let (mut d, ctl) = driver();
+    let (a, a_peer) = stream_pair();
+    let (b, _b_peer) = stream_pair();
+    let (c, _c_peer) = stream_pair();
+    put(&a_peer, b"x");
+    // Submitting costs nothing: no syscall, no selector call.
+    assert!(poll_op(&mut d, 1, a.as_raw_fd(), true).is_pending());
+    assert!(poll_op(&mut d, 2, b.as_raw_fd(), true).is_pending());
+    assert!(poll_op(&mut d, 3, c.as_raw_fd(), false).is_pending());
+    assert_eq!(ctl.calls(), []);
+
+    // The wait checks them: `a` is readable and `c` writable; `b` is not
+    // readable and parks on its descriptor; the select does not block.
+    let done = wait0(&mut d);
+    let mut got = ids(&done);
+    got.sort_unstable();
+    assert_eq!(got, [1, 3]);
+    assert!(done.iter().all(|c| res(c) == 0));
+    assert_eq!(
+        ctl.take_calls(),
+        [arm(b.as_raw_fd(), true, false, false), select0(0)]
+    );
+
+    // `b` is parked: it completes once the selector reports it and the
+    // check confirms it.
+    put(&_b_peer, b"y");
+    ctl.readable(b.as_raw_fd());
+    assert_eq!(ids(&wait0(&mut d)), [2]);
+}
+
+#[test]
+fn a_descriptor_left_readable_completes_every_resubmitted_poll() {
+    // Level semantics: a watcher's poll is resubmitted after each callback,
+    // and while the data stays unread every wait completes it again, with
+    // no event from the (edge-triggered) selector.
+    let (mut d, ctl) = driver();
+    let (ours, peer) = stream_pair();
+    let fd = ours.as_raw_fd();
+    put(&peer, b"unread");
+    for round in 0..3 {
+        assert!(poll_op(&mut d, 5, fd, true).is_pending());
+        assert_eq!(ids(&wait0(&mut d)), [5], "round {round}");
+    }
+    // Nothing was ever parked: the selector was never asked.
+    assert_eq!(ctl.calls(), []);
+    // Once drained, the resubmitted poll parks and stays quiet.
+    drain(&ours);
+    assert!(poll_op(&mut d, 5, fd, true).is_pending());
+    assert!(wait0(&mut d).is_empty());
+    assert_eq!(ctl.take_calls(), [arm(fd, true, false, false), select0(0)]);
+}
+
+#[test]
+fn a_reported_poll_whose_readiness_is_gone_parks_again() {
+    // An edge-triggered selector may report an edge whose data was already
+    // read: the check finds nothing and the poll waits for the next edge
+    // instead of completing spuriously.
+    let (mut d, ctl) = driver();
+    let (ours, peer) = stream_pair();
+    let fd = ours.as_raw_fd();
+    assert!(poll_op(&mut d, 4, fd, true).is_pending());
+    assert!(wait0(&mut d).is_empty());
+    ctl.take_calls();
+    ctl.readable(fd); // stale: nothing to read
+    assert!(wait0(&mut d).is_empty());
+    // Served (the reader stays interested) and parked again.
+    assert_eq!(
+        ctl.take_calls(),
+        [
+            select0(1),
+            set_interest(fd, false, false, true),
+            arm(fd, true, false, true)
+        ]
+    );
+    put(&peer, b"now");
+    ctl.readable(fd);
+    assert_eq!(ids(&wait0(&mut d)), [4]);
+}
+
+#[test]
+fn a_cancelled_or_released_poll_never_completes() {
+    let (mut d, _ctl) = driver();
+    let (ours, peer) = stream_pair();
+    let fd = ours.as_raw_fd();
+    put(&peer, b"ready");
+    // Cancelled before its check.
+    assert!(poll_op(&mut d, 1, fd, true).is_pending());
+    assert!(matches!(d.cancel(1), Cancel::Forgotten));
+    // Its id reused at once by another poll: checked (and completed) once.
+    assert!(poll_op(&mut d, 1, fd, false).is_pending());
+    assert!(poll_op(&mut d, 2, fd, true).is_pending());
+    d.release_fd(fd);
+    let done = wait0(&mut d);
+    assert!(done.is_empty(), "released: {:?}", ids(&done));
+    assert!(poll_op(&mut d, 3, fd, true).is_pending());
+    assert!(poll_op(&mut d, 3, fd, true).is_pending());
+    assert_eq!(ids(&wait0(&mut d)), [3]);
+    // Cancelled after parking: never completes, even when reported.
+    drain(&ours);
+    assert!(poll_op(&mut d, 6, fd, true).is_pending());
+    assert!(wait0(&mut d).is_empty());
+    assert!(matches!(d.cancel(6), Cancel::Forgotten));
+    put(&peer, b"later");
+    _ctl.readable(fd);
+    assert!(wait0(&mut d).is_empty());
+}
+
+#[test]
+fn a_poll_on_a_closed_descriptor_fails_with_ebadf() {
+    let (mut d, _ctl) = driver();
+    let (ours, _peer) = stream_pair();
+    let fd = ours.as_raw_fd();
+    drop(ours);
+    assert!(poll_op(&mut d, 9, fd, true).is_pending());
+    let done = wait0(&mut d);
+    assert_eq!(ids(&done), [9]);
+    match &done[0].result {
+        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EBADF)),
+        Ok(_) => panic!("a poll on a closed descriptor succeeded"),
+    }
+    match poll_op(&mut d, 10, -1, true) {
+        Poll::Ready(Err(e)) => assert_eq!(e.raw_os_error(), Some(libc::EBADF)),
+        _ => panic!("a negative descriptor was accepted"),
+    }
+}
+
+#[test]
+fn an_event_finding_a_just_checked_read_poll_keeps_the_read_interest() {
+    // A level-triggered selector reports the readiness the check just
+    // saw; the watcher whose poll completed is about to come back, so the
+    // event counts as serving a reader (no interest dropped and re-added).
+    let (mut d, ctl) = driver();
+    let (ours, peer) = stream_pair();
+    let fd = ours.as_raw_fd();
+    assert!(poll_op(&mut d, 1, fd, true).is_pending());
+    assert!(wait0(&mut d).is_empty());
+    assert_eq!(ctl.take_calls(), [arm(fd, true, false, false), select0(0)]);
+    put(&peer, b"data");
+    ctl.readable(fd);
+    assert_eq!(ids(&wait0(&mut d)), [1]);
+    // Something else parked, so the wait selects.
+    let (other, _other_peer) = stream_pair();
+    let mut buf = [0u8; 1];
+    assert!(recv(&mut d, 2, &other, &mut buf).is_pending());
+    ctl.take_calls();
+    // Resubmitted with the data still there: the check completes it and
+    // the select's event for the same readiness (as a level-triggered
+    // selector that kept the read interest reports it) finds no parked
+    // reader.
+    assert!(poll_op(&mut d, 1, fd, true).is_pending());
+    ctl.event(Event {
+        fd,
+        readable: true,
+        writable: false,
+        closed: false,
+    });
+    assert_eq!(ids(&wait0(&mut d)), [1]);
+    assert_eq!(
+        ctl.take_calls(),
+        [select0(1), set_interest(fd, false, false, true)]
+    );
 }

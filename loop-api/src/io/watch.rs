@@ -4,10 +4,11 @@
 //! A watcher is a `PollReadable`/`PollWritable` operation submitted with
 //! [`EventLoop::submit_with_callback`]; when it completes, the user's
 //! callback runs and the operation is submitted again. Resubmitting gives
-//! level-triggered behaviour on every backend: a readiness backend tries a
-//! zero-timeout `poll` first, so while the descriptor stays ready the
-//! callback runs once per loop iteration; io_uring's `PollAdd` likewise
-//! completes at once on a ready descriptor.
+//! level-triggered behaviour on every backend: a readiness backend checks
+//! the resubmitted polls in its next wait (one zero-timeout `poll(2)` over
+//! all of them), so while the descriptor stays ready the callback runs
+//! once per loop iteration; io_uring's `PollAdd` likewise completes at
+//! once on a ready descriptor.
 //!
 //! Each watcher has a generation number. A completion whose generation no
 //! longer matches the table (the watcher was removed, or removed and added
