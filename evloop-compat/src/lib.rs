@@ -19,7 +19,7 @@
 //! |---|---|---|
 //! | `rt::Read` + `rt::Write` | [`HyperIo`] | any futures-io stream: `TcpStream`, `UnixStream`, pipes |
 //! | `rt::Executor` (HTTP/2 streams, client connections) | [`EvloopExecutor`] (futures need not be `Send`), [`EvloopSendExecutor`] | `create_task` |
-//! | `rt::Timer` (`header_read_timeout`, HTTP/2 keep-alive) | [`EvloopTimer`] | one loop timer (`call_at`) per sleep: no task, no channel |
+//! | `rt::Timer` (`header_read_timeout`, HTTP/2 keep-alive) | [`EvloopTimer`] | loop timers (`call_at`), one per millisecond shared by that millisecond's sleeps: no task, no channel |
 //!
 //! A server speaking HTTP/1.1 and HTTP/2 (prior knowledge) on one port,
 //! with hyper-util's `auto` builder (runtime-agnostic: it needs no tokio):
