@@ -101,6 +101,14 @@ impl StreamCore {
         poll_write(&self.sock, &mut self.write, &mut self.write_full, cx, data)
     }
 
+    pub(crate) fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        poll_write_vectored(&self.sock, &mut self.write, &mut self.write_full, cx, bufs)
+    }
+
     pub(crate) fn poll_close(&mut self) -> Poll<io::Result<()>> {
         Poll::Ready(shutdown_write(&self.sock))
     }
@@ -319,6 +327,31 @@ fn poll_write(
     Poll::Ready(res)
 }
 
+/// The most slices one `sendmsg` takes (Linux's `IOV_MAX`); a write of
+/// more sends the first this many, as a short write.
+const MAX_IOVECS: usize = 1024;
+
+/// `AsyncWrite::poll_write_vectored`: all the slices in one `sendmsg`
+/// (non-blocking, no `SIGPIPE`), where futures-io's default would write
+/// only the first. hyper, told so (`evloop_compat::HyperIo::vectored`),
+/// then sends a response's head and body without copying them together.
+fn poll_write_vectored(
+    sock: &Rc<LoopFd>,
+    wait: &mut ReadyWait<Rc<LoopFd>>,
+    full: &mut Drained,
+    cx: &mut Context<'_>,
+    bufs: &[io::IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    let bufs = &bufs[..bufs.len().min(MAX_IOVECS)];
+    let total = bufs.iter().fold(0usize, |n, b| n.saturating_add(b.len()));
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    let res = ready!(poll_sock(sock, wait, cx, false, total == 0, |_| {
+        full.attempt(|| sock.sock_ref().send_vectored_with_flags(bufs, flags))
+    }));
+    full.note(&res, total);
+    Poll::Ready(res)
+}
+
 /// One futures-io transfer on `sock` (nothing to do for an empty slice).
 fn poll_sock(
     sock: &Rc<LoopFd>,
@@ -461,6 +494,16 @@ impl futures_io::AsyncWrite for WriteHalf {
         poll_write(&this.sock, &mut this.state, &mut this.full, cx, data)
     }
 
+    /// All the slices in one `sendmsg`.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        poll_write_vectored(&this.sock, &mut this.state, &mut this.full, cx, bufs)
+    }
+
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Nothing is buffered on our side.
         Poll::Ready(Ok(()))
@@ -541,6 +584,15 @@ macro_rules! stream_api {
                 data: &[u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
                 self.get_mut().core.poll_write(cx, data)
+            }
+
+            /// All the slices in one `sendmsg`.
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.get_mut().core.poll_write_vectored(cx, bufs)
             }
 
             /// Nothing is buffered on our side: always ready.
