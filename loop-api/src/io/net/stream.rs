@@ -201,8 +201,8 @@ fn poll_read(
 ///   ([`AheadRead`]), which the readiness backends park until the socket is
 ///   reported readable (their own drained hint, see backend-readiness) and
 ///   io_uring performs as one `IORING_OP_RECV`: one `recv` per message,
-///   where a readiness wait plus our own `recv` cost a failed `recv`, a
-///   `poll(2)` on submission and another on the event;
+///   where a readiness wait plus our own `recv` cost a failed `recv`, the
+///   wait's own readiness checks and the `recv`;
 /// - a write starts with the writability wait.
 ///
 /// Either checks the socket's current state when it is armed, so bytes (or
