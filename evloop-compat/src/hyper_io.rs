@@ -33,14 +33,40 @@ const MAX_READ: usize = 64 * 1024;
 pub struct HyperIo<T> {
     inner: T,
     scratch: Vec<u8>,
+    vectored: bool,
 }
 
 impl<T> HyperIo<T> {
-    /// Wraps `inner`.
+    /// Wraps `inner`. hyper is told its writes are not vectored, so it
+    /// copies a response's head and body into one buffer before writing:
+    /// right for any futures-io stream, whose `poll_write_vectored` may
+    /// write only the first slice (futures-io's default). For evloop's
+    /// sockets, use [`vectored`](Self::vectored).
     pub fn new(inner: T) -> Self {
         HyperIo {
             inner,
             scratch: Vec::new(),
+            vectored: false,
+        }
+    }
+
+    /// Wraps `inner`, a stream whose `poll_write_vectored` writes all the
+    /// slices it can in one call: evloop's `TcpStream`, `UnixStream` and
+    /// their `WriteHalf` (one `sendmsg`). hyper then queues a response's
+    /// head and body and writes them together, without copying the body.
+    /// (futures-io has no way to ask a stream this, hence two
+    /// constructors.)
+    ///
+    /// ```no_run
+    /// # async fn f(stream: evloop::net::TcpStream) {
+    /// let io = evloop_compat::HyperIo::vectored(stream);
+    /// # let _ = io;
+    /// # }
+    /// ```
+    pub fn vectored(inner: T) -> Self {
+        HyperIo {
+            vectored: true,
+            ..HyperIo::new(inner)
         }
     }
 
@@ -62,7 +88,10 @@ impl<T> HyperIo<T> {
 
 impl<T: fmt::Debug> fmt::Debug for HyperIo<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("HyperIo").field(&self.inner).finish()
+        f.debug_struct("HyperIo")
+            .field("inner", &self.inner)
+            .field("vectored", &self.vectored)
+            .finish()
     }
 }
 
@@ -102,6 +131,11 @@ impl<T: AsyncWrite + Unpin> hyper::rt::Write for HyperIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    /// Whether the stream was wrapped with [`HyperIo::vectored`].
+    fn is_write_vectored(&self) -> bool {
+        self.vectored
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

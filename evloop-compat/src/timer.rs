@@ -8,12 +8,20 @@
 //!
 //! - **Fast path** (a sleep polled on a thread where an evloop loop runs,
 //!   which is every sleep of a hyper connection served on evloop): the first
-//!   poll puts `(generation, waker)` in the table and arms one `call_at` on
-//!   that loop. The timer's callback removes the entry and wakes the waker.
-//!   A later poll that finds its entry gone knows the deadline passed.
-//!   Dropping (or resetting) the sleep on that thread removes the entry and
-//!   cancels the loop timer at once: no dead timers pile up on a keep-alive
-//!   connection, which makes and drops one sleep per request.
+//!   poll puts `(generation, waker)` in the table, in the **tick** of its
+//!   deadline rounded up to the next millisecond (at most 1 ms late, never
+//!   early). Each tick has one loop timer (`call_at`), armed by its first
+//!   sleep and shared by every later one: a server that makes one
+//!   `header_read_timeout` sleep per request arms one loop timer per
+//!   millisecond, not one per request. The timer's callback removes the
+//!   tick's entries and wakes their wakers; a later poll that finds its
+//!   entry gone knows the deadline passed. Dropping (or resetting) the sleep
+//!   on that thread removes its entry at once, and the tick's loop timer is
+//!   cancelled when its last sleep goes: no dead timers pile up on a
+//!   keep-alive connection, which makes and drops one sleep per request. A
+//!   tick's timer belongs to the loop that armed it; a sleep polled under
+//!   another loop (the first one stopped, not closed) gets a timer of its
+//!   own.
 //! - **Other threads** (a sleep polled where no evloop loop runs): the sleep
 //!   sends one closure to the timer's loop (`LoopHandle::call_soon_threadsafe`)
 //!   that arms the same kind of entry there, with a waker that sets a flag in
@@ -21,8 +29,10 @@
 //!   another thread, a sleep sends a second closure that cancels its entry.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,14 +44,66 @@ use atomic_waker::AtomicWaker;
 use evloop::{EventLoop, LoopHandle, TimerHandle};
 use slab::Slab;
 
+// The granularity of the shared loop timers is one millisecond: a sleep's
+// deadline is rounded up to the next millisecond tick, so it completes at
+// most 1 ms late, never early (tokio's timer wheel has the same resolution).
+
+/// Tick numbers are consecutive integers: one multiplication spreads them
+/// over the map, where SipHash (std's default) would cost more than the
+/// rest of arming a sleep.
+#[derive(Default)]
+struct TickHasher(u64);
+
+impl Hasher for TickHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// One armed sleep in a thread's table.
 struct Entry {
     /// Tells this entry from a later one that reuses the slot.
     gen: u64,
-    /// The loop timer; `None` only while it is being armed.
-    timer: Option<TimerHandle>,
+    /// The loop timer that fires it.
+    armed: Armed,
     /// Woken when the timer fires.
     waker: Waker,
+}
+
+/// Which loop timer fires an [`Entry`].
+enum Armed {
+    /// The shared timer of tick `.0` (generation `.1`) in [`Table::ticks`].
+    Tick(u64, u64),
+    /// A timer of its own (the tick's timer belongs to a loop that is not
+    /// the running one); `None` only while it is being armed.
+    Own(Option<TimerHandle>),
+}
+
+/// The loop timer shared by every sleep of one thread whose deadline
+/// rounds up to the same tick: arming a sleep in a tick that already has
+/// its timer costs no loop timer at all.
+struct Tick {
+    /// Tells this tick from a later one with the same number.
+    gen: u64,
+    /// The loop the timer runs on (a sleep joins the tick only if that loop
+    /// is the one running, so never a stopped or closed loop's timer).
+    lp: EventLoop,
+    /// `None` only while it is being armed.
+    timer: Option<TimerHandle>,
+    /// The entries armed in this tick, `(key, gen)`; some may be gone.
+    sleeps: Vec<(usize, u64)>,
+    /// How many of `sleeps` are still armed: at 0 the timer is cancelled.
+    live: usize,
 }
 
 /// The armed sleeps of one thread.
@@ -49,6 +111,16 @@ struct Table {
     thread: ThreadId,
     next_gen: u64,
     entries: Slab<Entry>,
+    /// Tick numbers count milliseconds from here.
+    epoch: Instant,
+    ticks: HashMap<u64, Tick, BuildHasherDefault<TickHasher>>,
+}
+
+impl Table {
+    fn gen(&mut self) -> u64 {
+        self.next_gen += 1;
+        self.next_gen
+    }
 }
 
 thread_local! {
@@ -56,6 +128,8 @@ thread_local! {
         thread: std::thread::current().id(),
         next_gen: 0,
         entries: Slab::new(),
+        epoch: Instant::now(),
+        ticks: HashMap::default(),
     });
 }
 
@@ -67,40 +141,135 @@ struct Slot {
     gen: u64,
 }
 
+/// The first tick at or after `deadline`, and when it is.
+fn tick_of(epoch: Instant, deadline: Instant) -> (u64, Instant) {
+    let since = deadline.saturating_duration_since(epoch);
+    let tick = since
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(since.subsec_nanos().div_ceil(1_000_000)));
+    let at = epoch
+        .checked_add(Duration::from_millis(tick))
+        .unwrap_or(deadline);
+    (tick, at)
+}
+
 /// Arms `deadline` on `lp` (which runs on this thread): a table entry that
-/// the loop timer's callback takes out and wakes. `None` if the loop is
-/// closed (it could never wake us).
+/// the loop timer's callback takes out and wakes. The entry joins the
+/// shared timer of its tick, which is armed (one `call_at`) only if the
+/// tick has none yet. `None` if the loop is closed (it could never wake
+/// us).
 fn arm_local(lp: &EventLoop, deadline: Instant, waker: Waker) -> Option<Slot> {
-    let slot = LOCAL.with(|t| {
+    /// What is left to do once the table is released.
+    enum Then {
+        Nothing,
+        ArmTick(u64, u64, Instant),
+        ArmOwn,
+    }
+    let (slot, then) = LOCAL.with(|t| {
         let mut t = t.borrow_mut();
-        let gen = t.next_gen;
-        t.next_gen += 1;
-        let key = t.entries.insert(Entry {
-            gen,
-            timer: None,
-            waker,
-        });
-        Slot {
+        let t = &mut *t;
+        let gen = t.gen();
+        let tgen = t.gen();
+        let (tick, at) = tick_of(t.epoch, deadline);
+        let entries = t.entries.vacant_entry();
+        let key = entries.key();
+        let (armed, then) = match t.ticks.get_mut(&tick) {
+            Some(shared) if shared.lp.is_running() => {
+                shared.sleeps.push((key, gen));
+                shared.live += 1;
+                (Armed::Tick(tick, shared.gen), Then::Nothing)
+            }
+            Some(_) => (Armed::Own(None), Then::ArmOwn),
+            None => {
+                let shared = Tick {
+                    gen: tgen,
+                    lp: lp.clone(),
+                    timer: None,
+                    sleeps: vec![(key, gen)],
+                    live: 1,
+                };
+                t.ticks.insert(tick, shared);
+                (Armed::Tick(tick, tgen), Then::ArmTick(tick, tgen, at))
+            }
+        };
+        entries.insert(Entry { gen, armed, waker });
+        let slot = Slot {
             thread: t.thread,
             key,
             gen,
-        }
+        };
+        (slot, then)
     });
-    let (key, gen) = (slot.key, slot.gen);
-    match lp.call_at(deadline, move || fire(key, gen)) {
-        Ok(timer) => {
-            LOCAL.with(|t| t.borrow_mut().entries[key].timer = Some(timer));
-            Some(slot)
-        }
-        Err(_) => {
-            LOCAL.with(|t| t.borrow_mut().entries.remove(key));
-            None
+    // `call_at` outside the borrow: the table is never borrowed across
+    // loop code.
+    match then {
+        Then::Nothing => Some(slot),
+        Then::ArmTick(tick, tgen, at) => match lp.call_at(at, move || fire_tick(tick, tgen)) {
+            Ok(timer) => {
+                LOCAL.with(|t| {
+                    if let Some(shared) = t.borrow_mut().ticks.get_mut(&tick) {
+                        shared.timer = Some(timer);
+                    }
+                });
+                Some(slot)
+            }
+            Err(_) => {
+                let gone = LOCAL.with(|t| {
+                    let mut t = t.borrow_mut();
+                    t.entries.remove(slot.key);
+                    t.ticks.remove(&tick)
+                });
+                drop(gone);
+                None
+            }
+        },
+        Then::ArmOwn => {
+            let (key, gen) = (slot.key, slot.gen);
+            match lp.call_at(deadline, move || fire_own(key, gen)) {
+                Ok(timer) => {
+                    LOCAL.with(|t| t.borrow_mut().entries[key].armed = Armed::Own(Some(timer)));
+                    Some(slot)
+                }
+                Err(_) => {
+                    LOCAL.with(|t| t.borrow_mut().entries.remove(key));
+                    None
+                }
+            }
         }
     }
 }
 
-/// The loop timer of `(key, gen)` fired: take the entry out, wake its waker.
-fn fire(key: usize, gen: u64) {
+/// The shared timer of tick `(tick, tgen)` fired: take its entries out and
+/// wake their wakers.
+fn fire_tick(tick: u64, tgen: u64) {
+    let (shared, wakers) = LOCAL.with(|t| {
+        let mut t = t.borrow_mut();
+        let t = &mut *t;
+        let shared = match t.ticks.get(&tick) {
+            Some(shared) if shared.gen == tgen => t.ticks.remove(&tick),
+            _ => None,
+        };
+        let mut wakers = Vec::new();
+        if let Some(shared) = &shared {
+            for &(key, gen) in &shared.sleeps {
+                if t.entries.get(key).is_some_and(|e| e.gen == gen) {
+                    wakers.push(t.entries.remove(key).waker);
+                }
+            }
+        }
+        (shared, wakers)
+    });
+    // Woken (and the tick's loop reference dropped) outside the borrow: a
+    // waker may run code that touches the table.
+    drop(shared);
+    for waker in wakers {
+        waker.wake();
+    }
+}
+
+/// The own timer of `(key, gen)` fired: take the entry out, wake its waker.
+fn fire_own(key: usize, gen: u64) {
     let entry = LOCAL.with(|t| {
         let mut t = t.borrow_mut();
         match t.entries.get(key) {
@@ -108,7 +277,6 @@ fn fire(key: usize, gen: u64) {
             _ => None,
         }
     });
-    // Woken outside the borrow: a waker may run code that touches the table.
     if let Some(entry) = entry {
         entry.waker.wake();
     }
@@ -128,25 +296,46 @@ fn still_armed(slot: Slot, waker: &Waker) -> bool {
     })
 }
 
-/// Disarms `slot` if this is its thread (removes the entry, cancels the loop
-/// timer). `false` if `slot` belongs to another thread.
+/// Disarms `slot` if this is its thread (removes the entry; cancels its
+/// loop timer if no other sleep needs it). `false` if `slot` belongs to
+/// another thread.
 fn disarm_here(slot: Slot) -> bool {
-    let entry = LOCAL
+    let gone = LOCAL
         .try_with(|t| {
             let mut t = t.borrow_mut();
+            let t = &mut *t;
             if t.thread != slot.thread {
                 return Err(());
             }
-            Ok(match t.entries.get(slot.key) {
-                Some(e) if e.gen == slot.gen => Some(t.entries.remove(slot.key)),
-                _ => None,
+            let entry = match t.entries.get(slot.key) {
+                Some(e) if e.gen == slot.gen => t.entries.remove(slot.key),
+                _ => return Ok((None, None)),
+            };
+            Ok(match entry.armed {
+                Armed::Own(timer) => (timer, None),
+                Armed::Tick(tick, tgen) => match t.ticks.get_mut(&tick) {
+                    Some(shared) if shared.gen == tgen => {
+                        shared.live -= 1;
+                        if shared.live == 0 {
+                            let shared = t.ticks.remove(&tick);
+                            (None, shared)
+                        } else {
+                            (None, None)
+                        }
+                    }
+                    _ => (None, None),
+                },
             })
         })
         .unwrap_or(Err(()));
-    match entry {
-        Ok(entry) => {
-            // Cancelled and its closure released outside the borrow.
-            if let Some(timer) = entry.and_then(|e| e.timer) {
+    match gone {
+        Ok((own, tick)) => {
+            // Cancelled, and their closures and loop released, outside the
+            // borrow.
+            if let Some(timer) = own {
+                timer.cancel();
+            }
+            if let Some(timer) = tick.and_then(|mut shared| shared.timer.take()) {
                 timer.cancel();
             }
             true
@@ -159,9 +348,12 @@ fn disarm_here(slot: Slot) -> bool {
 /// timeouts such as the server's `header_read_timeout` work (without a
 /// timer, hyper silently ignores them).
 ///
-/// `Send + Sync` as hyper requires (it holds a [`LoopHandle`]); every sleep
-/// is one loop timer (`call_at`), armed on its first poll: no task, no
-/// channel. A sleep polled on a thread where an evloop loop runs uses that
+/// `Send + Sync` as hyper requires (it holds a [`LoopHandle`]); a sleep is
+/// armed on its first poll in a loop timer (`call_at`) shared by the
+/// sleeps of this thread due in the same millisecond: no task, no channel,
+/// and at most one loop timer per millisecond however many sleeps are made
+/// and dropped. A sleep completes at its deadline rounded up to the next
+/// millisecond, never before. A sleep polled on a thread where an evloop loop runs uses that
 /// loop's timers directly (the loop that drives the polling task, the
 /// timer's own loop in every ordinary program); a sleep polled elsewhere
 /// arms its timer on the timer's loop through the handle. Deadlines are

@@ -57,6 +57,45 @@ fn dropped_sleeps_do_not_pile_up_as_loop_timers() {
 }
 
 #[test]
+fn sleeps_due_in_the_same_millisecond_share_one_loop_timer() {
+    on_every_loop(|lp| async move {
+        let timer = EvloopTimer::new(&lp);
+        let before = lp.timer_count();
+        let deadline = Instant::now() + Duration::from_millis(30);
+        let mut sleeps: Vec<_> = (0..100).map(|_| timer.sleep_until(deadline)).collect();
+        for sleep in &mut sleeps {
+            assert!(!poll_once(sleep).await);
+        }
+        assert_eq!(lp.timer_count(), before + 1, "100 sleeps, one deadline");
+        // The shared timer stays while one of its sleeps does, and wakes
+        // every sleep still there, none before its deadline.
+        let kept = sleeps.split_off(90);
+        drop(sleeps);
+        assert_eq!(lp.timer_count(), before + 1);
+        futures::future::join_all(kept).await;
+        assert!(Instant::now() >= deadline, "woken early");
+        evloop::yield_now().await;
+        assert_eq!(lp.timer_count(), before, "a fired tick left a timer");
+        // Deadlines a few milliseconds apart: one timer each, each sleep
+        // woken at (not before) its own.
+        let start = Instant::now();
+        let near = timer.sleep_until(start + Duration::from_millis(5));
+        let far = timer.sleep_until(start + Duration::from_millis(300));
+        let woke_near = async {
+            near.await;
+            Instant::now()
+        };
+        let (near_at, ()) = futures::future::join(woke_near, far).await;
+        assert!(near_at >= start + Duration::from_millis(5));
+        assert!(
+            near_at < start + Duration::from_millis(300),
+            "the near sleep waited for the far one's timer"
+        );
+        assert!(Instant::now() >= start + Duration::from_millis(300));
+    });
+}
+
+#[test]
 fn reset_moves_the_deadline_both_ways() {
     on_every_loop(|lp| async move {
         let timer = EvloopTimer::new(&lp);

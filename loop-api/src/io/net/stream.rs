@@ -27,7 +27,11 @@ pub(crate) struct StreamCore {
     pub(crate) sock: Rc<LoopFd>,
     read: ReadyWait<Rc<LoopFd>>,
     ahead: AheadRead,
+    /// A short futures-io read emptied the receive queue (see [`Drained`]).
+    read_drained: Drained,
     write: ReadyWait<Rc<LoopFd>>,
+    /// A short futures-io write filled the send buffer.
+    write_full: Drained,
 }
 
 impl StreamCore {
@@ -36,7 +40,9 @@ impl StreamCore {
             sock,
             read: ReadyWait::default(),
             ahead: AheadRead::default(),
+            read_drained: Drained::default(),
             write: ReadyWait::default(),
+            write_full: Drained::default(),
         }
     }
 
@@ -62,10 +68,12 @@ impl StreamCore {
                 sock: self.sock.clone(),
                 state: self.read,
                 ahead: self.ahead,
+                drained: self.read_drained,
             },
             WriteHalf {
                 sock: self.sock,
                 state: self.write,
+                full: self.write_full,
             },
         )
     }
@@ -75,7 +83,14 @@ impl StreamCore {
         cx: &mut Context<'_>,
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        poll_read(&self.sock, &mut self.read, &mut self.ahead, cx, out)
+        poll_read(
+            &self.sock,
+            &mut self.read,
+            &mut self.ahead,
+            &mut self.read_drained,
+            cx,
+            out,
+        )
     }
 
     pub(crate) fn poll_write(
@@ -83,7 +98,15 @@ impl StreamCore {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        poll_write(&self.sock, &mut self.write, cx, data)
+        poll_write(&self.sock, &mut self.write, &mut self.write_full, cx, data)
+    }
+
+    pub(crate) fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        poll_write_vectored(&self.sock, &mut self.write, &mut self.write_full, cx, bufs)
     }
 
     pub(crate) fn poll_close(&mut self) -> Poll<io::Result<()>> {
@@ -135,6 +158,7 @@ fn poll_read(
     sock: &Rc<LoopFd>,
     wait: &mut ReadyWait<Rc<LoopFd>>,
     ahead: &mut AheadRead,
+    drained: &mut Drained,
     cx: &mut Context<'_>,
     out: &mut [u8],
 ) -> Poll<io::Result<usize>> {
@@ -150,46 +174,140 @@ fn poll_read(
     if !empty && sock.stream_reads(false) == Reads::Ahead {
         return ahead.poll(sock, cx, out);
     }
-    poll_sock(sock, wait, cx, true, empty, |fd| recv_now(fd, out))
+    let mut want = out.len();
+    let res = if !empty && (ahead.in_flight() || drained.take()) {
+        want = AheadRead::size_for(want);
+        // Known drained: the next bytes come with a readiness event, so
+        // receive them with the backend's `Op::Recv` into an owned buffer
+        // (one `recv` when they arrive, none before) rather than a
+        // readiness wait and a `recv` of our own.
+        ready!(ahead.poll(sock, cx, out))
+    } else {
+        ready!(poll_sock(sock, wait, cx, true, empty, |fd| recv_now(
+            fd, out
+        )))
+    };
+    drained.note(&res, want);
+    Poll::Ready(res)
+}
+
+/// That one direction of a stream socket is known not ready: a `recv` that
+/// returned fewer bytes than asked (but not 0) emptied the receive queue, a
+/// `send` that took fewer bytes than offered filled the send buffer. The
+/// next futures-io transfer in that direction then skips the syscall that
+/// would only fail with `WouldBlock` (tokio does the same):
+///
+/// - a read goes to the backend as an owned-buffer `Op::Recv`
+///   ([`AheadRead`]), which the readiness backends park until the socket is
+///   reported readable (their own drained hint, see backend-readiness) and
+///   io_uring performs as one `IORING_OP_RECV`: one `recv` per message,
+///   where a readiness wait plus our own `recv` cost a failed `recv`, the
+///   wait's own readiness checks and the `recv`;
+/// - a write starts with the writability wait.
+///
+/// Either checks the socket's current state when it is armed, so bytes (or
+/// room) that came meanwhile end it at once: a wrong guess costs that
+/// check, never a lost wake-up.
+#[derive(Debug, Default)]
+struct Drained(bool);
+
+impl Drained {
+    /// Whether the direction was known not ready; forgets it.
+    fn take(&mut self) -> bool {
+        std::mem::take(&mut self.0)
+    }
+
+    /// `syscall`, unless the direction is known not ready: then
+    /// `WouldBlock` without a syscall, once (the wait that follows is
+    /// retried with the real syscall).
+    fn attempt(&mut self, syscall: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
+        if std::mem::take(&mut self.0) {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            syscall()
+        }
+    }
+
+    /// Remembers whether `res`, a transfer of up to `asked` bytes, was short.
+    fn note(&mut self, res: &io::Result<usize>, asked: usize) {
+        self.0 = matches!(res, Ok(n) if *n > 0 && *n < asked);
+    }
 }
 
 /// The futures-io reads of a stream whose backend receives ahead
-/// ([`Reads::Ahead`]): the bytes are in the backend, so each read is an
-/// owned-buffer `Op::Recv` (of the slice's size) whose result is copied
-/// out. Bytes that no longer fit a later, smaller slice go to the stream's
+/// ([`Reads::Ahead`]), and of any stream known drained ([`Drained`]): each
+/// read is an owned-buffer `Op::Recv` (of the slice's size) whose result is
+/// copied out. Bytes that no longer fit a later, smaller slice go to the stream's
 /// stash, where every later read, futures-io or owned-buffer, finds them
 /// first.
 #[derive(Default)]
 struct AheadRead {
     /// The owned-buffer receive in flight.
     pending: Option<BufOp<Vec<u8>, Rc<LoopFd>, Recv>>,
+    /// The last receive's buffer, for the next one of the same size (a
+    /// request-response stream reads into one buffer instead of allocating
+    /// one per message).
+    spare: Vec<u8>,
 }
 
 impl fmt::Debug for AheadRead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AheadRead")
             .field("pending", &self.pending.is_some())
+            .field("spare", &self.spare.capacity())
             .finish()
     }
 }
 
 impl AheadRead {
+    /// Whether a receive is in flight (the next read must finish it first:
+    /// its bytes come before any later `recv`'s).
+    fn in_flight(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// How much a receive for a slice of `len` (> 0) bytes asks for: the
+    /// largest power of two that fits, so that slices of slowly changing
+    /// sizes (hyper's read buffer) share one buffer size and the spare is
+    /// reused. A read may return fewer bytes than the slice holds.
+    fn size_for(len: usize) -> usize {
+        1 << len.ilog2()
+    }
+
     fn poll(
         &mut self,
         sock: &Rc<LoopFd>,
         cx: &mut Context<'_>,
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let fut = self
-            .pending
-            .get_or_insert_with(|| sock.recv(Vec::with_capacity(out.len())));
+        let fut = match &mut self.pending {
+            Some(fut) => fut,
+            none => {
+                let size = Self::size_for(out.len());
+                let mut buf = std::mem::take(&mut self.spare);
+                if buf.capacity() == size {
+                    buf.clear();
+                } else {
+                    buf = Vec::with_capacity(size);
+                }
+                none.insert(sock.recv(buf))
+            }
+        };
         let (res, buf) = ready!(Pin::new(fut).poll(cx));
         self.pending = None;
-        let n = res?;
+        let n = match res {
+            Ok(n) => n,
+            Err(e) => {
+                self.spare = buf;
+                return Poll::Ready(Err(e.into()));
+            }
+        };
         let k = n.min(out.len());
         out[..k].copy_from_slice(&buf[..k]);
         if k < n {
             sock.stash.put_back(Salvaged::Bytes { data: buf, pos: k });
+        } else {
+            self.spare = buf;
         }
         Poll::Ready(Ok(k))
     }
@@ -198,12 +316,40 @@ impl AheadRead {
 fn poll_write(
     sock: &Rc<LoopFd>,
     wait: &mut ReadyWait<Rc<LoopFd>>,
+    full: &mut Drained,
     cx: &mut Context<'_>,
     data: &[u8],
 ) -> Poll<io::Result<usize>> {
-    poll_sock(sock, wait, cx, false, data.is_empty(), |fd| {
-        send_now(fd, data)
-    })
+    let res = ready!(poll_sock(sock, wait, cx, false, data.is_empty(), |fd| {
+        full.attempt(|| send_now(fd, data))
+    }));
+    full.note(&res, data.len());
+    Poll::Ready(res)
+}
+
+/// The most slices one `sendmsg` takes (Linux's `IOV_MAX`); a write of
+/// more sends the first this many, as a short write.
+const MAX_IOVECS: usize = 1024;
+
+/// `AsyncWrite::poll_write_vectored`: all the slices in one `sendmsg`
+/// (non-blocking, no `SIGPIPE`), where futures-io's default would write
+/// only the first. hyper, told so (`evloop_compat::HyperIo::vectored`),
+/// then sends a response's head and body without copying them together.
+fn poll_write_vectored(
+    sock: &Rc<LoopFd>,
+    wait: &mut ReadyWait<Rc<LoopFd>>,
+    full: &mut Drained,
+    cx: &mut Context<'_>,
+    bufs: &[io::IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    let bufs = &bufs[..bufs.len().min(MAX_IOVECS)];
+    let total = bufs.iter().fold(0usize, |n, b| n.saturating_add(b.len()));
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    let res = ready!(poll_sock(sock, wait, cx, false, total == 0, |_| {
+        full.attempt(|| sock.sock_ref().send_vectored_with_flags(bufs, flags))
+    }));
+    full.note(&res, total);
+    Poll::Ready(res)
 }
 
 /// One futures-io transfer on `sock` (nothing to do for an empty slice).
@@ -268,6 +414,7 @@ pub struct ReadHalf {
     sock: Rc<LoopFd>,
     state: ReadyWait<Rc<LoopFd>>,
     ahead: AheadRead,
+    drained: Drained,
 }
 
 impl ReadHalf {
@@ -294,7 +441,14 @@ impl futures_io::AsyncRead for ReadHalf {
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        poll_read(&this.sock, &mut this.state, &mut this.ahead, cx, out)
+        poll_read(
+            &this.sock,
+            &mut this.state,
+            &mut this.ahead,
+            &mut this.drained,
+            cx,
+            out,
+        )
     }
 }
 
@@ -304,6 +458,7 @@ impl futures_io::AsyncRead for ReadHalf {
 pub struct WriteHalf {
     sock: Rc<LoopFd>,
     state: ReadyWait<Rc<LoopFd>>,
+    full: Drained,
 }
 
 impl WriteHalf {
@@ -336,7 +491,17 @@ impl futures_io::AsyncWrite for WriteHalf {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        poll_write(&this.sock, &mut this.state, cx, data)
+        poll_write(&this.sock, &mut this.state, &mut this.full, cx, data)
+    }
+
+    /// All the slices in one `sendmsg`.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        poll_write_vectored(&this.sock, &mut this.state, &mut this.full, cx, bufs)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -419,6 +584,15 @@ macro_rules! stream_api {
                 data: &[u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
                 self.get_mut().core.poll_write(cx, data)
+            }
+
+            /// All the slices in one `sendmsg`.
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.get_mut().core.poll_write_vectored(cx, bufs)
             }
 
             /// Nothing is buffered on our side: always ready.
