@@ -59,8 +59,11 @@ for py in "${pythons[@]}"; do
     for backend in $BACKENDS; do
         log="$out/pytest-$ver-$backend.log"
         set +e
-        (cd "$here" && EVLOOP_BACKEND="$backend" "$venv/bin/python" -m pytest -q -rs \
-            -p no:cacheprovider --timeout="$TIMEOUT" tests) >"$log" 2>&1
+        # Run from python/tests, never from python/: there `python/evloop`
+        # (the sources, without the built `_core`) would shadow the installed
+        # wheel, for pytest and for the Python children the tests start.
+        (cd "$here/tests" && EVLOOP_BACKEND="$backend" "$venv/bin/pytest" -q -rs \
+            -p no:cacheprovider --timeout="$TIMEOUT" .) >"$log" 2>&1
         rc=$?
         set -e
         line="$(grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed|error).* =+$|no tests ran' "$log" | tail -1)"
