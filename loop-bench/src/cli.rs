@@ -383,7 +383,8 @@ pub fn main() -> ExitCode {
         placement
             .client
             .map_or("unpinned".to_owned(), |c| c.to_string()),
-        run::estimate_secs(&plan)
+        // (+ 0.0: an empty sum of f64 is -0.0, printed "-0".)
+        run::estimate_secs(&plan) + side_races_secs(&args, &contenders, echo, reps) + 0.0
     );
 
     let started_unix = run::now_unix();
@@ -513,6 +514,27 @@ pub fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{text}");
     status
+}
+
+/// Roughly how long `--scaling` and `--rss` (or their small `--smoke`
+/// versions) add to a run, in seconds.
+fn side_races_secs(args: &Args, contenders: &[Contender], echo: Window, reps: u32) -> f64 {
+    let mut secs = 0.0;
+    if args.scaling || args.smoke {
+        let threads = crate::sys::allowed_cpus().len().max(1) as f64;
+        let n = crate::scale::scale_contenders(contenders).len() as f64;
+        secs += threads * n * reps as f64 * (echo.warmup + echo.measure).as_secs_f64();
+    }
+    if args.rss || args.smoke {
+        let conns = if args.rss {
+            args.rss_conns as f64
+        } else {
+            200.0
+        };
+        // About 0.3 ms a connection, plus the server's start and settling.
+        secs += contenders.len() as f64 * (0.6 + conns * 0.3e-3);
+    }
+    secs
 }
 
 /// The tables for the terminal, then the targets (or, for a smoke run, a
