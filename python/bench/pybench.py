@@ -112,6 +112,12 @@ def serve(contender, mode):
         # Until the driver closes our stdin.
         await lp.run_in_executor(None, sys.stdin.read)
         server.close()
+        # Let the connection handlers end before the loop closes (no
+        # "Task was destroyed but it is pending!" at exit).
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in rest:
+            t.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     lp.run_until_complete(main())
     lp.close()

@@ -14,7 +14,7 @@ import threading
 import weakref
 from asyncio import base_events, events, unix_events
 
-from . import _core
+from . import _core, _transport
 
 __all__ = ("EventLoop",)
 
@@ -170,6 +170,14 @@ class EventLoop(_core.LoopCore, unix_events._UnixSelectorEventLoop):
 
     def _remove_writer(self, fd):
         return self._unwatch(fd, True)
+
+    # --- transports -----------------------------------------------------
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
+        # asyncio's transport with evloop's read (see _transport.py).
+        if _transport.CHECKS_FD_HAS_NO_TRANSPORT:
+            self._ensure_fd_no_transport(sock)
+        return _transport.SocketTransport(self, sock, protocol, waiter, extra, server)
 
     # --- running --------------------------------------------------------
 

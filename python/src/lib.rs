@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 mod backend;
 mod clock;
 mod core;
+mod sockio;
 mod threads;
 
 /// The native module `evloop._core`.
@@ -21,5 +22,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<core::LoopCore>()?;
     m.add_function(wrap_pyfunction!(backend::known_backends, m)?)?;
     m.add_function(wrap_pyfunction!(backend::default_backend, m)?)?;
+    m.add_function(wrap_pyfunction!(sockio::recv, m)?)?;
     Ok(())
 }

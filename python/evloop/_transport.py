@@ -1,0 +1,51 @@
+"""evloop's TCP/Unix stream transport: asyncio's own, with a cheaper read.
+
+asyncio's ``_SelectorSocketTransport`` reads with ``sock.recv(max_size)``,
+which allocates (and, with glibc, maps and unmaps) a 256 KiB ``bytes`` per
+read. This subclass reads through ``evloop._core.recv``, which receives into
+a buffer kept per thread and hands the protocol a ``bytes`` of exactly what
+arrived. Everything else (writes, flow control, EOF, closing, buffered
+protocols, ``get_extra_info``) is asyncio's code, unchanged.
+"""
+
+from asyncio import selector_events
+
+from . import _core
+
+# 3.12+ asyncio refuses a second transport on a descriptor that already has
+# one; whatever the patch release, do what this Python's own loop does.
+CHECKS_FD_HAS_NO_TRANSPORT = "_ensure_fd_no_transport" in (
+    selector_events.BaseSelectorEventLoop._make_socket_transport.__code__.co_names
+)
+
+
+class SocketTransport(selector_events._SelectorSocketTransport):
+    """asyncio's selector socket transport, reading through ``_core.recv``."""
+
+    def _read_ready__data_received(self):
+        # The same steps as asyncio's, but for the read itself.
+        if self._conn_lost:
+            return
+        try:
+            # fileno(), not the cached _sock_fd: a socket closed under the
+            # transport reads as -1 (EBADF, as asyncio's recv would raise),
+            # never as a descriptor number reused by another socket.
+            data = _core.recv(self._sock.fileno(), self.max_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+
+        if not data:
+            self._read_ready__on_eof()
+            return
+
+        try:
+            self._protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
