@@ -39,12 +39,40 @@ const MAX_READ: usize = 64 * 1024;
 /// shuts the write direction down.
 pub struct TokioIo<T> {
     inner: T,
+    vectored: bool,
 }
 
 impl<T> TokioIo<T> {
-    /// Wraps `inner`.
+    /// Wraps `inner`. tokio crates are told its writes are not vectored
+    /// (`is_write_vectored` is false), so they gather what they write into
+    /// one buffer first: right for any futures-io stream, whose
+    /// `poll_write_vectored` may write only the first slice (futures-io's
+    /// default). For evloop's sockets, use [`vectored`](Self::vectored).
     pub fn new(inner: T) -> Self {
-        TokioIo { inner }
+        TokioIo {
+            inner,
+            vectored: false,
+        }
+    }
+
+    /// Wraps `inner`, a stream whose `poll_write_vectored` writes all the
+    /// slices it can in one call: evloop's `TcpStream`, `UnixStream` and
+    /// their `WriteHalf` (one `sendmsg`). Crates that check
+    /// `is_write_vectored` (h2, tokio-util's `FramedWrite`) then hand over
+    /// a frame's head and body as separate slices instead of copying them
+    /// together.
+    ///
+    /// ```no_run
+    /// # async fn f(stream: evloop::net::TcpStream) {
+    /// let io = evloop_compat::TokioIo::vectored(stream);
+    /// # let _ = io;
+    /// # }
+    /// ```
+    pub fn vectored(inner: T) -> Self {
+        TokioIo {
+            inner,
+            vectored: true,
+        }
     }
 
     /// The wrapped stream.
@@ -65,7 +93,10 @@ impl<T> TokioIo<T> {
 
 impl<T: fmt::Debug> fmt::Debug for TokioIo<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TokioIo").field(&self.inner).finish()
+        f.debug_struct("TokioIo")
+            .field("inner", &self.inner)
+            .field("vectored", &self.vectored)
+            .finish()
     }
 }
 
@@ -101,6 +132,11 @@ impl<T: AsyncWrite + Unpin> tokio::io::AsyncWrite for TokioIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    /// Whether the stream was wrapped with [`TokioIo::vectored`].
+    fn is_write_vectored(&self) -> bool {
+        self.vectored
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
