@@ -34,6 +34,11 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # Loops
 
 
+# A contender suffix, asked for by name only (`--contenders
+# evloop-mio,evloop-mio+asyncio-read`): evloop with asyncio's socket transport.
+ASYNCIO_READ = "+asyncio-read"
+
+
 def loop_factory(name):
     if name == "asyncio":
         return asyncio.SelectorEventLoop
@@ -41,6 +46,19 @@ def loop_factory(name):
         import uvloop
 
         return uvloop.new_event_loop
+    if name.startswith("evloop-") and name.endswith(ASYNCIO_READ):
+        # Before/after for evloop's transport read (python/evloop/_transport.py):
+        # the same loop with asyncio's own socket transport.
+        from asyncio import selector_events
+
+        base = loop_factory(name[: -len(ASYNCIO_READ)])
+
+        def with_asyncio_read():
+            lp = base()
+            lp._make_socket_transport = selector_events.BaseSelectorEventLoop._make_socket_transport.__get__(lp)
+            return lp
+
+        return with_asyncio_read
     if name.startswith("evloop-"):
         import evloop
 
@@ -290,7 +308,8 @@ def main():
     contenders = available_contenders()
     if args.contenders:
         wanted = args.contenders.split(",")
-        contenders = [c for c in contenders if c in wanted]
+        extra = [w for w in wanted if w.endswith(ASYNCIO_READ) and w[: -len(ASYNCIO_READ)] in contenders]
+        contenders = [c for c in contenders if c in wanted] + extra
         if "asyncio" not in contenders:
             contenders.insert(0, "asyncio")
     sizes = [int(s) for s in args.sizes.split(",")]
