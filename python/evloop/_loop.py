@@ -83,6 +83,7 @@ class EventLoop(_core.LoopCore, unix_events._UnixSelectorEventLoop):
     """
 
     def __init__(self, backend=None):
+        self._evloop_rbuf = None
         super().__init__(selector=_FdTable())
         _live_loops.add(self)
 
@@ -178,6 +179,19 @@ class EventLoop(_core.LoopCore, unix_events._UnixSelectorEventLoop):
         if _transport.CHECKS_FD_HAS_NO_TRANSPORT:
             self._ensure_fd_no_transport(sock)
         return _transport.SocketTransport(self, sock, protocol, waiter, extra, server)
+
+    def _make_datagram_transport(self, sock, protocol, address=None, waiter=None, extra=None):
+        if _transport.DATAGRAM_CHECKS_FD_HAS_NO_TRANSPORT:
+            self._ensure_fd_no_transport(sock)
+        return _transport.DatagramTransport(self, sock, protocol, address, waiter, extra)
+
+    def _evloop_recv_buffer(self, size):
+        # One receive buffer per loop for its datagram transports (a
+        # memoryview, so slicing it copies nothing until bytes() does).
+        buf = self._evloop_rbuf
+        if buf is None or len(buf) < size:
+            buf = self._evloop_rbuf = memoryview(bytearray(size))
+        return buf
 
     # --- running --------------------------------------------------------
 

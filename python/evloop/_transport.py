@@ -1,4 +1,4 @@
-"""evloop's TCP/Unix stream transport: asyncio's own, with a cheaper read.
+"""evloop's socket transports: asyncio's own, with a cheaper read.
 
 asyncio's ``_SelectorSocketTransport`` reads with ``sock.recv(max_size)``,
 which allocates (and, with glibc, maps and unmaps) a 256 KiB ``bytes`` per
@@ -6,6 +6,11 @@ read. This subclass reads through ``evloop._core.recv``, which receives into
 a buffer kept per thread and hands the protocol a ``bytes`` of exactly what
 arrived. Everything else (writes, flow control, EOF, closing, buffered
 protocols, ``get_extra_info``) is asyncio's code, unchanged.
+
+The datagram transport has the same problem with ``recvfrom(max_size)``;
+it receives with ``recvfrom_into`` into a buffer the loop keeps (CPython
+still converts the address, exactly as for ``recvfrom``) and hands the
+protocol a ``bytes`` copy of the datagram.
 """
 
 from asyncio import selector_events
@@ -16,6 +21,9 @@ from . import _core
 # one; whatever the patch release, do what this Python's own loop does.
 CHECKS_FD_HAS_NO_TRANSPORT = "_ensure_fd_no_transport" in (
     selector_events.BaseSelectorEventLoop._make_socket_transport.__code__.co_names
+)
+DATAGRAM_CHECKS_FD_HAS_NO_TRANSPORT = "_ensure_fd_no_transport" in (
+    selector_events.BaseSelectorEventLoop._make_datagram_transport.__code__.co_names
 )
 
 
@@ -49,3 +57,25 @@ class SocketTransport(selector_events._SelectorSocketTransport):
             raise
         except BaseException as exc:
             self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+
+
+class DatagramTransport(selector_events._SelectorDatagramTransport):
+    """asyncio's selector datagram transport, receiving into the loop's buffer."""
+
+    def _read_ready(self):
+        # The same steps as asyncio's, but for the read itself.
+        if self._conn_lost:
+            return
+        try:
+            buf = self._loop._evloop_recv_buffer(self.max_size)
+            nbytes, addr = self._sock.recvfrom_into(buf, self.max_size)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            self._protocol.error_received(exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on datagram transport")
+        else:
+            self._protocol.datagram_received(bytes(buf[:nbytes]), addr)

@@ -181,3 +181,85 @@ def test_socket_closed_under_the_transport_is_a_fatal_read_error():
         lp.run_until_complete(main())
     finally:
         lp.close()
+
+
+class Datagrams(asyncio.DatagramProtocol):
+    def __init__(self):
+        self.got = asyncio.Queue()
+        self.errors = asyncio.Queue()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.got.put_nowait((data, addr))
+
+    def error_received(self, exc):
+        self.errors.put_nowait(exc)
+
+
+def _run(coro):
+    lp = new_loop()
+    try:
+        return lp.run_until_complete(asyncio.wait_for(coro, 30))
+    finally:
+        lp.close()
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6", "unix"])
+def test_datagrams_arrive_whole_with_their_sender(family, tmp_path):
+    if family == "ipv6" and not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+
+    async def main():
+        lp = asyncio.get_running_loop()
+        if family == "unix":
+            a_addr, b_addr = str(tmp_path / "a.sock"), str(tmp_path / "b.sock")
+            ta, pa = await lp.create_datagram_endpoint(Datagrams, local_addr=a_addr, family=socket.AF_UNIX)
+            tb, pb = await lp.create_datagram_endpoint(Datagrams, local_addr=b_addr, family=socket.AF_UNIX)
+        else:
+            host = "127.0.0.1" if family == "ipv4" else "::1"
+            try:
+                ta, pa = await lp.create_datagram_endpoint(Datagrams, local_addr=(host, 0))
+            except OSError as exc:
+                pytest.skip(f"{host} not usable: {exc}")
+            tb, pb = await lp.create_datagram_endpoint(Datagrams, local_addr=(host, 0))
+            a_addr = ta.get_extra_info("sockname")
+            b_addr = tb.get_extra_info("sockname")
+        assert isinstance(ta, _transport.DatagramTransport)
+        sizes = [1, 1500, 9000, 60000] if family != "unix" else [1, 1500, 9000, 100000]
+        sent = [os.urandom(n) for n in sizes]
+        for d in sent:
+            ta.sendto(d, b_addr)
+        for d in sent:
+            data, addr = await pb.got.get()
+            assert type(data) is bytes
+            assert data == d
+            # The sender's address as CPython's socket module spells it.
+            if family == "unix":
+                assert addr == a_addr
+            else:
+                assert addr[:2] == a_addr[:2]
+        ta.close()
+        tb.close()
+
+    _run(main())
+
+
+def test_datagram_error_reaches_error_received():
+    async def main():
+        lp = asyncio.get_running_loop()
+        # A port nobody listens on: the kernel answers with ICMP port
+        # unreachable, which a connected UDP socket reports as ECONNREFUSED.
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()
+        probe.close()
+        tr, proto = await lp.create_datagram_endpoint(Datagrams, remote_addr=dead)
+        tr.sendto(b"anyone?")
+        exc = await proto.errors.get()
+        assert isinstance(exc, ConnectionRefusedError)
+        assert proto.got.empty()
+        tr.close()
+
+    _run(main())
