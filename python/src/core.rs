@@ -34,6 +34,7 @@ use pyo3::types::{PyDict, PyFloat, PyTuple};
 
 use crate::backend::{new_loop, to_py};
 use crate::clock::Clock;
+use crate::handle::{Handle, TimerHandle as NativeTimer};
 use crate::threads::{thread_key, GilBound};
 
 /// What the loop thread keeps (never touched by another thread while the
@@ -59,7 +60,6 @@ thread_local! {
 }
 
 static HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static TIMER_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// Hashes a Python object's address as is: the keys of `Inner::timers` are
 /// live objects' addresses, distinct and spread by the allocator, so
@@ -146,10 +146,6 @@ fn handle_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     HANDLE.import(py, "asyncio.events", "Handle")
 }
 
-fn timer_handle_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    TIMER_HANDLE.import(py, "asyncio.events", "TimerHandle")
-}
-
 /// Runs an asyncio handle as the loop's step: skipped if cancelled; in debug
 /// mode through the Python loop's timing wrapper; a `BaseException` is kept
 /// for `_run_once` and ends the batch.
@@ -183,6 +179,42 @@ fn run_handle(handle: &Py<PyAny>) {
             report(e);
         }
     })
+}
+
+/// Runs a native handle as the loop's step: skipped if cancelled; in debug
+/// mode through the Python loop's timing wrapper; else in Rust.
+fn run_native(handle: &Py<Handle>) {
+    Python::attach(|py| {
+        let h = handle.bind(py);
+        if h.get().is_cancelled() {
+            return;
+        }
+        let debug_loop = CURRENT.with(|c| {
+            c.borrow().as_ref().and_then(|inner| {
+                if inner.debug.get() {
+                    inner.py_loop.borrow().as_ref().map(|l| l.clone_ref(py))
+                } else {
+                    None
+                }
+            })
+        });
+        let result = match debug_loop {
+            Some(lp) => lp
+                .bind(py)
+                .call_method1(intern!(py, "_evloop_run_debug"), (h,))
+                .map(drop),
+            None => Handle::run(h),
+        };
+        if let Err(e) = result {
+            report(e);
+        }
+    })
+}
+
+/// What a Rust timer holds: a native `TimerHandle`, or asyncio's (debug mode).
+enum Timer {
+    Native(Py<NativeTimer>),
+    Asyncio(Py<PyAny>),
 }
 
 /// A callback raised past `Handle._run`: keep the first such exception for
@@ -241,6 +273,45 @@ impl LoopCore {
     fn on_loop_thread(&self) -> bool {
         let running = self.running_thread.load(Ordering::Acquire);
         running == 0 || running == thread_key()
+    }
+
+    /// asyncio's `get_debug()` as the loop thread sees it.
+    pub(crate) fn debug_now(&self) -> bool {
+        self.on_loop_thread() && self.inner.debug.get()
+    }
+
+    /// A native `TimerHandle` of this loop is being cancelled: drop its Rust
+    /// timer (asyncio's `_timer_handle_cancelled`).
+    pub(crate) fn native_timer_cancelled(&self, timer: &Bound<'_, NativeTimer>) -> PyResult<()> {
+        if !self.on_loop_thread() || self.forked.load(Ordering::Acquire) {
+            // The handle is cancelled, so its timer does nothing when it
+            // fires; only the loop thread may touch the heap.
+            return Ok(());
+        }
+        let key = timer.as_ptr() as usize;
+        let rust = self.inner.timers.borrow_mut().remove(&key);
+        if let Some(rust) = rust {
+            rust.cancel();
+            timer.get().set_scheduled(false);
+        }
+        Ok(())
+    }
+
+    /// Queues a native handle to run on the loop (its thread, or any thread
+    /// while it does not run).
+    fn push_native(&self, handle: Py<Handle>) -> PyResult<()> {
+        self.check_fork()?;
+        if self.on_loop_thread() {
+            self.inner
+                .lp
+                .call_soon(move || run_native(&handle))
+                .map(drop)
+                .map_err(to_py)
+        } else {
+            self.handle
+                .call_soon_threadsafe(move || run_native(&handle))
+                .map_err(to_py)
+        }
     }
 
     /// Queues `handle` to run on the loop (its thread, or any thread while
@@ -324,41 +395,54 @@ impl LoopCore {
                 )?
                 .unbind());
         }
-        let timer = timer_handle_class(py)?.call1((when, callback, args, slf, context))?;
-        this.add_timer(&timer, at)?;
-        Ok(timer.unbind())
+        let init = NativeTimer::create(when, callback, args, slf.as_any(), context)?;
+        let timer = Bound::new(py, init)?;
+        this.add_timer(Timer::Native(timer.clone().unbind()), at)?;
+        timer.get().set_scheduled(true);
+        Ok(timer.into_any().unbind())
     }
 
     /// Puts `timer` (a `TimerHandle` due at `when`) on a Rust timer.
-    fn add_timer(&self, timer: &Bound<'_, PyAny>, when: f64) -> PyResult<()> {
+    fn add_timer(&self, timer: Timer, when: f64) -> PyResult<()> {
         self.check_thread()?;
         self.check_open()?;
-        let py = timer.py();
         let at = self
             .clock
             .instant(when)
             .map_err(|_| PyValueError::new_err("timer deadline is NaN"))?;
-        let key = timer.as_ptr() as usize;
-        let handle = timer.clone().unbind();
+        let key = match &timer {
+            Timer::Native(t) => t.as_ptr() as usize,
+            Timer::Asyncio(t) => t.as_ptr() as usize,
+        };
         let fire = move || {
             CURRENT.with(|c| {
                 if let Some(inner) = c.borrow().as_ref() {
                     inner.timers.borrow_mut().remove(&key);
                 }
             });
-            Python::attach(|py| {
-                if let Err(e) = handle.bind(py).setattr(intern!(py, "_scheduled"), false) {
-                    report(e);
+            match &timer {
+                Timer::Native(t) => {
+                    t.get().set_scheduled(false);
+                    Python::attach(|py| {
+                        let h = t.bind(py).as_super().clone().unbind();
+                        run_native(&h);
+                    });
                 }
-            });
-            run_handle(&handle);
+                Timer::Asyncio(t) => {
+                    Python::attach(|py| {
+                        if let Err(e) = t.bind(py).setattr(intern!(py, "_scheduled"), false) {
+                            report(e);
+                        }
+                    });
+                    run_handle(t);
+                }
+            }
         };
         let rust = match at {
             Some(at) => self.inner.lp.call_at(at, fire),
             None => self.inner.lp.call_later(Duration::MAX, fire),
         }
         .map_err(to_py)?;
-        timer.setattr(intern!(py, "_scheduled"), true)?;
         if let Some(old) = self.inner.timers.borrow_mut().insert(key, rust) {
             old.cancel();
         }
@@ -518,9 +602,17 @@ impl LoopCore {
         context: &Bound<'_, PyAny>,
     ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
-        let handle = handle_class(py)?.call1((callback, args, slf, context))?;
         let this = slf.get();
-        if this.on_loop_thread() && this.inner.debug.get() {
+        if !this.debug_now() {
+            let h = Bound::new(
+                py,
+                Handle::create(callback, args, slf.as_any(), Some(context))?,
+            )?;
+            this.push_native(h.clone().unbind())?;
+            return Ok(h.into_any().unbind());
+        }
+        let handle = handle_class(py)?.call1((callback, args, slf, context))?;
+        {
             let tb = handle.getattr("_source_traceback")?;
             if tb.is_truthy()? {
                 tb.del_item(-1)?;
@@ -531,8 +623,47 @@ impl LoopCore {
         Ok(out)
     }
 
+    /// asyncio's `call_soon`, in Rust: a `Handle` for `callback(*args)` in
+    /// `context` (the current one's copy by default), queued behind
+    /// everything already queued. In debug mode it runs asyncio's version
+    /// (`_evloop_call_soon_debug`: thread and callback checks, the handle's
+    /// source traceback).
+    #[pyo3(signature = (callback, *args, context = None))]
+    fn call_soon(
+        slf: &Bound<'_, Self>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        if this.debug_now() {
+            return Ok(slf
+                .call_method1(
+                    intern!(py, "_evloop_call_soon_debug"),
+                    (callback, args, context),
+                )?
+                .unbind());
+        }
+        if this.py_closed.load(Ordering::Acquire) {
+            return Err(PyRuntimeError::new_err("Event loop is closed"));
+        }
+        let h = Bound::new(
+            py,
+            Handle::create(callback, args.as_any(), slf.as_any(), context)?,
+        )?;
+        this.push_native(h.clone().unbind())?;
+        Ok(h.into_any().unbind())
+    }
+
     /// asyncio's `_add_callback`: queue a handle unless it is cancelled.
     fn _add_callback(&self, handle: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Ok(native) = handle.cast::<Handle>() {
+            if native.get().is_cancelled() {
+                return Ok(());
+            }
+            return self.push_native(native.clone().unbind());
+        }
         if handle
             .getattr(intern!(handle.py(), "_cancelled"))?
             .is_truthy()?
@@ -547,7 +678,8 @@ impl LoopCore {
     /// infinite or huge deadline never fires.
     fn _core_add_timer(&self, timer: &Bound<'_, PyAny>) -> PyResult<()> {
         let when: f64 = timer.call_method0(intern!(timer.py(), "when"))?.extract()?;
-        self.add_timer(timer, when)
+        self.add_timer(Timer::Asyncio(timer.clone().unbind()), when)?;
+        timer.setattr(intern!(timer.py(), "_scheduled"), true)
     }
 
     /// asyncio's `call_at`, in Rust: a `TimerHandle` for `callback(*args)`
@@ -589,6 +721,9 @@ impl LoopCore {
 
     /// asyncio's `_timer_handle_cancelled`: drops the Rust timer at once.
     fn _timer_handle_cancelled(&self, timer: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Ok(native) = timer.cast::<NativeTimer>() {
+            return self.native_timer_cancelled(native);
+        }
         if !self.on_loop_thread() || self.forked.load(Ordering::Acquire) {
             // The Python handle is cancelled, so its timer does nothing when
             // it fires; only the loop thread may touch the heap.
