@@ -758,9 +758,14 @@ impl LoopCore {
         })
     }
 
-    /// One iteration of the loop (asyncio's `_run_once`): poll without
-    /// blocking if stopping, else until the next timer; run due timers and
-    /// the batch of ready callbacks; then run Python's signal handlers.
+    /// asyncio's `_run_once`. An iteration: poll without blocking if
+    /// stopping, else until the next timer; run due timers and the batch of
+    /// ready callbacks; then run Python's signal handlers. Inside
+    /// `run_forever` (a run started by setting `_thread_id`) it goes on with
+    /// the next iteration until `stop()` was called, so `run_forever`'s
+    /// Python loop (`_run_once()`, then `if self._stopping: break`) turns
+    /// once per run instead of once per iteration; called on its own it runs
+    /// one iteration.
     fn _run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
@@ -770,29 +775,35 @@ impl LoopCore {
         *inner.py_loop.borrow_mut() = Some(slf.clone().into_any().unbind());
         CURRENT.with(|c| *c.borrow_mut() = Some(inner.clone()));
         let _current = CurrentGuard(inner.clone());
-        let no_block = this.stopping.load(Ordering::Acquire);
-        let result = {
-            let run = inner
-                .run
-                .try_borrow()
-                .map_err(|_| PyRuntimeError::new_err("This event loop is already running"))?;
-            match run.as_ref() {
-                Some(run) => run.run_once(no_block),
-                // Called outside run_forever: a run of one iteration.
-                None => {
-                    drop(run);
-                    let one = inner.lp.enter_embedded().map_err(to_py)?;
-                    let r = one.run_once(no_block);
-                    drop(one);
-                    r
+        let run = inner
+            .run
+            .try_borrow()
+            .map_err(|_| PyRuntimeError::new_err("This event loop is already running"))?;
+        match run.as_ref() {
+            Some(run) => loop {
+                let result = run.run_once(this.stopping.load(Ordering::Acquire));
+                if let Some(e) = inner.pending.borrow_mut().take() {
+                    return Err(e);
                 }
+                result.map_err(to_py)?;
+                py.check_signals()?;
+                if this.stopping.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+            },
+            // Called outside run_forever: a run of one iteration.
+            None => {
+                drop(run);
+                let one = inner.lp.enter_embedded().map_err(to_py)?;
+                let result = one.run_once(this.stopping.load(Ordering::Acquire));
+                drop(one);
+                if let Some(e) = inner.pending.borrow_mut().take() {
+                    return Err(e);
+                }
+                result.map_err(to_py)?;
+                py.check_signals()
             }
-        };
-        if let Some(e) = inner.pending.borrow_mut().take() {
-            return Err(e);
         }
-        result.map_err(to_py)?;
-        py.check_signals()
     }
 
     /// Unused: `_run_once` runs readiness callbacks itself.
