@@ -27,6 +27,7 @@ use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::core::LoopCore;
 
@@ -56,6 +57,19 @@ impl<T> GilCell<Option<Py<T>>> {
         // SAFETY: as in `replace`: GIL held, the reference ends here, and
         // `clone_ref` only increments a reference count.
         unsafe { (*self.0.get()).as_ref().map(|v| v.clone_ref(py)) }
+    }
+}
+
+impl<T> GilCell<T> {
+    /// The value, for the garbage collector's traversal only.
+    ///
+    /// # Safety
+    /// Only from `__traverse__`: the collector holds the GIL and runs no
+    /// Python code of ours meanwhile, so nothing replaces the value while
+    /// the reference lives.
+    unsafe fn peek(&self) -> &T {
+        // SAFETY: the caller's promise above.
+        unsafe { &*self.0.get() }
     }
 }
 
@@ -119,8 +133,10 @@ fn loop_debug(lp: &Bound<'_, PyAny>) -> PyResult<bool> {
 pub struct Handle {
     callback: GilCell<Option<Py<PyAny>>>,
     args: GilCell<Option<Py<PyAny>>>,
-    context: Py<PyAny>,
-    lp: Py<PyAny>,
+    /// Always set, except after the garbage collector's `__clear__`.
+    context: GilCell<Option<Py<PyAny>>>,
+    /// As `context`.
+    lp: GilCell<Option<Py<PyAny>>>,
     cancelled: AtomicBool,
     /// The repr kept by `cancel()` in debug mode (asyncio's `_repr`).
     repr: GilCell<Option<Py<PyAny>>>,
@@ -156,11 +172,16 @@ impl Handle {
         Ok(Handle {
             callback: GilCell::new(Some(callback.clone().unbind())),
             args: GilCell::new(Some(args.clone().unbind())),
-            context,
-            lp: lp.clone().unbind(),
+            context: GilCell::new(Some(context)),
+            lp: GilCell::new(Some(lp.clone().unbind())),
             cancelled: AtomicBool::new(false),
             repr: GilCell::new(None),
         })
+    }
+
+    /// The loop (`None` only once the garbage collector cleared the handle).
+    fn loop_obj(&self, py: Python<'_>) -> Py<PyAny> {
+        self.lp.get(py).unwrap_or_else(|| py.None())
     }
 
     /// Whether `cancel()` was called.
@@ -174,7 +195,9 @@ impl Handle {
     pub fn run(slf: &Bound<'_, Handle>) -> PyResult<()> {
         let py = slf.py();
         let h = slf.get();
-        let (Some(callback), Some(args)) = (h.callback.get(py), h.args.get(py)) else {
+        let (Some(callback), Some(args), Some(context)) =
+            (h.callback.get(py), h.args.get(py), h.context.get(py))
+        else {
             return Ok(());
         };
         let args = args.into_bound(py);
@@ -185,7 +208,7 @@ impl Handle {
                 e.into_inner().try_iter()?.collect::<PyResult<Vec<_>>>()?,
             )?,
         };
-        let ctx = h.context.as_ptr();
+        let ctx = context.as_ptr();
         // SAFETY: the GIL is held; `ctx` is a live object owned by the
         // handle (a non-context is refused by `PyContext_Enter` with a
         // TypeError, as `Context.run` would be unavailable on it).
@@ -225,7 +248,8 @@ impl Handle {
         if e.is_instance_of::<PySystemExit>(py) || e.is_instance_of::<PyKeyboardInterrupt>(py) {
             return Err(e);
         }
-        let lp = self.lp.bind(py);
+        let lp = self.loop_obj(py).into_bound(py);
+        let lp = &lp;
         let none = py.None();
         let callback = self.callback.get(py).unwrap_or_else(|| none.clone_ref(py));
         let args = self.args.get(py).unwrap_or_else(|| none.clone_ref(py));
@@ -247,7 +271,7 @@ impl Handle {
         if h.cancelled.swap(true, Ordering::Relaxed) {
             return Ok(());
         }
-        if loop_debug(h.lp.bind(py))? {
+        if loop_debug(h.loop_obj(py).bind(py))? {
             let r = slf.repr()?.into_any().unbind();
             drop(h.repr.replace(py, Some(r)));
         }
@@ -282,8 +306,8 @@ impl Handle {
     }
 
     /// The `contextvars.Context` the callback runs in.
-    fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.context.clone_ref(py)
+    fn get_context(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.context.get(py)
     }
 
     /// Runs the callback now, as asyncio's `Handle._run`.
@@ -301,9 +325,10 @@ impl Handle {
         }
         if let Some(cb) = h.callback.get(py) {
             let args = h.args.get(py).unwrap_or_else(|| py.None());
+            let lp = h.loop_obj(py);
             info.push(format_callback(
                 py,
-                h.lp.bind(py),
+                lp.bind(py),
                 cb.bind(py),
                 args.bind(py),
             )?);
@@ -334,13 +359,13 @@ impl Handle {
     }
 
     #[getter(_context)]
-    fn context_attr(&self, py: Python<'_>) -> Py<PyAny> {
-        self.context.clone_ref(py)
+    fn context_attr(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.context.get(py)
     }
 
     #[getter(_loop)]
     fn loop_attr(&self, py: Python<'_>) -> Py<PyAny> {
-        self.lp.clone_ref(py)
+        self.loop_obj(py)
     }
 
     #[getter(_cancelled)]
@@ -351,6 +376,31 @@ impl Handle {
     #[getter(_repr)]
     fn repr_attr(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.repr.get(py)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // SAFETY: this is the collector's traversal (see `GilCell::peek`).
+        unsafe {
+            visit.call(self.callback.peek())?;
+            visit.call(self.args.peek())?;
+            visit.call(self.context.peek())?;
+            visit.call(self.lp.peek())?;
+            visit.call(self.repr.peek())?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        // SAFETY: `__clear__` is called by the collector, which holds the GIL.
+        let py = unsafe { Python::assume_attached() };
+        let dropped = (
+            self.callback.replace(py, None),
+            self.args.replace(py, None),
+            self.context.replace(py, None),
+            self.lp.replace(py, None),
+            self.repr.replace(py, None),
+        );
+        drop(dropped);
     }
 
     /// Always `None`: debug mode uses asyncio's handles, which keep one.
@@ -451,7 +501,7 @@ impl TimerHandle {
         let py = slf.py();
         let base = slf.as_super();
         if !base.get().is_cancelled() {
-            let lp = base.get().lp.bind(py);
+            let lp = base.get().loop_obj(py).into_bound(py);
             match lp.cast::<LoopCore>() {
                 Ok(core) => core.get().native_timer_cancelled(slf)?,
                 Err(_) => {

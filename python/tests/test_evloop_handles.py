@@ -326,3 +326,27 @@ def test_futures_and_tasks_run_on_native_handles(loop):
         return results, await fut
 
     assert loop.run_until_complete(main()) == ([i * 2 for i in range(10)], "late")
+
+
+@pytest.mark.parametrize("kind", ["call_soon", "call_later"])
+def test_a_cycle_through_a_handle_is_collected(loop, kind):
+    # obj -> handle -> bound method -> obj: only the cycle collector can free
+    # it, so the handles must take part in garbage collection.
+    import gc
+    import weakref
+
+    class Holder:
+        def fire(self):
+            pass
+
+    obj = Holder()
+    if kind == "call_soon":
+        obj.handle = loop.call_soon(obj.fire)
+    else:
+        obj.handle = loop.call_later(0, obj.fire)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()  # the loop has run and dropped the handle
+    ref = weakref.ref(obj)
+    del obj
+    gc.collect()
+    assert ref() is None
