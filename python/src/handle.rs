@@ -85,20 +85,6 @@ impl<T> std::fmt::Debug for GilCell<T> {
 // (abi3), so the GIL serializes every access.
 unsafe impl<T: Send> Sync for GilCell<T> {}
 
-/// `contextvars` C API: public and exported by every CPython since 3.7 with
-/// these signatures, though outside the limited API the abi3 build sees
-/// (`ARCHITECTURE.md`, "Python package", says why the wheel keeps abi3).
-mod context_api {
-    use pyo3::ffi::PyObject;
-    use std::ffi::c_int;
-
-    extern "C" {
-        pub fn PyContext_CopyCurrent() -> *mut PyObject;
-        pub fn PyContext_Enter(ctx: *mut PyObject) -> c_int;
-        pub fn PyContext_Exit(ctx: *mut PyObject) -> c_int;
-    }
-}
-
 static FORMAT_CALLBACK_SOURCE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// asyncio's `format_helpers._format_callback_source(callback, args)` (with
@@ -165,8 +151,7 @@ impl Handle {
             _ => {
                 // SAFETY: the GIL is held; `PyContext_CopyCurrent` returns a
                 // new reference or NULL with an exception set.
-                unsafe { Bound::from_owned_ptr_or_err(py, context_api::PyContext_CopyCurrent())? }
-                    .unbind()
+                unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? }.unbind()
             }
         };
         Ok(Handle {
@@ -212,7 +197,7 @@ impl Handle {
         // SAFETY: the GIL is held; `ctx` is a live object owned by the
         // handle (a non-context is refused by `PyContext_Enter` with a
         // TypeError, as `Context.run` would be unavailable on it).
-        if unsafe { context_api::PyContext_Enter(ctx) } < 0 {
+        if unsafe { ffi::PyContext_Enter(ctx) } < 0 {
             return h.report(slf, PyErr::fetch(py));
         }
         // SAFETY: GIL held; `callback` and `args` (a tuple) are owned
@@ -227,7 +212,7 @@ impl Handle {
         // SAFETY: GIL held; the context was entered just above on this
         // thread and is still current (the callback cannot leave it: a
         // context left by someone else fails `PyContext_Exit`, reported).
-        let exited = unsafe { context_api::PyContext_Exit(ctx) };
+        let exited = unsafe { ffi::PyContext_Exit(ctx) };
         match result {
             Ok(_) if exited == 0 => Ok(()),
             Ok(_) => h.report(slf, PyErr::fetch(py)),
