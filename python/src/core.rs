@@ -277,9 +277,9 @@ impl LoopCore {
 
     /// asyncio's `get_debug()` as the loop thread sees it.
     pub(crate) fn debug_now(&self) -> bool {
-        // The flag first: it is almost always off, and the thread check
-        // costs a thread-local lookup.
-        self.inner.debug.get() && self.on_loop_thread()
+        // The thread first: another thread may not touch `inner` while the
+        // loop runs (see `GilBound`).
+        self.on_loop_thread() && self.inner.debug.get()
     }
 
     /// A native `TimerHandle` of this loop is being cancelled: drop its Rust
