@@ -108,6 +108,9 @@ pub struct LoopCore {
     /// asyncio's `_thread_id` (0: `None`).
     thread_ident: AtomicU64,
     stopping: AtomicBool,
+    /// A copy of `Inner::debug` that any thread may read: while it is
+    /// false, `debug_now()` needs no thread check.
+    debug_set: AtomicBool,
     /// asyncio's `_closed` (set by `close()` before the Rust loop closes).
     py_closed: AtomicBool,
     forked: AtomicBool,
@@ -277,9 +280,10 @@ impl LoopCore {
 
     /// asyncio's `get_debug()` as the loop thread sees it.
     pub(crate) fn debug_now(&self) -> bool {
-        // The thread first: another thread may not touch `inner` while the
-        // loop runs (see `GilBound`).
-        self.on_loop_thread() && self.inner.debug.get()
+        // The atomic copy first: debug mode is rare, and the thread check
+        // costs a thread-local lookup; then the thread, since another thread
+        // may not touch `inner` while the loop runs (see `GilBound`).
+        self.debug_set.load(Ordering::Relaxed) && self.on_loop_thread() && self.inner.debug.get()
     }
 
     /// A native `TimerHandle` of this loop is being cancelled: drop its Rust
@@ -491,6 +495,7 @@ impl LoopCore {
             running_thread: AtomicU64::new(0),
             thread_ident: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
+            debug_set: AtomicBool::new(false),
             py_closed: AtomicBool::new(false),
             forked: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -544,6 +549,7 @@ impl LoopCore {
         let on = value.is_truthy()?;
         if self.on_loop_thread() {
             self.inner.debug.set(on);
+            self.debug_set.store(on, Ordering::Relaxed);
             Ok(())
         } else {
             Err(PyRuntimeError::new_err(WRONG_THREAD))
