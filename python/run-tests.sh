@@ -8,7 +8,7 @@
 #
 # A wheel is built per Python (the native handles use CPython's non-limited
 # API, so the extension is not abi3; the Rust dependencies are compiled once
-# and only the PyO3 crates and evloop-py are rebuilt per version, ~15 s
+# and only the PyO3 crates and evloop-py are rebuilt per version, 17-47 s
 # each) and installed in a fresh virtual environment per Python under
 # target/py/venv-3.X. Prints one summary line per (python, backend); exits
 # nonzero if any run failed.

@@ -1,15 +1,17 @@
 //! `LoopCore`: the ready queue, timers, poll and readiness callbacks of an
 //! asyncio loop, on loop-api's `EventLoop`.
 //!
-//! Python handles become Rust closures: `_call_soon` makes asyncio's
-//! `Handle` and queues a closure that runs it unless it was cancelled;
-//! `call_at` and `call_later` (in Rust, with no Python frame of their own
-//! outside debug mode) make asyncio's `TimerHandle` and put it on a
-//! loop-api timer, keeping the Rust timer by the Python handle's address
-//! (an unhashed map) until it fires or `_timer_handle_cancelled` cancels
-//! it, so a cancelled timer leaves the Rust heap as loop-api purges
-//! cancelled ones; readers and writers are loop-api watchers whose closures
-//! run the current reader or writer `Handle`.
+//! Handles: outside debug mode `call_soon`, `_call_soon`, `call_at` and
+//! `call_later` (in Rust, with no Python frame of their own) make the
+//! native handles of `handle.rs` and queue a closure that runs one unless
+//! it was cancelled; debug mode makes asyncio's own `Handle` and
+//! `TimerHandle` (through `_loop.py`), run the same way through their
+//! `_run()`. A timer is a loop-api timer, kept by the handle's address (an
+//! unhashed map) until it fires or the handle is cancelled, so a cancelled
+//! timer leaves the Rust heap as loop-api purges cancelled ones; readers
+//! and writers are loop-api watchers whose closures run the current reader
+//! or writer `Handle` (asyncio's). Inside `run_forever`, `_run_once` keeps
+//! iterating until `stop()`.
 //!
 //! A callback that raises `BaseException` (what `Handle._run` lets through:
 //! `KeyboardInterrupt`, `SystemExit`) ends the batch after itself
