@@ -96,7 +96,11 @@ class EventLoop(_core.LoopCore, unix_events._UnixSelectorEventLoop):
 
     # --- scheduling -----------------------------------------------------
 
-    # call_at and call_later are the core's (Rust); debug mode comes here.
+    # call_soon, call_at and call_later are the core's (Rust); debug mode
+    # comes here and builds asyncio's own handles.
+
+    def _evloop_call_soon_debug(self, callback, args, context):
+        return base_events.BaseEventLoop.call_soon(self, callback, *args, context=context)
 
     def _evloop_call_at_debug(self, when, callback, args, context):
         self._check_thread()

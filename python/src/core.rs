@@ -1,15 +1,17 @@
 //! `LoopCore`: the ready queue, timers, poll and readiness callbacks of an
 //! asyncio loop, on loop-api's `EventLoop`.
 //!
-//! Python handles become Rust closures: `_call_soon` makes asyncio's
-//! `Handle` and queues a closure that runs it unless it was cancelled;
-//! `call_at` and `call_later` (in Rust, with no Python frame of their own
-//! outside debug mode) make asyncio's `TimerHandle` and put it on a
-//! loop-api timer, keeping the Rust timer by the Python handle's address
-//! (an unhashed map) until it fires or `_timer_handle_cancelled` cancels
-//! it, so a cancelled timer leaves the Rust heap as loop-api purges
-//! cancelled ones; readers and writers are loop-api watchers whose closures
-//! run the current reader or writer `Handle`.
+//! Handles: outside debug mode `call_soon`, `_call_soon`, `call_at` and
+//! `call_later` (in Rust, with no Python frame of their own) make the
+//! native handles of `handle.rs` and queue a closure that runs one unless
+//! it was cancelled; debug mode makes asyncio's own `Handle` and
+//! `TimerHandle` (through `_loop.py`), run the same way through their
+//! `_run()`. A timer is a loop-api timer, kept by the handle's address (an
+//! unhashed map) until it fires or the handle is cancelled, so a cancelled
+//! timer leaves the Rust heap as loop-api purges cancelled ones; readers
+//! and writers are loop-api watchers whose closures run the current reader
+//! or writer `Handle` (asyncio's). Inside `run_forever`, `_run_once` keeps
+//! iterating until `stop()`.
 //!
 //! A callback that raises `BaseException` (what `Handle._run` lets through:
 //! `KeyboardInterrupt`, `SystemExit`) ends the batch after itself
@@ -34,6 +36,7 @@ use pyo3::types::{PyDict, PyFloat, PyTuple};
 
 use crate::backend::{new_loop, to_py};
 use crate::clock::Clock;
+use crate::handle::{Handle, TimerHandle as NativeTimer};
 use crate::threads::{thread_key, GilBound};
 
 /// What the loop thread keeps (never touched by another thread while the
@@ -59,7 +62,6 @@ thread_local! {
 }
 
 static HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static TIMER_HANDLE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// Hashes a Python object's address as is: the keys of `Inner::timers` are
 /// live objects' addresses, distinct and spread by the allocator, so
@@ -108,6 +110,9 @@ pub struct LoopCore {
     /// asyncio's `_thread_id` (0: `None`).
     thread_ident: AtomicU64,
     stopping: AtomicBool,
+    /// A copy of `Inner::debug` that any thread may read: while it is
+    /// false, `debug_now()` needs no thread check.
+    debug_set: AtomicBool,
     /// asyncio's `_closed` (set by `close()` before the Rust loop closes).
     py_closed: AtomicBool,
     forked: AtomicBool,
@@ -146,10 +151,6 @@ fn handle_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     HANDLE.import(py, "asyncio.events", "Handle")
 }
 
-fn timer_handle_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    TIMER_HANDLE.import(py, "asyncio.events", "TimerHandle")
-}
-
 /// Runs an asyncio handle as the loop's step: skipped if cancelled; in debug
 /// mode through the Python loop's timing wrapper; a `BaseException` is kept
 /// for `_run_once` and ends the batch.
@@ -183,6 +184,42 @@ fn run_handle(handle: &Py<PyAny>) {
             report(e);
         }
     })
+}
+
+/// Runs a native handle as the loop's step: skipped if cancelled; in debug
+/// mode through the Python loop's timing wrapper; else in Rust.
+fn run_native(handle: &Py<Handle>) {
+    Python::attach(|py| {
+        let h = handle.bind(py);
+        if h.get().is_cancelled() {
+            return;
+        }
+        let debug_loop = CURRENT.with(|c| {
+            c.borrow().as_ref().and_then(|inner| {
+                if inner.debug.get() {
+                    inner.py_loop.borrow().as_ref().map(|l| l.clone_ref(py))
+                } else {
+                    None
+                }
+            })
+        });
+        let result = match debug_loop {
+            Some(lp) => lp
+                .bind(py)
+                .call_method1(intern!(py, "_evloop_run_debug"), (h,))
+                .map(drop),
+            None => Handle::run(h),
+        };
+        if let Err(e) = result {
+            report(e);
+        }
+    })
+}
+
+/// What a Rust timer holds: a native `TimerHandle`, or asyncio's (debug mode).
+enum Timer {
+    Native(Py<NativeTimer>),
+    Asyncio(Py<PyAny>),
 }
 
 /// A callback raised past `Handle._run`: keep the first such exception for
@@ -241,6 +278,48 @@ impl LoopCore {
     fn on_loop_thread(&self) -> bool {
         let running = self.running_thread.load(Ordering::Acquire);
         running == 0 || running == thread_key()
+    }
+
+    /// asyncio's `get_debug()` as the loop thread sees it.
+    pub(crate) fn debug_now(&self) -> bool {
+        // The atomic copy first: debug mode is rare, and the thread check
+        // costs a thread-local lookup; then the thread, since another thread
+        // may not touch `inner` while the loop runs (see `GilBound`).
+        self.debug_set.load(Ordering::Relaxed) && self.on_loop_thread() && self.inner.debug.get()
+    }
+
+    /// A native `TimerHandle` of this loop is being cancelled: drop its Rust
+    /// timer (asyncio's `_timer_handle_cancelled`).
+    pub(crate) fn native_timer_cancelled(&self, timer: &Bound<'_, NativeTimer>) -> PyResult<()> {
+        if !self.on_loop_thread() || self.forked.load(Ordering::Acquire) {
+            // The handle is cancelled, so its timer does nothing when it
+            // fires; only the loop thread may touch the heap.
+            return Ok(());
+        }
+        let key = timer.as_ptr() as usize;
+        let rust = self.inner.timers.borrow_mut().remove(&key);
+        if let Some(rust) = rust {
+            rust.cancel();
+            timer.get().set_scheduled(false);
+        }
+        Ok(())
+    }
+
+    /// Queues a native handle to run on the loop (its thread, or any thread
+    /// while it does not run).
+    fn push_native(&self, handle: Py<Handle>) -> PyResult<()> {
+        self.check_fork()?;
+        if self.on_loop_thread() {
+            self.inner
+                .lp
+                .call_soon(move || run_native(&handle))
+                .map(drop)
+                .map_err(to_py)
+        } else {
+            self.handle
+                .call_soon_threadsafe(move || run_native(&handle))
+                .map_err(to_py)
+        }
     }
 
     /// Queues `handle` to run on the loop (its thread, or any thread while
@@ -324,41 +403,54 @@ impl LoopCore {
                 )?
                 .unbind());
         }
-        let timer = timer_handle_class(py)?.call1((when, callback, args, slf, context))?;
-        this.add_timer(&timer, at)?;
-        Ok(timer.unbind())
+        let init = NativeTimer::create(when, callback, args, slf.as_any(), context)?;
+        let timer = Bound::new(py, init)?;
+        this.add_timer(Timer::Native(timer.clone().unbind()), at)?;
+        timer.get().set_scheduled(true);
+        Ok(timer.into_any().unbind())
     }
 
     /// Puts `timer` (a `TimerHandle` due at `when`) on a Rust timer.
-    fn add_timer(&self, timer: &Bound<'_, PyAny>, when: f64) -> PyResult<()> {
+    fn add_timer(&self, timer: Timer, when: f64) -> PyResult<()> {
         self.check_thread()?;
         self.check_open()?;
-        let py = timer.py();
         let at = self
             .clock
             .instant(when)
             .map_err(|_| PyValueError::new_err("timer deadline is NaN"))?;
-        let key = timer.as_ptr() as usize;
-        let handle = timer.clone().unbind();
+        let key = match &timer {
+            Timer::Native(t) => t.as_ptr() as usize,
+            Timer::Asyncio(t) => t.as_ptr() as usize,
+        };
         let fire = move || {
             CURRENT.with(|c| {
                 if let Some(inner) = c.borrow().as_ref() {
                     inner.timers.borrow_mut().remove(&key);
                 }
             });
-            Python::attach(|py| {
-                if let Err(e) = handle.bind(py).setattr(intern!(py, "_scheduled"), false) {
-                    report(e);
+            match &timer {
+                Timer::Native(t) => {
+                    t.get().set_scheduled(false);
+                    Python::attach(|py| {
+                        let h = t.bind(py).as_super().clone().unbind();
+                        run_native(&h);
+                    });
                 }
-            });
-            run_handle(&handle);
+                Timer::Asyncio(t) => {
+                    Python::attach(|py| {
+                        if let Err(e) = t.bind(py).setattr(intern!(py, "_scheduled"), false) {
+                            report(e);
+                        }
+                    });
+                    run_handle(t);
+                }
+            }
         };
         let rust = match at {
             Some(at) => self.inner.lp.call_at(at, fire),
             None => self.inner.lp.call_later(Duration::MAX, fire),
         }
         .map_err(to_py)?;
-        timer.setattr(intern!(py, "_scheduled"), true)?;
         if let Some(old) = self.inner.timers.borrow_mut().insert(key, rust) {
             old.cancel();
         }
@@ -405,6 +497,7 @@ impl LoopCore {
             running_thread: AtomicU64::new(0),
             thread_ident: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
+            debug_set: AtomicBool::new(false),
             py_closed: AtomicBool::new(false),
             forked: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -458,6 +551,7 @@ impl LoopCore {
         let on = value.is_truthy()?;
         if self.on_loop_thread() {
             self.inner.debug.set(on);
+            self.debug_set.store(on, Ordering::Relaxed);
             Ok(())
         } else {
             Err(PyRuntimeError::new_err(WRONG_THREAD))
@@ -518,9 +612,17 @@ impl LoopCore {
         context: &Bound<'_, PyAny>,
     ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
-        let handle = handle_class(py)?.call1((callback, args, slf, context))?;
         let this = slf.get();
-        if this.on_loop_thread() && this.inner.debug.get() {
+        if !this.debug_now() {
+            let h = Bound::new(
+                py,
+                Handle::create(callback, args, slf.as_any(), Some(context))?,
+            )?;
+            this.push_native(h.clone().unbind())?;
+            return Ok(h.into_any().unbind());
+        }
+        let handle = handle_class(py)?.call1((callback, args, slf, context))?;
+        {
             let tb = handle.getattr("_source_traceback")?;
             if tb.is_truthy()? {
                 tb.del_item(-1)?;
@@ -531,8 +633,47 @@ impl LoopCore {
         Ok(out)
     }
 
+    /// asyncio's `call_soon`, in Rust: a `Handle` for `callback(*args)` in
+    /// `context` (the current one's copy by default), queued behind
+    /// everything already queued. In debug mode it runs asyncio's version
+    /// (`_evloop_call_soon_debug`: thread and callback checks, the handle's
+    /// source traceback).
+    #[pyo3(signature = (callback, *args, context = None))]
+    fn call_soon(
+        slf: &Bound<'_, Self>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        if this.debug_now() {
+            return Ok(slf
+                .call_method1(
+                    intern!(py, "_evloop_call_soon_debug"),
+                    (callback, args, context),
+                )?
+                .unbind());
+        }
+        if this.py_closed.load(Ordering::Acquire) {
+            return Err(PyRuntimeError::new_err("Event loop is closed"));
+        }
+        let h = Bound::new(
+            py,
+            Handle::create(callback, args.as_any(), slf.as_any(), context)?,
+        )?;
+        this.push_native(h.clone().unbind())?;
+        Ok(h.into_any().unbind())
+    }
+
     /// asyncio's `_add_callback`: queue a handle unless it is cancelled.
     fn _add_callback(&self, handle: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Ok(native) = handle.cast::<Handle>() {
+            if native.get().is_cancelled() {
+                return Ok(());
+            }
+            return self.push_native(native.clone().unbind());
+        }
         if handle
             .getattr(intern!(handle.py(), "_cancelled"))?
             .is_truthy()?
@@ -547,7 +688,8 @@ impl LoopCore {
     /// infinite or huge deadline never fires.
     fn _core_add_timer(&self, timer: &Bound<'_, PyAny>) -> PyResult<()> {
         let when: f64 = timer.call_method0(intern!(timer.py(), "when"))?.extract()?;
-        self.add_timer(timer, when)
+        self.add_timer(Timer::Asyncio(timer.clone().unbind()), when)?;
+        timer.setattr(intern!(timer.py(), "_scheduled"), true)
     }
 
     /// asyncio's `call_at`, in Rust: a `TimerHandle` for `callback(*args)`
@@ -589,6 +731,9 @@ impl LoopCore {
 
     /// asyncio's `_timer_handle_cancelled`: drops the Rust timer at once.
     fn _timer_handle_cancelled(&self, timer: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Ok(native) = timer.cast::<NativeTimer>() {
+            return self.native_timer_cancelled(native);
+        }
         if !self.on_loop_thread() || self.forked.load(Ordering::Acquire) {
             // The Python handle is cancelled, so its timer does nothing when
             // it fires; only the loop thread may touch the heap.
@@ -623,9 +768,14 @@ impl LoopCore {
         })
     }
 
-    /// One iteration of the loop (asyncio's `_run_once`): poll without
-    /// blocking if stopping, else until the next timer; run due timers and
-    /// the batch of ready callbacks; then run Python's signal handlers.
+    /// asyncio's `_run_once`. An iteration: poll without blocking if
+    /// stopping, else until the next timer; run due timers and the batch of
+    /// ready callbacks; then run Python's signal handlers. Inside
+    /// `run_forever` (a run started by setting `_thread_id`) it goes on with
+    /// the next iteration until `stop()` was called, so `run_forever`'s
+    /// Python loop (`_run_once()`, then `if self._stopping: break`) turns
+    /// once per run instead of once per iteration; called on its own it runs
+    /// one iteration.
     fn _run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
@@ -635,29 +785,35 @@ impl LoopCore {
         *inner.py_loop.borrow_mut() = Some(slf.clone().into_any().unbind());
         CURRENT.with(|c| *c.borrow_mut() = Some(inner.clone()));
         let _current = CurrentGuard(inner.clone());
-        let no_block = this.stopping.load(Ordering::Acquire);
-        let result = {
-            let run = inner
-                .run
-                .try_borrow()
-                .map_err(|_| PyRuntimeError::new_err("This event loop is already running"))?;
-            match run.as_ref() {
-                Some(run) => run.run_once(no_block),
-                // Called outside run_forever: a run of one iteration.
-                None => {
-                    drop(run);
-                    let one = inner.lp.enter_embedded().map_err(to_py)?;
-                    let r = one.run_once(no_block);
-                    drop(one);
-                    r
+        let run = inner
+            .run
+            .try_borrow()
+            .map_err(|_| PyRuntimeError::new_err("This event loop is already running"))?;
+        match run.as_ref() {
+            Some(run) => loop {
+                let result = run.run_once(this.stopping.load(Ordering::Acquire));
+                if let Some(e) = inner.pending.borrow_mut().take() {
+                    return Err(e);
                 }
+                result.map_err(to_py)?;
+                py.check_signals()?;
+                if this.stopping.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+            },
+            // Called outside run_forever: a run of one iteration.
+            None => {
+                drop(run);
+                let one = inner.lp.enter_embedded().map_err(to_py)?;
+                let result = one.run_once(this.stopping.load(Ordering::Acquire));
+                drop(one);
+                if let Some(e) = inner.pending.borrow_mut().take() {
+                    return Err(e);
+                }
+                result.map_err(to_py)?;
+                py.check_signals()
             }
-        };
-        if let Some(e) = inner.pending.borrow_mut().take() {
-            return Err(e);
         }
-        result.map_err(to_py)?;
-        py.check_signals()
     }
 
     /// Unused: `_run_once` runs readiness callbacks itself.

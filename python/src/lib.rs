@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 mod backend;
 mod clock;
 mod core;
+mod handle;
 mod sockio;
 mod threads;
 
@@ -20,6 +21,8 @@ mod threads;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<core::LoopCore>()?;
+    m.add_class::<handle::Handle>()?;
+    m.add_class::<handle::TimerHandle>()?;
     m.add_function(wrap_pyfunction!(backend::known_backends, m)?)?;
     m.add_function(wrap_pyfunction!(backend::default_backend, m)?)?;
     m.add_function(wrap_pyfunction!(sockio::recv, m)?)?;
