@@ -124,6 +124,28 @@ pub struct Args {
     #[arg(long, hide = true, value_name = "NAME")]
     pub rss_server: Option<String>,
 
+    /// Instead of the race: count each contender's user-space instructions
+    /// per echo request with callgrind (each server under `valgrind
+    /// --tool=callgrind` in a process of its own, the load generator
+    /// outside it making a fixed number of round trips; see --instr-*).
+    /// Needs valgrind. Load-independent, unlike the race's times.
+    #[arg(long)]
+    pub instructions: bool,
+
+    /// --instructions: the message size.
+    #[arg(long, value_parser = parse_size, default_value = "64")]
+    pub instr_size: usize,
+
+    /// --instructions: the connections.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub instr_conns: u32,
+
+    /// --instructions: round trips per connection in the two runs per
+    /// contender, SHORT,LONG; per request = the difference in instructions
+    /// over the difference in requests, so start-up and tear-down cancel.
+    #[arg(long, value_delimiter = ',', num_args = 2, default_value = "10,60")]
+    pub instr_rounds: Vec<u64>,
+
     /// Measure nothing: print the tables of a JSON file an earlier run
     /// wrote and draw its plot again (to --plot).
     #[arg(long, value_name = "JSON")]
@@ -247,6 +269,40 @@ fn write_file(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
 }
 
+/// `--instructions`: the callgrind count instead of the race.
+fn instructions(args: &Args, contenders: &[Contender]) -> ExitCode {
+    let (short, long) = match args.instr_rounds[..] {
+        [s, l] if s < l => (s, l),
+        _ => {
+            eprintln!("--instr-rounds takes SHORT,LONG with SHORT < LONG");
+            return ExitCode::from(2);
+        }
+    };
+    let plan = crate::instr::InstrPlan {
+        size: args.instr_size,
+        conns: args.instr_conns as usize,
+        short,
+        long,
+        dir: out_dir().join("callgrind"),
+    };
+    let quiet = args.quiet;
+    let rows = crate::instr::count(contenders, &plan, &mut |what| {
+        if !quiet {
+            eprintln!("{what}");
+        }
+    });
+    print!("{}", crate::instr::text(&rows, &plan));
+    println!(
+        "callgrind files (for callgrind_annotate): {}",
+        plan.dir.display()
+    );
+    if rows.iter().any(|r| r.per_request.is_none()) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 /// Runs the command line: the whole program behind `main`.
 pub fn main() -> ExitCode {
     let matches = Args::command().get_matches();
@@ -296,6 +352,9 @@ pub fn main() -> ExitCode {
     if contenders.is_empty() {
         eprintln!("no contender can run; try --list");
         return ExitCode::from(2);
+    }
+    if args.instructions {
+        return instructions(&args, &contenders);
     }
 
     // --smoke's echo cells: many small messages, and a few large ones

@@ -11,7 +11,9 @@
 //!   with requests/s, p50/p99 latency and server CPU per request;
 //! - beside them ([`scale`]): a loop per core (`evloop::LoopGroup`) against
 //!   tokio's multi-thread runtime at 1..N threads (`--scaling`), and each
-//!   server's memory per idle connection at 10,000 connections (`--rss`).
+//!   server's memory per idle connection at 10,000 connections (`--rss`);
+//! - instead of the race ([`instr`], `--instructions`): each echo server's
+//!   user-space instructions per request, counted by callgrind.
 //!
 //! Every workload is written once over the [`runtime::Runtime`] trait, so
 //! each contender runs the same code. Contenders are interleaved and every
@@ -23,6 +25,7 @@
 pub mod cli;
 pub mod contender;
 pub mod echo;
+pub mod instr;
 pub mod plot;
 pub mod report;
 pub mod run;

@@ -285,13 +285,14 @@ impl<B: 'static, K: Keep, T: BufKind<B>> Future for BufOp<B, K, T> {
                     // until the result is collected or `Drop` hands it to
                     // `abandon_op`; the keep-alive (or the caller) keeps
                     // `fd` open for as long.
-                    match unsafe { inner.start_op(op) } {
+                    match unsafe { inner.start_op_waking(op, Some(cx.waker())) } {
                         Started::Finished(res) => res,
                         Started::Pending(key) => {
-                            // Recorded first, so a drop from here on cancels;
-                            // the next turn registers the waker.
+                            // Recorded, so a drop from here on cancels; the
+                            // waker is registered already (and the result
+                            // cannot be there before the loop next waits).
                             this.phase = Phase::Op(key);
-                            continue;
+                            return Poll::Pending;
                         }
                     }
                 }

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 
 use crate::driver::{Cancel, Completion, Op, OpOutput};
 use crate::loop_core::handle::{Callback, CallbackCell, Handle};
@@ -78,9 +78,10 @@ pub(crate) enum Started {
     /// It finished at submission (or the loop is closed): its result. The
     /// backend keeps nothing of it.
     Finished(io::Result<OpOutput>),
-    /// It is in the backend under this key. No waker is registered yet:
-    /// the caller records the key (so that dropping it cancels the
-    /// operation) and then registers one with [`LoopInner::poll_op`].
+    /// It is in the backend under this key. The caller records the key (so
+    /// that dropping it cancels the operation); unless it gave a waker to
+    /// [`LoopInner::start_op_waking`], it then registers one with
+    /// [`LoopInner::poll_op`].
     Pending(OpKey),
 }
 
@@ -139,6 +140,22 @@ impl LoopInner {
     /// [`abandon_op`](Self::abandon_op) released it (taking the memory
     /// into an orphan slot when the backend still owns it).
     pub(crate) unsafe fn start_op(&self, op: Op) -> Started {
+        // SAFETY: the caller's contract is this function's.
+        unsafe { self.start_op_waking(op, None) }
+    }
+
+    /// [`start_op`](Self::start_op), registering `waker` with the pending
+    /// operation at once (`Started::Pending` then needs no `poll_op` before
+    /// the caller returns `Pending`): one lookup of the operation's slot
+    /// fewer per operation that waits. The waker is cloned before the
+    /// submission, so nothing can panic between the submission and the
+    /// slot being taken; an operation that finishes at once drops the
+    /// clone.
+    ///
+    /// # Safety
+    /// As for [`start_op`](Self::start_op).
+    pub(crate) unsafe fn start_op_waking(&self, op: Op, waker: Option<&Waker>) -> Started {
+        let waker = waker.cloned();
         let mut driver = self.driver.borrow_mut();
         let Some(driver) = driver.as_mut() else {
             return Started::Finished(Err(closed_error()));
@@ -154,7 +171,7 @@ impl LoopInner {
         match unsafe { driver.submit(key.id(), op) } {
             Poll::Ready(result) => Started::Finished(result),
             Poll::Pending => {
-                ops.insert(key, OpState::Waiting(None));
+                ops.insert(key, OpState::Waiting(waker));
                 Started::Pending(key)
             }
         }

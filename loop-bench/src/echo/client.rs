@@ -48,6 +48,8 @@ struct Conn {
     started: Instant,
     /// Whether a round trip has completed on this connection yet.
     served: bool,
+    /// Round trips still to make ([`run_count`]); `u64::MAX` for a timed run.
+    remaining: u64,
 }
 
 struct Snapshot {
@@ -88,6 +90,7 @@ pub fn run(addr: SocketAddr, conns: usize, size: usize, win: Window) -> io::Resu
             read: 0,
             started: Instant::now(),
             served: false,
+            remaining: u64::MAX,
         });
     }
 
@@ -170,6 +173,9 @@ fn drive(
 ) -> io::Result<()> {
     let size = message.len();
     loop {
+        if conn.remaining == 0 {
+            return Ok(());
+        }
         let mut progressed = false;
         if conn.written < size {
             match conn.stream.write(&message[conn.written..]) {
@@ -204,6 +210,7 @@ fn drive(
                         conn.started = now;
                         conn.written = 0;
                         conn.read = 0;
+                        conn.remaining -= 1;
                         progressed = true;
                     } else if n == scratch.len() {
                         // Possibly more queued: read again.
@@ -219,4 +226,66 @@ fn drive(
             return Ok(());
         }
     }
+}
+
+/// Runs `conns` closed-loop connections of `size`-byte messages against
+/// `addr`, each making exactly `per_conn` round trips, then closes them;
+/// gives the number of round trips made (`conns * per_conn`). For counting
+/// the server's instructions ([`crate::instr`]), where the count, not the
+/// time, must be fixed. `stall` bounds the wait for any progress.
+pub fn run_count(
+    addr: SocketAddr,
+    conns: usize,
+    size: usize,
+    per_conn: u64,
+    stall: Duration,
+) -> io::Result<u64> {
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let message = vec![0x5au8; size.max(1)];
+    let mut scratch = vec![0u8; 64 * 1024];
+    let mut all = Vec::with_capacity(conns);
+    for i in 0..conns {
+        let std = std::net::TcpStream::connect(addr)?;
+        std.set_nodelay(true)?;
+        std.set_nonblocking(true)?;
+        let mut stream = TcpStream::from_std(std);
+        poll.registry().register(
+            &mut stream,
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        all.push(Conn {
+            stream,
+            written: 0,
+            read: 0,
+            started: Instant::now(),
+            served: false,
+            remaining: per_conn,
+        });
+    }
+    let mut done = 0u64;
+    let target = per_conn * conns as u64;
+    for conn in all.iter_mut() {
+        drive(conn, &message, &mut scratch, &mut |_| done += 1)?;
+    }
+    let mut last_progress = Instant::now();
+    while done < target {
+        poll.poll(&mut events, Some(Duration::from_millis(100)))?;
+        if events.is_empty() {
+            if last_progress.elapsed() > stall {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no echo for {stall:?} ({done} of {target} round trips made)"),
+                ));
+            }
+            continue;
+        }
+        last_progress = Instant::now();
+        for event in events.iter() {
+            let conn = &mut all[event.token().0];
+            drive(conn, &message, &mut scratch, &mut |_| done += 1)?;
+        }
+    }
+    Ok(done)
 }
