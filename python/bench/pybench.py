@@ -132,10 +132,10 @@ def serve(contender, mode):
         server.close()
         # Let the connection handlers end before the loop closes (no
         # "Task was destroyed but it is pending!" at exit).
+        # The client has closed its connections, so they end by themselves.
         rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for t in rest:
-            t.cancel()
-        await asyncio.gather(*rest, return_exceptions=True)
+        if rest:
+            await asyncio.wait(rest, timeout=5)
 
     lp.run_until_complete(main())
     lp.close()
