@@ -81,8 +81,8 @@ impl<T> std::fmt::Debug for GilCell<T> {
 
 // SAFETY: the value is reached only through the accessors above, each of
 // which holds the GIL (its `Python` token) for the whole access and runs no
-// Python code meanwhile; the package is built for GIL-enabled CPython only
-// (abi3), so the GIL serializes every access.
+// Python code meanwhile; the package is built for the GIL-enabled CPython
+// of each version (no free-threaded build), so the GIL serializes every access.
 unsafe impl<T: Send> Sync for GilCell<T> {}
 
 static FORMAT_CALLBACK_SOURCE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
