@@ -13,14 +13,13 @@
 //! of the server process (the loop thread and any helper). Instruction
 //! counts do not depend on the machine's load, unlike times.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::contender::Contender;
 use crate::echo::client;
+use crate::scale::{check_nofile, read_listening, vs_tokio};
 
 /// How long the load generator waits for any echo from a server under
 /// valgrind before it gives up.
@@ -99,13 +98,7 @@ pub fn count(
 }
 
 fn count_one(name: &str, plan: &InstrPlan, rounds: u64) -> Result<u64, String> {
-    let limit = crate::sys::raise_nofile().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
-    if limit < plan.conns as u64 + 100 {
-        return Err(format!(
-            "RLIMIT_NOFILE is {limit}, too low for {} connections",
-            plan.conns
-        ));
-    }
+    check_nofile(plan.conns)?;
     std::fs::create_dir_all(&plan.dir)
         .map_err(|e| format!("create {}: {e}", plan.dir.display()))?;
     let out = plan.dir.join(format!("{name}-{rounds}.callgrind"));
@@ -124,16 +117,7 @@ fn count_one(name: &str, plan: &InstrPlan, rounds: u64) -> Result<u64, String> {
         .map_err(|e| format!("spawn valgrind (is it installed?): {e}"))?;
     let mut addr = None;
     let served = (|| {
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| format!("read the server's port: {e}"))?;
-        let listening: SocketAddr = line
-            .trim()
-            .strip_prefix("LISTENING ")
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| format!("the server said {line:?}"))?;
+        let listening = read_listening(&mut child)?;
         addr = Some(listening);
         client::run_count(listening, plan.conns, plan.size, rounds, STALL)
             .map_err(|e| format!("load generator: {e}"))
@@ -209,14 +193,7 @@ pub fn text(rows: &[InstrRow], plan: &InstrPlan) -> String {
     for r in rows {
         match (r.short_ir, r.long_ir, r.per_request) {
             (Some(s), Some(l), Some(per)) => {
-                let vs = match tokio {
-                    Some(t) if r.contender != "tokio" && t > 0.0 => format!(
-                        "{:.2}x ({})",
-                        per / t,
-                        if per <= t { "goal met" } else { "goal NOT met" }
-                    ),
-                    _ => "-".to_owned(),
-                };
+                let vs = vs_tokio(&r.contender, per, tokio);
                 out += &format!("| {} | {s} | {l} | {per:.0} | {vs} |\n", r.contender);
             }
             _ => {

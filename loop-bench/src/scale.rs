@@ -371,12 +371,7 @@ fn vm_rss_kib(pid: u32) -> Result<u64, String> {
 }
 
 fn rss_one(name: &str, conns: usize) -> Result<(u64, u64), String> {
-    let limit = crate::sys::raise_nofile().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
-    if limit < conns as u64 + 100 {
-        return Err(format!(
-            "RLIMIT_NOFILE is {limit}, too low for {conns} connections"
-        ));
-    }
+    check_nofile(conns)?;
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let mut child = Command::new(exe)
         .args(["--rss-server", name])
@@ -386,16 +381,7 @@ fn rss_one(name: &str, conns: usize) -> Result<(u64, u64), String> {
         .spawn()
         .map_err(|e| format!("spawn the server: {e}"))?;
     let result = (|| {
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| format!("read the server's port: {e}"))?;
-        let addr: SocketAddr = line
-            .trim()
-            .strip_prefix("LISTENING ")
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| format!("the server said {line:?}"))?;
+        let addr = read_listening(&mut child)?;
         std::thread::sleep(Duration::from_millis(200));
         let before = vm_rss_kib(child.id())?;
         let mut open = Vec::with_capacity(conns);
@@ -421,6 +407,45 @@ fn rss_one(name: &str, conns: usize) -> Result<(u64, u64), String> {
     let _ = child.kill();
     let _ = child.wait();
     result
+}
+
+/// Whether this process may open `conns` connections (and some more),
+/// raising its descriptor limit first.
+pub(crate) fn check_nofile(conns: usize) -> Result<(), String> {
+    let limit = crate::sys::raise_nofile().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
+    if limit < conns as u64 + 100 {
+        return Err(format!(
+            "RLIMIT_NOFILE is {limit}, too low for {conns} connections"
+        ));
+    }
+    Ok(())
+}
+
+/// The address a `--rss-server` child prints (`LISTENING addr`) before it
+/// serves.
+pub(crate) fn read_listening(child: &mut std::process::Child) -> Result<SocketAddr, String> {
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| format!("read the server's port: {e}"))?;
+    line.trim()
+        .strip_prefix("LISTENING ")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("the server said {line:?}"))
+}
+
+/// A "vs tokio" cell for a lower-is-better figure: the ratio to tokio's
+/// and whether the goal (at most tokio's) is met; "-" for tokio itself.
+pub(crate) fn vs_tokio(contender: &str, per: f64, tokio: Option<f64>) -> String {
+    match tokio {
+        Some(t) if contender != "tokio" && t > 0.0 => format!(
+            "{:.2}x ({})",
+            per / t,
+            if per <= t { "goal met" } else { "goal NOT met" }
+        ),
+        _ => "-".to_owned(),
+    }
 }
 
 /// `--rss-server NAME`: serve echo on 127.0.0.1 with contender `NAME`'s
@@ -484,14 +509,7 @@ pub fn rss_text(rows: &[RssRow]) -> String {
     for r in rows {
         match (r.before_kib, r.after_kib, r.bytes_per_conn) {
             (Some(b), Some(a), Some(per)) => {
-                let vs = match tokio {
-                    Some(t) if r.contender != "tokio" && t > 0.0 => format!(
-                        "{:.2}x ({})",
-                        per / t,
-                        if per <= t { "goal met" } else { "goal NOT met" }
-                    ),
-                    _ => "-".to_owned(),
-                };
+                let vs = vs_tokio(&r.contender, per, tokio);
                 out += &format!(
                     "| {} | {:.1} MiB | {:.1} MiB | {:.0} | {vs} |\n",
                     r.contender,

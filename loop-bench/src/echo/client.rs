@@ -66,13 +66,15 @@ fn snapshot() -> io::Result<Snapshot> {
     })
 }
 
-/// Runs `conns` closed-loop connections of `size`-byte messages against
-/// `addr` for `win`, on the calling thread.
-pub fn run(addr: SocketAddr, conns: usize, size: usize, win: Window) -> io::Result<LoadResult> {
-    let mut poll = Poll::new()?;
-    let mut events = Events::with_capacity(1024);
-    let message = vec![0x5au8; size.max(1)];
-    let mut scratch = vec![0u8; 64 * 1024];
+/// Opens `conns` non-blocking, NODELAY connections to `addr`, registered
+/// with `poll` (token = index) for both directions, each with `remaining`
+/// round trips to make.
+fn connect_all(
+    poll: &Poll,
+    addr: SocketAddr,
+    conns: usize,
+    remaining: u64,
+) -> io::Result<Vec<Conn>> {
     let mut all = Vec::with_capacity(conns);
     for i in 0..conns {
         let std = std::net::TcpStream::connect(addr)?;
@@ -90,9 +92,20 @@ pub fn run(addr: SocketAddr, conns: usize, size: usize, win: Window) -> io::Resu
             read: 0,
             started: Instant::now(),
             served: false,
-            remaining: u64::MAX,
+            remaining,
         });
     }
+    Ok(all)
+}
+
+/// Runs `conns` closed-loop connections of `size`-byte messages against
+/// `addr` for `win`, on the calling thread.
+pub fn run(addr: SocketAddr, conns: usize, size: usize, win: Window) -> io::Result<LoadResult> {
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let message = vec![0x5au8; size.max(1)];
+    let mut scratch = vec![0u8; 64 * 1024];
+    let mut all = connect_all(&poll, addr, conns, u64::MAX)?;
 
     let mut latencies: Vec<u64> = Vec::with_capacity(1 << 16);
     let mut recording = false;
@@ -244,26 +257,7 @@ pub fn run_count(
     let mut events = Events::with_capacity(1024);
     let message = vec![0x5au8; size.max(1)];
     let mut scratch = vec![0u8; 64 * 1024];
-    let mut all = Vec::with_capacity(conns);
-    for i in 0..conns {
-        let std = std::net::TcpStream::connect(addr)?;
-        std.set_nodelay(true)?;
-        std.set_nonblocking(true)?;
-        let mut stream = TcpStream::from_std(std);
-        poll.registry().register(
-            &mut stream,
-            Token(i),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
-        all.push(Conn {
-            stream,
-            written: 0,
-            read: 0,
-            started: Instant::now(),
-            served: false,
-            remaining: per_conn,
-        });
-    }
+    let mut all = connect_all(&poll, addr, conns, per_conn)?;
     let mut done = 0u64;
     let target = per_conn * conns as u64;
     for conn in all.iter_mut() {
