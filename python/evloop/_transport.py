@@ -17,14 +17,16 @@ from asyncio import selector_events
 
 from . import _core
 
-# 3.12+ asyncio refuses a second transport on a descriptor that already has
-# one; whatever the patch release, do what this Python's own loop does.
-CHECKS_FD_HAS_NO_TRANSPORT = "_ensure_fd_no_transport" in (
-    selector_events.BaseSelectorEventLoop._make_socket_transport.__code__.co_names
-)
-DATAGRAM_CHECKS_FD_HAS_NO_TRANSPORT = "_ensure_fd_no_transport" in (
-    selector_events.BaseSelectorEventLoop._make_datagram_transport.__code__.co_names
-)
+
+def _checks_fd_has_no_transport(method):
+    # 3.12+ asyncio refuses a second transport on a descriptor that already
+    # has one; whatever the patch release, do what this Python's loop does.
+    return "_ensure_fd_no_transport" in method.__code__.co_names
+
+
+_BASE = selector_events.BaseSelectorEventLoop
+CHECKS_FD_HAS_NO_TRANSPORT = _checks_fd_has_no_transport(_BASE._make_socket_transport)
+DATAGRAM_CHECKS_FD_HAS_NO_TRANSPORT = _checks_fd_has_no_transport(_BASE._make_datagram_transport)
 
 
 class SocketTransport(selector_events._SelectorSocketTransport):

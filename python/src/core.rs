@@ -151,6 +151,20 @@ fn handle_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     HANDLE.import(py, "asyncio.events", "Handle")
 }
 
+/// The Python loop when debug mode is on (its `_evloop_run_debug` times
+/// each step), else `None`: read from the core whose `_run_once` runs.
+fn debug_loop(py: Python<'_>) -> Option<Py<PyAny>> {
+    CURRENT.with(|c| {
+        c.borrow().as_ref().and_then(|inner| {
+            if inner.debug.get() {
+                inner.py_loop.borrow().as_ref().map(|l| l.clone_ref(py))
+            } else {
+                None
+            }
+        })
+    })
+}
+
 /// Runs an asyncio handle as the loop's step: skipped if cancelled; in debug
 /// mode through the Python loop's timing wrapper; a `BaseException` is kept
 /// for `_run_once` and ends the batch.
@@ -165,16 +179,7 @@ fn run_handle(handle: &Py<PyAny>) {
             Ok(true) => return,
             Err(e) => return report(e),
         }
-        let debug_loop = CURRENT.with(|c| {
-            c.borrow().as_ref().and_then(|inner| {
-                if inner.debug.get() {
-                    inner.py_loop.borrow().as_ref().map(|l| l.clone_ref(py))
-                } else {
-                    None
-                }
-            })
-        });
-        let result = match debug_loop {
+        let result = match debug_loop(py) {
             Some(lp) => lp
                 .bind(py)
                 .call_method1(intern!(py, "_evloop_run_debug"), (h,)),
@@ -188,32 +193,21 @@ fn run_handle(handle: &Py<PyAny>) {
 
 /// Runs a native handle as the loop's step: skipped if cancelled; in debug
 /// mode through the Python loop's timing wrapper; else in Rust.
-fn run_native(handle: &Py<Handle>) {
-    Python::attach(|py| {
-        let h = handle.bind(py);
-        if h.get().is_cancelled() {
-            return;
-        }
-        let debug_loop = CURRENT.with(|c| {
-            c.borrow().as_ref().and_then(|inner| {
-                if inner.debug.get() {
-                    inner.py_loop.borrow().as_ref().map(|l| l.clone_ref(py))
-                } else {
-                    None
-                }
-            })
-        });
-        let result = match debug_loop {
-            Some(lp) => lp
-                .bind(py)
-                .call_method1(intern!(py, "_evloop_run_debug"), (h,))
-                .map(drop),
-            None => Handle::run(h),
-        };
-        if let Err(e) = result {
-            report(e);
-        }
-    })
+fn run_native(h: &Bound<'_, Handle>) {
+    if h.get().is_cancelled() {
+        return;
+    }
+    let py = h.py();
+    let result = match debug_loop(py) {
+        Some(lp) => lp
+            .bind(py)
+            .call_method1(intern!(py, "_evloop_run_debug"), (h,))
+            .map(drop),
+        None => Handle::run(h),
+    };
+    if let Err(e) = result {
+        report(e);
+    }
 }
 
 /// What a Rust timer holds: a native `TimerHandle`, or asyncio's (debug mode).
@@ -291,18 +285,23 @@ impl LoopCore {
     /// A native `TimerHandle` of this loop is being cancelled: drop its Rust
     /// timer (asyncio's `_timer_handle_cancelled`).
     pub(crate) fn native_timer_cancelled(&self, timer: &Bound<'_, NativeTimer>) -> PyResult<()> {
-        if !self.on_loop_thread() || self.forked.load(Ordering::Acquire) {
-            // The handle is cancelled, so its timer does nothing when it
-            // fires; only the loop thread may touch the heap.
-            return Ok(());
-        }
-        let key = timer.as_ptr() as usize;
-        let rust = self.inner.timers.borrow_mut().remove(&key);
-        if let Some(rust) = rust {
-            rust.cancel();
+        if self.drop_timer(timer.as_any()) {
             timer.get().set_scheduled(false);
         }
         Ok(())
+    }
+
+    /// Cancels and forgets the Rust timer of the cancelled handle `timer`;
+    /// whether there was one. Only on the loop thread (and not in a forked
+    /// child): elsewhere the timer stays on the heap, and does nothing when
+    /// it fires because its handle is cancelled.
+    fn drop_timer(&self, timer: &Bound<'_, PyAny>) -> bool {
+        if !self.on_loop_thread() || self.forked.load(Ordering::Acquire) {
+            return false;
+        }
+        let key = timer.as_ptr() as usize;
+        let rust = self.inner.timers.borrow_mut().remove(&key);
+        rust.map(|rust| rust.cancel()).is_some()
     }
 
     /// Queues a native handle to run on the loop (its thread, or any thread
@@ -312,14 +311,29 @@ impl LoopCore {
         if self.on_loop_thread() {
             self.inner
                 .lp
-                .call_soon(move || run_native(&handle))
+                .call_soon(move || Python::attach(|py| run_native(handle.bind(py))))
                 .map(drop)
                 .map_err(to_py)
         } else {
             self.handle
-                .call_soon_threadsafe(move || run_native(&handle))
+                .call_soon_threadsafe(move || Python::attach(|py| run_native(handle.bind(py))))
                 .map_err(to_py)
         }
+    }
+
+    /// A native `Handle` for `callback(*args)` in `context`, queued.
+    fn queue_native(
+        slf: &Bound<'_, Self>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyAny>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let h = Bound::new(
+            slf.py(),
+            Handle::create(callback, args, slf.as_any(), context)?,
+        )?;
+        slf.get().push_native(h.clone().unbind())?;
+        Ok(h.into_any().unbind())
     }
 
     /// Queues `handle` to run on the loop (its thread, or any thread while
@@ -431,10 +445,7 @@ impl LoopCore {
             match &timer {
                 Timer::Native(t) => {
                     t.get().set_scheduled(false);
-                    Python::attach(|py| {
-                        let h = t.bind(py).as_super().clone().unbind();
-                        run_native(&h);
-                    });
+                    Python::attach(|py| run_native(t.bind(py).as_super()));
                 }
                 Timer::Asyncio(t) => {
                     Python::attach(|py| {
@@ -614,12 +625,7 @@ impl LoopCore {
         let py = slf.py();
         let this = slf.get();
         if !this.debug_now() {
-            let h = Bound::new(
-                py,
-                Handle::create(callback, args, slf.as_any(), Some(context))?,
-            )?;
-            this.push_native(h.clone().unbind())?;
-            return Ok(h.into_any().unbind());
+            return Self::queue_native(slf, callback, args, Some(context));
         }
         let handle = handle_class(py)?.call1((callback, args, slf, context))?;
         {
@@ -658,12 +664,7 @@ impl LoopCore {
         if this.py_closed.load(Ordering::Acquire) {
             return Err(PyRuntimeError::new_err("Event loop is closed"));
         }
-        let h = Bound::new(
-            py,
-            Handle::create(callback, args.as_any(), slf.as_any(), context)?,
-        )?;
-        this.push_native(h.clone().unbind())?;
-        Ok(h.into_any().unbind())
+        Self::queue_native(slf, callback, args.as_any(), context)
     }
 
     /// asyncio's `_add_callback`: queue a handle unless it is cancelled.
@@ -734,15 +735,7 @@ impl LoopCore {
         if let Ok(native) = timer.cast::<NativeTimer>() {
             return self.native_timer_cancelled(native);
         }
-        if !self.on_loop_thread() || self.forked.load(Ordering::Acquire) {
-            // The Python handle is cancelled, so its timer does nothing when
-            // it fires; only the loop thread may touch the heap.
-            return Ok(());
-        }
-        let key = timer.as_ptr() as usize;
-        let rust = self.inner.timers.borrow_mut().remove(&key);
-        if let Some(rust) = rust {
-            rust.cancel();
+        if self.drop_timer(timer) {
             timer.setattr(intern!(timer.py(), "_scheduled"), false)?;
         }
         Ok(())
@@ -789,14 +782,19 @@ impl LoopCore {
             .run
             .try_borrow()
             .map_err(|_| PyRuntimeError::new_err("This event loop is already running"))?;
+        // After each iteration, what asyncio's loop checks: a callback's
+        // BaseException first, then the loop's own error, then Python's
+        // signal handlers.
+        let settle = |result: loop_api::Result<()>| -> PyResult<()> {
+            if let Some(e) = inner.pending.borrow_mut().take() {
+                return Err(e);
+            }
+            result.map_err(to_py)?;
+            py.check_signals()
+        };
         match run.as_ref() {
             Some(run) => loop {
-                let result = run.run_once(this.stopping.load(Ordering::Acquire));
-                if let Some(e) = inner.pending.borrow_mut().take() {
-                    return Err(e);
-                }
-                result.map_err(to_py)?;
-                py.check_signals()?;
+                settle(run.run_once(this.stopping.load(Ordering::Acquire)))?;
                 if this.stopping.load(Ordering::Acquire) {
                     return Ok(());
                 }
@@ -807,11 +805,7 @@ impl LoopCore {
                 let one = inner.lp.enter_embedded().map_err(to_py)?;
                 let result = one.run_once(this.stopping.load(Ordering::Acquire));
                 drop(one);
-                if let Some(e) = inner.pending.borrow_mut().take() {
-                    return Err(e);
-                }
-                result.map_err(to_py)?;
-                py.check_signals()
+                settle(result)
             }
         }
     }

@@ -45,9 +45,11 @@ pub fn recv<'py>(py: Python<'py>, fd: i32, max_size: usize) -> PyResult<Bound<'p
         if n < 0 {
             let err = std::io::Error::last_os_error();
             let errno = err.raw_os_error().unwrap_or(libc::EIO);
-            let msg = std::io::Error::from_raw_os_error(errno).to_string();
             // OSError(errno, strerror) becomes the subclass for that errno.
-            return Err(PyOSError::new_err((errno, strip_os_suffix(&msg))));
+            return Err(PyOSError::new_err((
+                errno,
+                strip_os_suffix(&err.to_string()),
+            )));
         }
         Ok(PyBytes::new(py, &buf[..n as usize]))
     })
