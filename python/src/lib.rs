@@ -26,5 +26,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(backend::known_backends, m)?)?;
     m.add_function(wrap_pyfunction!(backend::default_backend, m)?)?;
     m.add_function(wrap_pyfunction!(sockio::recv, m)?)?;
+    m.add("READ_CAP", sockio::READ_CAP)?;
     Ok(())
 }

@@ -51,6 +51,23 @@ def test_recv_returns_bytes_and_honours_max_size():
         assert _core.recv(a.fileno(), 1000) == b""
 
 
+def test_recv_reads_at_most_read_cap_and_loses_nothing():
+    # Reads go straight into a heap bytes of at most READ_CAP (below glibc's
+    # mmap threshold); what is left waits for the next read.
+    assert 64 * 1024 <= _core.READ_CAP < 128 * 1024
+    a, b = socket.socketpair()
+    with a, b:
+        for s in (a, b):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        payload = os.urandom(_core.READ_CAP + 4321)
+        b.sendall(payload)
+        first = _core.recv(a.fileno(), 256 * 1024)
+        assert len(first) == _core.READ_CAP
+        rest = _core.recv(a.fileno(), 256 * 1024)
+        assert first + rest == payload
+
+
 def test_recv_errors_carry_errno_and_subclass():
     a, b = socket.socketpair()
     with a, b:
