@@ -4,8 +4,9 @@ asyncio's ``_SelectorSocketTransport`` reads with ``sock.recv(max_size)``,
 which allocates (and, with glibc, maps and unmaps) a 256 KiB ``bytes`` per
 read. This subclass reads through ``evloop._core.recv``, which receives
 straight into a heap ``bytes`` of at most ``_core.READ_CAP`` bytes (below
-glibc's mmap threshold) and shrinks it to what arrived. Everything else (writes, flow control, EOF, closing, buffered
-protocols, ``get_extra_info``) is asyncio's code, unchanged.
+glibc's mmap threshold) and shrinks it to what arrived. Everything else
+(writes, flow control, EOF, closing, buffered protocols,
+``get_extra_info``) is asyncio's code, unchanged.
 
 The datagram transport has the same problem with ``recvfrom(max_size)``;
 it receives with ``recvfrom_into`` into a buffer the loop keeps (CPython

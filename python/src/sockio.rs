@@ -38,7 +38,7 @@ pub fn recv<'py>(py: Python<'py>, fd: i32, max_size: usize) -> PyResult<Bound<'p
         return Ok(PyBytes::new(py, b""));
     }
     // SAFETY: a NULL source asks CPython for a `bytes` with `cap`
-    // uninitialised bytes; `cap` fits in `Py_ssize_t` (it is below
+    // uninitialised bytes; `cap` fits in `Py_ssize_t` (it is at most
     // READ_CAP). We hold the only reference until it is returned.
     let mut obj =
         unsafe { ffi::PyBytes_FromStringAndSize(std::ptr::null(), cap as ffi::Py_ssize_t) };
